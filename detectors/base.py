@@ -1,0 +1,37 @@
+"""The detector interface: look at one loaded image, return one :class:`Evidence`."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar, Sequence
+
+from provenance.imageio import LoadedImage
+
+from .results import Evidence, Signal, Strength
+
+
+class Detector(ABC):
+    name: ClassVar[str]
+    family: ClassVar[str]
+
+    @abstractmethod
+    def detect(self, image: LoadedImage) -> Evidence: ...
+
+    def detect_batch(self, images: Sequence[LoadedImage]) -> list[Evidence]:
+        """Batched entry point; detectors with vectorised models override it."""
+        return [self.safe_detect(image) for image in images]
+
+    def safe_detect(self, image: LoadedImage) -> Evidence:
+        """A detector bug on one hostile file must not stop a batch: it becomes an error record."""
+        try:
+            return self.detect(image)
+        except Exception as exc:  # noqa: BLE001 - converted into evidence, never swallowed silently
+            return self.evidence(
+                Signal.ERROR,
+                Strength.NONE,
+                f"{self.name} failed on this file",
+                error=f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}",
+            )
+
+    def evidence(self, signal: Signal, strength: Strength, summary: str, **fields) -> Evidence:
+        return Evidence(detector=self.name, family=self.family, signal=signal, strength=strength,
+                        summary=summary, **fields)

@@ -1,0 +1,1 @@
+"""Click command groups, one module per area; ``provenance.cli`` assembles them."""

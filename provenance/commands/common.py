@@ -1,0 +1,37 @@
+"""Conventions shared by every command: one-line errors, --json output, exit codes.
+
+Exit codes (documented in README):
+  0  success (for ``check``: every file checked, none synthetic or likely synthetic)
+  1  ``check``: at least one file is synthetic or likely synthetic; other commands: the work failed
+  2  usage error (bad option or argument)
+  4  ``check``: at least one file could not be checked (added to 1 when both happen: 5)
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_FOUND_SYNTHETIC = 1
+EXIT_USAGE = 2
+EXIT_SOME_FILES_FAILED = 4
+
+
+def error_line(source: object, problem: str) -> str:
+    return f"provenance: {source}: {problem}"
+
+
+def fail(source: object, problem: str, code: int = EXIT_FAILED) -> "NoReturn":  # type: ignore[name-defined]
+    """Print one line naming the file and the problem, then exit; never a traceback."""
+    click.echo(error_line(source, problem), err=True)
+    sys.exit(code)
+
+
+def emit_json(obj) -> None:
+    click.echo(json.dumps(obj, ensure_ascii=False))
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output (JSON).")
