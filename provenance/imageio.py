@@ -21,6 +21,7 @@ DEFAULT_MAX_PIXELS = 120_000_000  # a 12k x 10k scan; beyond that we refuse rath
 
 _XMP_PACKET = re.compile(rb"<x:xmpmeta.*?</x:xmpmeta>", re.DOTALL)
 _EXIF_ORIENTATION = 0x0112
+_EXIF_SUB_IFD = 0x8769
 
 
 class ImageLoadError(ValueError):
@@ -141,9 +142,11 @@ def _decode(data: bytes, label: str, limits: LoadLimits) -> LoadedImage:
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
             raise ImageLoadError(f"truncated or corrupt image data ({_one_line(exc)})") from None
 
-    exif = {}
+    exif: dict[int, object] = {}
     try:
-        exif = dict(img.getexif())
+        raw_exif = img.getexif()
+        exif = dict(raw_exif)
+        exif.update(raw_exif.get_ifd(_EXIF_SUB_IFD))  # UserComment and capture settings live here
     except Exception:
         notes.append("EXIF block unreadable")
     orientation = exif.get(_EXIF_ORIENTATION)

@@ -1,0 +1,59 @@
+"""Fuse per-detector evidence into one verdict with reasons.
+
+The rule is ordered by how much each kind of evidence can bear, and it is deliberately
+asymmetric: calling a real news photo "synthetic" is the worst failure, so only evidence with a
+cryptographic or calibrated (FPR <= 1e-6) basis yields ``synthetic``; forgeable or weak signals
+yield at most ``likely_synthetic``; and nothing but a trusted manifest yields ``capture_declared``.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+from .results import Evidence, Label, Signal, Strength
+
+DECISIVE = (Strength.DECLARED_TRUSTED, Strength.DECLARED, Strength.STRONG)
+SUGGESTIVE = (Strength.MODERATE, Strength.WEAK)
+_RANK = {s: i for i, s in enumerate(
+    [Strength.DECLARED_TRUSTED, Strength.DECLARED, Strength.STRONG, Strength.MODERATE, Strength.WEAK, Strength.NONE]
+)}
+
+
+def fuse(evidence: Sequence[Evidence]) -> tuple[Label, list[str]]:
+    synthetic = sorted((e for e in evidence if e.signal == Signal.SYNTHETIC), key=lambda e: _RANK[e.strength])
+    capture = [e for e in evidence if e.signal == Signal.CAPTURE]
+    tampered = [e for e in evidence if e.signal == Signal.TAMPERED]
+    unable = [e for e in evidence if e.signal in (Signal.ERROR, Signal.SKIPPED)]
+    trusted_capture = [e for e in capture if e.strength == Strength.DECLARED_TRUSTED]
+
+    reasons = [e.summary for e in synthetic]
+    if synthetic and synthetic[0].strength in DECISIVE:
+        label = Label.SYNTHETIC
+        if capture:
+            reasons.append("conflict: " + capture[0].summary)
+    elif trusted_capture:
+        if synthetic:
+            label = Label.INCONCLUSIVE
+            reasons.append("conflict: " + trusted_capture[0].summary)
+        else:
+            label = Label.CAPTURE_DECLARED
+            reasons.append(trusted_capture[0].summary)
+    elif synthetic:
+        label = Label.LIKELY_SYNTHETIC
+    elif tampered:
+        label = Label.INCONCLUSIVE
+        reasons.extend(e.summary for e in tampered)
+    elif unable and len(unable) == len(evidence):
+        label = Label.INCONCLUSIVE
+        reasons.append("no detector could examine this image")
+    else:
+        label = Label.NO_EVIDENCE
+        reasons.extend(e.summary for e in capture)  # untrusted capture claims: reported, not relied on
+        reasons.append(
+            "no valid AI declaration, known watermark or generator metadata was found; "
+            "the absence of marks is not proof that the image is authentic"
+        )
+
+    if label in (Label.SYNTHETIC, Label.LIKELY_SYNTHETIC) and tampered:
+        reasons.extend(e.summary for e in tampered)
+    reasons.extend(f"not examined by {e.detector}: {e.error or e.summary}" for e in unable)
+    return label, reasons

@@ -1,0 +1,1 @@
+"""C2PA content credentials: local keys, signing, and reading/validating manifests."""

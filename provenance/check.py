@@ -1,0 +1,132 @@
+"""``check``: a pure, batchable call from images to explained verdicts.
+
+The same :class:`Checker` serves the CLI, a web handler and a Ray ``map_batches`` worker: it holds
+no state but its lazily built detectors (heavy models load once per Checker), takes paths or
+bytes, and never raises for a bad file - that file gets an ``error`` verdict and the batch goes on.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping, Sequence, Union
+
+from detectors import REGISTRY as DETECTORS
+from detectors.base import Detector
+from detectors.fusion import fuse
+from detectors.results import Label, Verdict
+
+from .imageio import ImageLoadError, LoadedImage, LoadLimits, load_image
+
+DEFAULT_DETECTORS = ("c2pa", "watermark", "sd-watermark", "metadata")
+
+# A source is a path, the file's bytes, a (name, bytes) pair, or an already loaded image.
+Source = Union[str, Path, bytes, tuple[str, bytes], LoadedImage]
+
+
+@dataclass(frozen=True)
+class CheckConfig:
+    detectors: Sequence[str] = DEFAULT_DETECTORS
+    # Per-detector constructor options, e.g. {"c2pa": {"trust_anchors": ["root.pem"]}}.
+    detector_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    limits: LoadLimits = LoadLimits()
+
+
+class Checker:
+    def __init__(self, config: CheckConfig | None = None):
+        self.config = config or CheckConfig()
+        unknown = [name for name in self.config.detectors if name not in DETECTORS]
+        if unknown:
+            raise ValueError(f"unknown detector(s) {', '.join(unknown)}; available: {', '.join(DETECTORS.available())}")
+        self._detectors: list[Detector] | None = None
+
+    @property
+    def detectors(self) -> list[Detector]:
+        if self._detectors is None:
+            options = self.config.detector_options
+            self._detectors = [DETECTORS.create(name, **dict(options.get(name, {}))) for name in self.config.detectors]
+        return self._detectors
+
+    def check(self, sources: Iterable[Source]) -> list[Verdict]:
+        """Check a batch; one verdict per source, in order."""
+        started = time.perf_counter()
+        loaded: list[LoadedImage | Verdict] = [self._load(source) for source in sources]
+        images = [item for item in loaded if isinstance(item, LoadedImage)]
+        per_detector = [detector.detect_batch(images) for detector in self.detectors]
+        share = (time.perf_counter() - started) / max(len(loaded), 1)
+
+        verdicts: list[Verdict] = []
+        index = 0
+        for item in loaded:
+            if isinstance(item, Verdict):
+                verdicts.append(item)
+                continue
+            evidence = [results[index] for results in per_detector]
+            index += 1
+            label, reasons = fuse(evidence)
+            verdicts.append(Verdict(item.source, label, reasons, evidence, item.summary(), seconds=share))
+        return verdicts
+
+    def check_one(self, source: Source) -> Verdict:
+        return self.check([source])[0]
+
+    def iter_check(self, sources: Iterable[Source], batch_size: int = 8) -> Iterator[Verdict]:
+        """Stream verdicts in batches so a long run emits results as it goes and bounds memory."""
+        batch: list[Source] = []
+        for source in sources:
+            batch.append(source)
+            if len(batch) >= batch_size:
+                yield from self.check(batch)
+                batch = []
+        if batch:
+            yield from self.check(batch)
+
+    def __call__(self, batch: Mapping[str, Sequence[Any]]) -> dict[str, list]:
+        """Ray ``map_batches`` adaptor: a column ``bytes`` (with optional ``path``) or ``path`` in,
+        the same rows out with ``label`` and ``verdict`` (JSON text) added."""
+        if "bytes" in batch:
+            names = batch.get("path") or [f"row{i}" for i in range(len(batch["bytes"]))]
+            sources: list[Source] = [(str(n), bytes(b)) for n, b in zip(names, batch["bytes"])]
+        else:
+            sources = [str(p) for p in batch["path"]]
+        verdicts = self.check(sources)
+        out = {key: list(values) for key, values in batch.items()}
+        out["label"] = [v.label.value for v in verdicts]
+        out["verdict"] = [v.to_json() for v in verdicts]
+        return out
+
+    def _load(self, source: Source) -> LoadedImage | Verdict:
+        if isinstance(source, LoadedImage):
+            return source
+        started = time.perf_counter()
+        if isinstance(source, tuple):
+            name, data = source
+            label = name
+        else:
+            data, name = source, None
+            label = "<bytes>" if isinstance(source, (bytes, bytearray)) else str(source)
+        try:
+            return load_image(data, self.config.limits, name=name)
+        except ImageLoadError as exc:
+            return Verdict(label, Label.ERROR, [str(exc)], error=str(exc), seconds=time.perf_counter() - started)
+
+
+def check(sources: Source | Iterable[Source], config: CheckConfig | None = None) -> list[Verdict]:
+    """Check one source or many with a fresh :class:`Checker`; see :class:`Checker` for batches."""
+    if isinstance(sources, (str, Path, bytes, tuple, LoadedImage)):
+        sources = [sources]
+    return Checker(config).check(sources)
+
+
+IMAGE_SUFFIXES = frozenset(
+    ".jpg .jpeg .jpe .png .webp .gif .tif .tiff .bmp .heic .heif .avif .jxl .dng".split()
+)
+
+
+def expand_paths(paths: Iterable[str | Path]) -> Iterator[Path]:
+    """Files as given; directories walked recursively for files with image suffixes, sorted."""
+    for path in map(Path, paths):
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            yield path

@@ -1,0 +1,24 @@
+"""The ``provenance`` command: a thin shell over the library; each area lives in provenance/commands/."""
+from __future__ import annotations
+
+import os
+
+# Spin-waiting OpenMP threads collapse on a shared 2-core machine; must be set before torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import click  # noqa: E402
+
+from .commands.c2pa_cmds import keys_group, sign_command  # noqa: E402
+from .commands.check_cmd import check_command  # noqa: E402
+from .commands.demo_cmd import demo_command  # noqa: E402
+from .commands.watermark_cmds import watermark_group  # noqa: E402
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="provenance")
+def main() -> None:
+    """Tell whether images are synthetic, and label what generators make."""
+
+
+for command in (check_command, demo_command, keys_group, sign_command, watermark_group):
+    main.add_command(command)

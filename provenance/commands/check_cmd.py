@@ -1,0 +1,124 @@
+"""``provenance check``: a thin shell over :class:`provenance.check.Checker`."""
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from pathlib import Path
+
+import click
+
+from detectors.results import Label, Verdict
+from provenance.imageio import LoadLimits
+
+from .common import EXIT_FOUND_SYNTHETIC, EXIT_OK, EXIT_SOME_FILES_FAILED, emit_json, error_line, json_option
+
+LABEL_COLOUR = {
+    Label.SYNTHETIC: "red",
+    Label.LIKELY_SYNTHETIC: "red",
+    Label.INCONCLUSIVE: "yellow",
+    Label.NO_EVIDENCE: "cyan",
+    Label.CAPTURE_DECLARED: "green",
+    Label.ERROR: "magenta",
+}
+
+
+@click.command("check")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@json_option
+@click.option("--trust", "trust_anchors", multiple=True, type=click.Path(exists=True, path_type=Path),
+              help="PEM file (or folder of PEMs) of C2PA trust anchors; repeatable. Added to the trust store.")
+@click.option("--no-trust-store", is_flag=True, help="Use only --trust anchors, not the user's trust store.")
+@click.option("--detector", "detector_names", multiple=True,
+              help="Run only these detectors (repeatable). Default: all that need no extra time.")
+@click.option("--watermark-key", "watermark_keys", multiple=True,
+              help="Watermark key(s) to test besides none given: default is the project's public key.")
+@click.option("--scheme", "schemes", multiple=True,
+              help="Watermark schemes to decode (default dwtDct and dwtDctSvd; rivaGan is slow).")
+@click.option("--max-mb", default=200, show_default=True, help="Refuse files larger than this.")
+@click.option("--max-megapixels", default=120, show_default=True, help="Refuse images with more pixels (bombs).")
+@click.option("-v", "--verbose", is_flag=True, help="Show every detector's evidence, not only the reasons.")
+def check_command(paths, as_json, trust_anchors, no_trust_store, detector_names, watermark_keys, schemes,
+                  max_mb, max_megapixels, verbose):
+    """Check images (files or folders, recursively) for evidence of AI generation.
+
+    \b
+    Labels: synthetic | likely_synthetic | inconclusive | no_evidence_of_synthesis |
+            capture_declared | error
+    Exit status: 0 none synthetic, 1 some synthetic or likely synthetic, 4 some files could not be
+    checked (1+4=5 when both), 2 usage error.
+    """
+    from provenance.check import DEFAULT_DETECTORS, CheckConfig, Checker, expand_paths
+
+    options: dict[str, dict] = {"c2pa": {"trust_anchors": list(trust_anchors), "use_trust_store": not no_trust_store}}
+    watermark_options: dict = {}
+    if watermark_keys:
+        watermark_options["keys"] = list(watermark_keys)
+    if schemes:
+        watermark_options["schemes"] = list(schemes)
+    options["watermark"] = watermark_options
+    config = CheckConfig(
+        detectors=tuple(detector_names) or DEFAULT_DETECTORS,
+        detector_options=options,
+        limits=LoadLimits(max_bytes=max_mb * 2**20, max_pixels=max_megapixels * 1_000_000),
+    )
+    try:
+        checker = Checker(config)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+
+    files = list(expand_paths(paths))
+    if not files:
+        raise click.UsageError("no image files found under the given paths")
+    counts: Counter[Label] = Counter()
+    for verdict in _with_progress(checker.iter_check(files), len(files)):
+        counts[verdict.label] += 1
+        if as_json:
+            emit_json(verdict.to_dict())
+        else:
+            _print_verdict(verdict, verbose)
+    if not as_json and len(files) > 1:
+        click.echo("summary: " + ", ".join(f"{counts[label]} {label.value}" for label in Label if counts[label]))
+
+    code = EXIT_OK
+    if counts[Label.SYNTHETIC] or counts[Label.LIKELY_SYNTHETIC]:
+        code |= EXIT_FOUND_SYNTHETIC
+    if counts[Label.ERROR]:
+        code |= EXIT_SOME_FILES_FAILED
+    sys.exit(code)
+
+
+def _with_progress(verdicts, total: int):
+    if total < 2 or not sys.stderr.isatty():
+        yield from verdicts
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("checking"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task("check", total=total)
+        for verdict in verdicts:
+            yield verdict
+            progress.advance(task)
+
+
+def _print_verdict(verdict: Verdict, verbose: bool) -> None:
+    if verdict.label == Label.ERROR:
+        click.echo(error_line(verdict.source, verdict.error or "could not be checked"), err=True)
+        return
+    click.secho(f"{verdict.label.value:<25}", fg=LABEL_COLOUR[verdict.label], bold=verdict.label == Label.SYNTHETIC,
+                nl=False)
+    click.echo(f" {verdict.source}")
+    for reason in verdict.reasons:
+        click.echo(f"    - {reason}")
+    if verbose:
+        for e in verdict.evidence:
+            strength = []
+            if e.state:
+                strength.append(f"state={e.state}")
+            if e.p_value is not None:
+                strength.append(f"p={e.p_value:.2e}")
+            if e.probability is not None:
+                strength.append(f"prob={e.probability:.3f}")
+            click.echo(f"      [{e.detector}] {e.signal.value}/{e.strength.value}"
+                       f"{' ' + ' '.join(strength) if strength else ''}: {e.summary}")
