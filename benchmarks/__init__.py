@@ -1,0 +1,1 @@
+"""Measured performance claims. Run everything with ``python -m benchmarks`` from the repo root."""
