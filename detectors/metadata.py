@@ -9,24 +9,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from provenance.c2pa.vocabulary import CAPTURE as CAPTURE_SOURCE_TYPES
+from provenance.c2pa.vocabulary import IPTC_PREFIX
+from provenance.c2pa.vocabulary import SYNTHETIC as SYNTHETIC_SOURCE_TYPES
 from provenance.imageio import LoadedImage
 
 from . import register
 from .base import Detector
 from .results import Evidence, Signal, Strength
-
-IPTC_SOURCE_PREFIX = "http://cv.iptc.org/newscodes/digitalsourcetype/"
-AI_SOURCE_TYPES = frozenset(
-    {
-        "trainedAlgorithmicMedia",
-        "compositeWithTrainedAlgorithmicMedia",
-        "algorithmicMedia",
-        "compositeSynthetic",
-    }
-)
-CAPTURE_SOURCE_TYPES = frozenset(
-    {"digitalCapture", "computationalCapture", "negativeFilm", "positiveFilm", "print", "compositeCapture"}
-)
 
 # Text-chunk keys that only generator front-ends write, with the tool they point to.
 GENERATOR_TEXT_KEYS = {
@@ -50,7 +40,7 @@ GENERATOR_NAMES = re.compile(
     re.IGNORECASE,
 )
 _XMP_SOURCE_TYPE = re.compile(
-    r"DigitalSourceType(?:\s*=\s*\"|>\s*)\s*(?:" + re.escape(IPTC_SOURCE_PREFIX) + r")?([A-Za-z]+)"
+    r"DigitalSourceType(?:\s*=\s*\"|>\s*)\s*(?:" + re.escape(IPTC_PREFIX) + r")?([A-Za-z]+)"
 )
 _XMP_CREATOR_TOOL = re.compile(r"CreatorTool(?:\s*=\s*\"|>)([^\"<]*)")
 
@@ -80,7 +70,7 @@ def find_markers(image: LoadedImage) -> list[MetadataMarker]:
                 markers.append(MetadataMarker(f"PNG text '{key}'", _short(value), "ai", name.group(0)))
     if image.xmp:
         for source_type in _XMP_SOURCE_TYPE.findall(image.xmp):
-            if source_type in AI_SOURCE_TYPES:
+            if source_type in SYNTHETIC_SOURCE_TYPES:
                 markers.append(MetadataMarker("XMP Iptc4xmpExt:DigitalSourceType", source_type, "ai"))
             elif source_type in CAPTURE_SOURCE_TYPES:
                 markers.append(MetadataMarker("XMP Iptc4xmpExt:DigitalSourceType", source_type, "capture"))

@@ -55,7 +55,7 @@ class KeyPaths:
     directory: Path
     root_cert: Path
     root_key: Path
-    signer_cert: Path  # the chain: signing certificate first, then the root
+    signer_cert: Path  # the certificate chain embedded in manifests (here the signing certificate alone)
     signer_key: Path
 
     @classmethod
@@ -155,7 +155,9 @@ def init_keys(
     _write_private(paths.root_key, _pkcs8(root_key))
     _write_private(paths.signer_key, _pkcs8(signer_key))
     _write_public(paths.root_cert, root_cert.public_bytes(pem))
-    _write_public(paths.signer_cert, signer_cert.public_bytes(pem) + root_cert.public_bytes(pem))
+    # The chain carries the signing certificate (and any intermediates), not the root: readers
+    # must hold the root as a trust anchor for it to mean anything.
+    _write_public(paths.signer_cert, signer_cert.public_bytes(pem))
     return paths
 
 

@@ -75,7 +75,7 @@ def check_command(paths, as_json, trust_anchors, no_trust_store, detector_names,
         if as_json:
             emit_json(verdict.to_dict())
         else:
-            _print_verdict(verdict, verbose)
+            print_verdict(verdict, verbose)
     if not as_json and len(files) > 1:
         click.echo("summary: " + ", ".join(f"{counts[label]} {label.value}" for label in Label if counts[label]))
 
@@ -102,7 +102,7 @@ def _with_progress(verdicts, total: int):
             progress.advance(task)
 
 
-def _print_verdict(verdict: Verdict, verbose: bool) -> None:
+def print_verdict(verdict: Verdict, verbose: bool) -> None:
     if verdict.label == Label.ERROR:
         click.echo(error_line(verdict.source, verdict.error or "could not be checked"), err=True)
         return

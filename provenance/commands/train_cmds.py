@@ -1,0 +1,171 @@
+"""``provenance train gan|diffusion|quality``: train our own generators on CPU and measure them.
+
+Re-running the same ``train`` command continues from the latest checkpoint in ``--out``.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+# Spin-waiting OpenMP threads collapse on a shared machine; must be set before torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import click  # noqa: E402
+
+from .common import EXIT_FAILED, emit_json, fail, json_option  # noqa: E402
+
+# Per-family defaults chosen from measured CPU step times (see benchmarks/generation.py).
+FAMILY_DEFAULTS = {
+    "gan": {"patch": 32, "batch_size": 32, "bf16": False, "sample_every": 500, "grid_options": {}},
+    "diffusion": {"patch": 32, "batch_size": 32, "bf16": True, "sample_every": 1000,
+                  "grid_options": {"steps": 25}},
+}
+
+
+@click.group("train", context_settings={"help_option_names": ["-h", "--help"]})
+def train_group() -> None:
+    """Train our generators (GAN, diffusion) on patches of real photos, and measure their quality."""
+
+
+def _training_options(func):
+    options = [
+        click.option("--real", default="default", show_default=True,
+                     help="Folder of real photos, or 'default' (photos shipped with scikit-image/scikit-learn)."),
+        click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+                     help="Run directory: checkpoints, log.jsonl, samples/, weights.safetensors, config.json."),
+        click.option("--steps", default=10_000, show_default=True, help="Total steps (a resumed run counts earlier ones)."),
+        click.option("--seed", default=0, show_default=True),
+        click.option("--batch-size", type=int, help="Default: 32."),
+        click.option("--patch", type=int, help="Training patch size in pixels. Default: 32."),
+        click.option("--scale", "scales", type=float, multiple=True,
+                     help="Rescale photos by this before cropping (repeatable). Default: 0.5."),
+        click.option("--threads", type=int, default=None, help="Torch CPU threads (default: torch's choice)."),
+        click.option("--bf16/--fp32", "bf16", default=None, help="bfloat16 autocast. Default: gan fp32, diffusion bf16."),
+        click.option("--width", type=int, help="Model width: GAN latent channels x8 at the top / UNet base channels."),
+        click.option("--sample-every", type=int, help="Write a sample grid every N steps."),
+        click.option("--checkpoint-every", type=int, default=500, show_default=True),
+        click.option("--log-every", type=int, default=50, show_default=True),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _run_training(family: str, real, out, steps, seed, batch_size, patch, scales, threads, bf16, width,
+                  sample_every, checkpoint_every, log_every) -> None:
+    import torch
+
+    from provenance.generators.training import TrainConfig, Trainer
+
+    if threads:
+        torch.set_num_threads(threads)
+    defaults = FAMILY_DEFAULTS[family]
+    config = TrainConfig(
+        real=str(real), steps=steps, seed=seed, batch_size=batch_size or defaults["batch_size"],
+        patch=patch or defaults["patch"], scales=tuple(scales) or (0.5,),
+        bf16=defaults["bf16"] if bf16 is None else bf16, log_every=log_every,
+        sample_every=sample_every or defaults["sample_every"], checkpoint_every=checkpoint_every,
+        grid_options=defaults["grid_options"])
+    model_config = _width_overrides(family, width)
+    try:
+        trainer = Trainer(family, out, config, model_config)
+    except (ValueError, FileNotFoundError) as exc:
+        fail(out, str(exc), EXIT_FAILED)
+    if trainer.step >= steps:
+        click.echo(f"{out}: already at step {trainer.step} of {steps}; nothing to do", err=True)
+        return
+    params = sum(p.numel() for p in trainer.model.export_state_dict().values())
+    click.echo(f"{family}: {params / 1e6:.2f}M sampling parameters, {len(trainer.train_photos)} training photos, "
+               f"{len(trainer.held_out_photos)} held out; from step {trainer.step} to {steps}; "
+               f"{torch.get_num_threads()} threads, {'bf16' if config.bf16 else 'fp32'}", err=True)
+    _train_with_progress(trainer)
+    click.echo(f"{out}: step {trainer.step}; weights in {Path(out) / 'weights.safetensors'}", err=True)
+
+
+def _width_overrides(family: str, width: int | None) -> dict:
+    if width is None:
+        return {}
+    if family == "gan":
+        return {"generator_widths": (8 * width, 4 * width, 2 * width, width),
+                "discriminator_widths": (2 * width, 4 * width, 8 * width)}
+    return {"base_channels": width}
+
+
+def _train_with_progress(trainer) -> None:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    console = Console(stderr=True)
+    if not console.is_terminal:  # a log file: one plain line per log record
+        trainer.run(on_log=lambda record: click.echo(json.dumps(record), err=True))
+        return
+    with Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  TextColumn("{task.fields[losses]}"), console=console) as progress:
+        task = progress.add_task("train", total=trainer.config.steps, completed=trainer.step, losses="")
+
+        def on_log(record: dict) -> None:
+            shown = {k: v for k, v in record.items() if k not in ("step", "seconds", "load_1m")}
+            progress.update(task, completed=record["step"],
+                            losses=" ".join(f"{k}={v:.3g}" for k, v in shown.items()))
+
+        trainer.run(on_log=on_log)
+
+
+@train_group.command("gan")
+@_training_options
+def gan_command(**options) -> None:
+    """Train the fully convolutional GAN (hinge loss, spectral-norm critic) on photo patches."""
+    _run_training("gan", **options)
+
+
+@train_group.command("diffusion")
+@_training_options
+def diffusion_command(**options) -> None:
+    """Train the diffusion UNet (DDPM, epsilon prediction) on photo patches; samples with DDIM."""
+    _run_training("diffusion", **options)
+
+
+@train_group.command("quality")
+@click.option("--model", "models", multiple=True,
+              help="Export directory or shipped name (repeatable). Omit to print the baselines only.")
+@click.option("--real", default="default", show_default=True, help="Photo source; its held-out split is the reference.")
+@click.option("-n", "--images", "n", default=128, show_default=True, help="Images per set.")
+@click.option("--size", default=128, show_default=True, help="Compared crop size (pyramid down to 16px).")
+@click.option("--sample-size", default=256, show_default=True, help="Models sample at this size, then crop.")
+@click.option("--sample-steps", type=int, help="DDIM steps for diffusion models (default: the model's).")
+@click.option("--scale", "scales", type=float, multiple=True, help="Photo rescale for real crops. Default: 0.5.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--threads", type=int, default=None)
+@json_option
+def quality_command(models, real, n, size, sample_size, sample_steps, scales, seed, threads, as_json) -> None:
+    """Sliced Wasserstein distance (ProGAN) of generator samples vs held-out real photos, next to baselines."""
+    import torch
+
+    from provenance.generators import load_generator
+    from provenance.generators.quality import format_table, quality_report
+
+    if threads:
+        torch.set_num_threads(threads)
+    loaded = {}
+    for name in models:
+        try:
+            loaded[name] = load_generator(name)
+        except (FileNotFoundError, ValueError, KeyError) as exc:
+            fail(name, str(exc))
+    options = {}
+    if sample_steps:
+        if any(m.family != "diffusion" for m in loaded.values()):
+            raise click.UsageError("--sample-steps applies to diffusion models only")
+        options["steps"] = sample_steps
+    try:
+        rows = quality_report(loaded, real=real, n=n, size=size, sample_size=sample_size,
+                              scales=tuple(scales) or (0.5,), seed=seed, sample_options=options)
+    except (ValueError, FileNotFoundError) as exc:
+        fail(real, str(exc))
+    if as_json:
+        emit_json([{"images": name, "swd_mean": r.mean, "swd_per_level": dict(zip(map(str, r.resolutions), r.per_level))}
+                   for name, r in rows])
+    else:
+        click.echo(format_table(rows))
+        click.echo("SWD x1e3 on 7x7 Laplacian-pyramid neighbourhoods vs held-out real crops; lower is better.")

@@ -1,0 +1,25 @@
+"""Fixtures shared by the watermark tests: photos from scikit-image, made into files in memory."""
+from __future__ import annotations
+
+import numpy as np
+from skimage import data
+
+from provenance.imageio import LoadedImage, encode_image, load_image
+
+
+def photo_bgr(name: str, size: tuple[int, int] | None = None) -> np.ndarray:
+    rgb = getattr(data, name)()
+    if rgb.ndim == 2:
+        rgb = np.repeat(rgb[:, :, None], 3, axis=2)
+    if size is not None:
+        rgb = rgb[: size[0], : size[1]]
+    return np.ascontiguousarray(rgb[:, :, ::-1])
+
+
+def as_file(bgr: np.ndarray, fmt: str = "PNG", quality: int = 95, name: str = "test.png") -> LoadedImage:
+    """Round-trip through an encoded file, as a real check would read it."""
+    return load_image(encode_image(np.ascontiguousarray(bgr[:, :, ::-1]), fmt, quality=quality), name=name)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(10 * np.log10(255.0**2 / np.mean((a.astype(float) - b.astype(float)) ** 2)))
