@@ -7,15 +7,21 @@ import time
 from typing import Callable
 
 
-def median_ms(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> float:
+def timed(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> tuple[float, object]:
+    """Median milliseconds over ``repeats`` calls after ``warmup``, and the last call's result."""
+    result = None
     for _ in range(warmup):
-        fn()
+        result = fn()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        fn()
+        result = fn()
         times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+    return statistics.median(times), result
+
+
+def median_ms(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> float:
+    return timed(fn, repeats, warmup)[0]
 
 
 def machine_line() -> str:

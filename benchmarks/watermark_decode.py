@@ -1,17 +1,14 @@
 """Our vectorised dwtDct/dwtDctSvd decoders vs imwatermark's, on 512x512 and 1920x1080 photos.
 
-Run: ``python benchmarks/watermark_decode.py``. Prints, per size and method, whether the bits are
-identical and the median decode time of each over a few runs; also the PSNR of imwatermark's
-embed vs ours on the same image.
+Prints, per size and method, whether the bits are identical and the median decode time of each;
+also the PSNR of imwatermark's embed vs ours on the same image.
 """
 from __future__ import annotations
 
-import os
-import statistics
-import time
-
 import cv2
 import numpy as np
+
+from benchmarks.timing import machine_line, print_table, timed
 
 PAYLOAD_BITS = 128
 RUNS = 5
@@ -24,50 +21,37 @@ def _photo(width: int, height: int) -> np.ndarray:
     return np.ascontiguousarray(cv2.resize(rgb, (width, height), interpolation=cv2.INTER_CUBIC)[:, :, ::-1])
 
 
-def _median_ms(fn, runs: int = RUNS) -> tuple[float, object]:
-    times, out = [], None
-    for _ in range(runs):
-        start = time.perf_counter()
-        out = fn()
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times), out
-
-
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    return float(10 * np.log10(255.0**2 / np.mean((a.astype(float) - b.astype(float)) ** 2)))
-
-
 def main(runs: int = RUNS) -> list[dict]:
     from imwatermark import WatermarkDecoder, WatermarkEncoder
 
     from provenance import watermark
     from provenance.watermark import fast
+    from provenance.watermark.marking import psnr
 
-    threads = cv2.getNumThreads()
-    print(f"watermark decode: CPUs {os.cpu_count()}, OpenCV threads {threads}, median of {runs} runs, "
-          f"{PAYLOAD_BITS}-bit payload")
+    print(f"{machine_line()} opencv_threads={cv2.getNumThreads()}, median of {runs} runs, {PAYLOAD_BITS}-bit payload")
     bits = np.random.default_rng(0).integers(0, 2, PAYLOAD_BITS).astype(bool)
-    rows = []
-    print(f"{'size':>10s} {'method':9s} {'image':8s} {'same bits':>9s} {'imwatermark ms':>14s} {'ours ms':>8s} {'speed-up':>8s}")
+    rows, table, psnr_rows = [], [], []
     for width, height in ((512, 512), (1920, 1080)):
         plain = _photo(width, height)
         for method in fast.METHODS:
-            encoder = WatermarkEncoder()
-            encoder.set_watermark("bits", list(bits.astype(int)))
             marked = watermark.get(method).embed(plain, bits)
             for label, image in (("plain", plain), ("marked", marked)):
                 decoder = WatermarkDecoder("bits", PAYLOAD_BITS)
-                lib_ms, lib_bits = _median_ms(lambda: decoder.decode(image, method), runs)
-                our_ms, our_bits = _median_ms(lambda: fast.decode(image, PAYLOAD_BITS, method), runs)
+                lib_ms, lib_bits = timed(lambda: decoder.decode(image, method), runs, warmup=0)
+                our_ms, our_bits = timed(lambda: fast.decode(image, PAYLOAD_BITS, method), runs)
                 same = bool(np.array_equal(np.asarray(lib_bits, dtype=bool), our_bits))
                 rows.append({"size": f"{width}x{height}", "method": method, "image": label, "same_bits": same,
                              "imwatermark_ms": lib_ms, "ours_ms": our_ms, "speedup": lib_ms / our_ms})
-                print(f"{width:>4d}x{height:<5d} {method:9s} {label:8s} {'yes' if same else 'NO':>9s} "
-                      f"{lib_ms:14.1f} {our_ms:8.1f} {lib_ms / our_ms:7.1f}x")
+                table.append([f"{width}x{height}", method, label, "yes" if same else "NO",
+                              f"{lib_ms:.1f}", f"{our_ms:.1f}", f"{lib_ms / our_ms:.1f}x"])
             if (width, height) == (512, 512):
+                encoder = WatermarkEncoder()
+                encoder.set_watermark("bits", list(bits.astype(int)))
                 lib_marked = encoder.encode(plain.copy(), method)
-                print(f"{'':>10s} {method:9s} embed PSNR: imwatermark {_psnr(plain, lib_marked):.1f} dB, "
-                      f"ours {_psnr(plain, marked):.1f} dB")
+                psnr_rows.append([method, f"{psnr(plain, lib_marked):.1f}", f"{psnr(plain, marked):.1f}"])
+    print_table(["size", "method", "image", "same bits", "imwatermark ms", "ours ms", "speed-up"], table)
+    print()
+    print_table(["embed at 512x512", "imwatermark PSNR dB", "ours PSNR dB"], psnr_rows)
     return rows
 
 

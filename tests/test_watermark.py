@@ -9,7 +9,7 @@ import detectors
 from detectors.results import Signal, Strength
 from provenance import watermark
 from provenance.watermark import calibration, payload
-from watermark_helpers import as_file, photo_bgr
+from tests.watermark_helpers import as_file, photo_bgr
 
 SDXL_MESSAGE = 0b101100111110110010010000011110111011000110011110  # generative-models WATERMARK_MESSAGE
 

@@ -6,7 +6,7 @@ from click.testing import CliRunner
 
 from provenance.commands.watermark_cmds import watermark_group
 from provenance.imageio import encode_image
-from watermark_helpers import photo_bgr
+from tests.watermark_helpers import photo_bgr
 
 
 def _write(path, bgr, fmt="PNG"):

@@ -4,7 +4,7 @@ import pytest
 from imwatermark import WatermarkDecoder, WatermarkEncoder
 
 from provenance.watermark import fast
-from watermark_helpers import photo_bgr
+from tests.watermark_helpers import photo_bgr
 
 
 def _flat_patches() -> np.ndarray:

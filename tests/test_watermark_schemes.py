@@ -6,7 +6,8 @@ from imwatermark import WatermarkEncoder
 
 from provenance import watermark
 from provenance.watermark import payload
-from watermark_helpers import photo_bgr, psnr
+from provenance.watermark.marking import psnr
+from tests.watermark_helpers import photo_bgr
 
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
 

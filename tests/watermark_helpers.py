@@ -19,7 +19,3 @@ def photo_bgr(name: str, size: tuple[int, int] | None = None) -> np.ndarray:
 def as_file(bgr: np.ndarray, fmt: str = "PNG", quality: int = 95, name: str = "test.png") -> LoadedImage:
     """Round-trip through an encoded file, as a real check would read it."""
     return load_image(encode_image(np.ascontiguousarray(bgr[:, :, ::-1]), fmt, quality=quality), name=name)
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    return float(10 * np.log10(255.0**2 / np.mean((a.astype(float) - b.astype(float)) ** 2)))
