@@ -67,17 +67,17 @@ class KeyedWatermarkDetector(Detector):
             details["generator"] = top.watermark_id.generator
             details["serial"] = top.watermark_id.serial
         if top.detected:
-            public = " The key is the public default, so anyone could have added this mark." if top.key.startswith("default") else ""
+            public = "; the key is the public default, so anyone could have added this mark" if top.key.startswith("default") else ""
             return self.evidence(
                 Signal.SYNTHETIC, Strength.STRONG,
-                f"Keyed invisible watermark found ({top.scheme}, {top.matches}/{top.sync_bits} sync bits, "
-                f"corrected p = {top.corrected_p:.1e}; {top.id_text}).{public}",
+                f"keyed invisible watermark found ({top.scheme}, {top.matches}/{top.sync_bits} sync bits, "
+                f"corrected p = {top.corrected_p:.1e}; {top.id_text}){public}",
                 p_value=top.corrected_p, details=details,
             )
         return self.evidence(
             Signal.NONE, Strength.NONE,
-            f"No keyed invisible watermark found (best: {top.scheme}, {top.matches}/{top.sync_bits} sync bits, "
+            f"no keyed invisible watermark found (best: {top.scheme}, {top.matches}/{top.sync_bits} sync bits, "
             f"corrected p = {top.corrected_p:.2g}); a missing mark is not proof of authenticity, "
-            "since cropping, rotation or re-encoding removes it.",
+            "since cropping, rotation or heavy re-encoding removes it",
             p_value=top.corrected_p, details=details,
         )

@@ -11,6 +11,7 @@ import io
 import re
 import warnings
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -50,9 +51,9 @@ class LoadedImage:
     frames: int = 1
     notes: list[str] = field(default_factory=list)
 
-    @property
+    @cached_property
     def bgr(self) -> np.ndarray:
-        """OpenCV's channel order, which imwatermark expects."""
+        """OpenCV's channel order, which imwatermark expects (computed once per image)."""
         return np.ascontiguousarray(self.rgb[:, :, ::-1])
 
     def summary(self) -> dict:

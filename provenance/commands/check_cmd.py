@@ -29,9 +29,10 @@ LABEL_COLOUR = {
               help="PEM file (or folder of PEMs) of C2PA trust anchors; repeatable. Added to the trust store.")
 @click.option("--no-trust-store", is_flag=True, help="Use only --trust anchors, not the user's trust store.")
 @click.option("--detector", "detector_names", multiple=True,
-              help="Run only these detectors (repeatable). Default: all that need no extra time.")
+              help="Run only these detectors (repeatable): c2pa, watermark, sd-watermark, metadata. Default: all.")
 @click.option("--watermark-key", "watermark_keys", multiple=True,
-              help="Watermark key(s) to test besides none given: default is the project's public key.")
+              help="Watermark key to test (repeatable; default: the project's public key). "
+                   "Each key tried widens the multiple-testing correction.")
 @click.option("--scheme", "schemes", multiple=True,
               help="Watermark schemes to decode (default dwtDct and dwtDctSvd; rivaGan is slow).")
 @click.option("--max-mb", default=200, show_default=True, help="Refuse files larger than this.")

@@ -113,7 +113,7 @@ def decode_cmd(src, schemes, keys, as_json):
 
 @watermark_group.command("calibrate")
 @click.option("--n-images", type=click.IntRange(10), default=2000, show_default=True, help="Unmarked variants to decode.")
-@click.option("--keys", "n_keys", type=click.IntRange(1), default=500, show_default=True, help="Random keys per decode.")
+@click.option("--keys", "n_keys", type=click.IntRange(1), default=5000, show_default=True, help="Random keys per decode.")
 @click.option("--rivagan-images", type=click.IntRange(0), default=60, show_default=True,
               help="Variants also decoded with rivaGan (seconds each; 0 leaves rivaGan uncalibrated).")
 @click.option("--seed", type=int, default=0, show_default=True)

@@ -103,7 +103,7 @@ def swd(images: np.ndarray, reference: np.ndarray, seed: int = 0, per_image: int
     rng = np.random.default_rng(seed)
     ours = pyramid_descriptors(images, rng, per_image)
     theirs = pyramid_descriptors(reference, rng, per_image)
-    per_level, resolutions = [], []
+    per_level = []
     for mine, ref in zip(ours, theirs):
         mean, std = ref.reshape(len(ref), 3, -1).mean(axis=(0, 2)), ref.reshape(len(ref), 3, -1).std(axis=(0, 2))
         scale = np.repeat(1 / (std + 1e-8), DESCRIPTOR_PATCH ** 2).astype(np.float32)

@@ -269,7 +269,7 @@ def summarise(matches: np.ndarray, n: int, images: int, keys: int | None) -> dic
 
 def run_calibration(
     n_images: int = 2000,
-    n_keys: int = 500,
+    n_keys: int = 5000,
     seed: int = 0,
     rivagan_images: int = 40,
     workers: int | None = None,
