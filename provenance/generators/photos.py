@@ -115,7 +115,8 @@ class PatchSampler:
 
     Downscaling (default 0.5x) makes patches look like normal-scale photos and mostly erases the
     8x8 JPEG grid that most source files carry. Crops whose pixel std is below ``min_std`` (flat
-    sky, black borders) are redrawn. Images are drawn in proportion to their number of crop positions.
+    sky, black borders) are redrawn. Every (photo, scale) is drawn equally often: weighting by area
+    let the two largest, least photo-like images (retina, hubble) supply most of the default patches.
     """
 
     def __init__(self, photos: list[Photo], patch: int, scales: tuple[float, ...] = (0.5,),
@@ -128,13 +129,10 @@ class PatchSampler:
                        if min((img := rescale(p.rgb, s)).shape[:2]) >= patch]
         if not self.images:
             raise ValueError(f"no photo is at least {patch}px on its short side at scales {scales}")
-        positions = np.array([(h - patch + 1) * (w - patch + 1) for h, w, _ in (i.shape for i in self.images)],
-                             dtype=np.float64)
-        self.weights = positions / positions.sum()
 
     def crop(self, rng: np.random.Generator) -> np.ndarray:
         for _ in range(self.max_tries):
-            img = self.images[rng.choice(len(self.images), p=self.weights)]
+            img = self.images[rng.integers(len(self.images))]
             y = rng.integers(0, img.shape[0] - self.patch + 1)
             x = rng.integers(0, img.shape[1] - self.patch + 1)
             tile = img[y:y + self.patch, x:x + self.patch]

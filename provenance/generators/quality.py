@@ -116,7 +116,7 @@ def swd(images: np.ndarray, reference: np.ndarray, seed: int = 0, per_image: int
 
 def random_crops(photos: list[Photo], n: int, size: int, scales: tuple[float, ...] = (0.5,), seed: int = 0
                  ) -> np.ndarray:
-    """n random size x size crops, drawn in proportion to each rescaled photo's number of positions."""
+    """n random size x size crops, each (photo, scale) equally often."""
     from .photos import PatchSampler
 
     sampler = PatchSampler(photos, size, scales, min_std=0, hflip=False)
