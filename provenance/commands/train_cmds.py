@@ -169,3 +169,17 @@ def quality_command(models, real, n, size, sample_size, sample_steps, scales, se
     else:
         click.echo(format_table(rows))
         click.echo("SWD x1e3 on 7x7 Laplacian-pyramid neighbourhoods vs held-out real crops; lower is better.")
+
+
+@train_group.command("photos")
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--no-wheels", is_flag=True, help="Skip the photos from scikit-image/scikit-learn.")
+def photos_command(out: Path, no_wheels: bool) -> None:
+    """Collect ~75 offline real photos into OUT (Debian photo packages + wheels) for --real OUT."""
+    from provenance.generators.photo_packages import PhotoInstallError, install_photos
+
+    try:
+        written = install_photos(out, include_wheels=not no_wheels)
+    except PhotoInstallError as exc:
+        fail(out, str(exc), EXIT_FAILED)
+    click.echo(f"{out}: {len(written)} photos; train with --real {out}")

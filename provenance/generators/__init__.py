@@ -45,8 +45,10 @@ class ImageGenerator:
         """Sample sizes must be multiples of this (the network's total down/upsampling factor)."""
         raise NotImplementedError
 
-    def sample(self, n: int, size: int | tuple[int, int] = 256, seed: int = 0, **options) -> "np.ndarray":
-        """(n, H, W, 3) uint8; image i depends only on (weights, seed, i, size, options)."""
+    def sample(self, n: int, size: int | tuple[int, int] = 256, seed: int = 0, first: int = 0,
+               **options) -> "np.ndarray":
+        """(n, H, W, 3) uint8: images ``first .. first + n - 1``; image i depends only on
+        (weights, seed, i, size, options), so a long run can be sampled in chunks."""
         raise NotImplementedError
 
     # -- export: what users need to sample (generator or EMA weights only) --

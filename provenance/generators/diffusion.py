@@ -156,14 +156,14 @@ class Diffusion(ImageGenerator):
 
     @torch.no_grad()
     def sample(self, n: int, size: int | tuple[int, int] = 256, seed: int = 0, steps: int | None = None,
-               bf16: bool = False, batch_size: int = 8) -> np.ndarray:
+               bf16: bool = False, batch_size: int = 8, first: int = 0) -> np.ndarray:
         """DDIM (eta = 0) with ``steps`` denoising steps (default ``config.sample_steps``)."""
         height, width = check_size(size, self.size_multiple)
         timesteps = self.ddim_timesteps(steps or self.config.sample_steps)
         out = []
-        for start in range(0, n, batch_size):
+        for start in range(first, first + n, batch_size):
             x = torch.cat([torch.randn(1, 3, height, width, generator=seeded(seed, i))
-                           for i in range(start, min(n, start + batch_size))])
+                           for i in range(start, min(first + n, start + batch_size))])
             out.append(to_uint8(self._ddim(x, timesteps, bf16)))
         return np.concatenate(out) if out else np.zeros((0, height, width, 3), np.uint8)
 

@@ -136,12 +136,12 @@ class GAN(ImageGenerator):
 
     @torch.no_grad()
     def sample(self, n: int, size: int | tuple[int, int] = 256, seed: int = 0, bf16: bool = False,
-               batch_size: int = 8) -> np.ndarray:
+               batch_size: int = 8, first: int = 0) -> np.ndarray:
         height, width = check_size(size, self.size_multiple)
         out = []
-        for start in range(0, n, batch_size):
+        for start in range(first, first + n, batch_size):
             inputs = [self.generator_ema.make_inputs(1, height, width, seeded(seed, i))
-                      for i in range(start, min(n, start + batch_size))]
+                      for i in range(start, min(first + n, start + batch_size))]
             latent = torch.cat([z for z, _ in inputs])
             noises = [None if parts[0] is None else torch.cat(parts) for parts in zip(*(nz for _, nz in inputs))]
             with autocast(bf16):

@@ -19,6 +19,7 @@ DEFAULT_SOURCE = "default"
 # Two typical photos held out from the default set so the quality figure compares against unseen
 # scenes; the rest (hubble, retina, microscopy, ...) are too unusual to be a fair reference.
 DEFAULT_HOLDOUT_GROUPS = ("coffee", "china")
+MAX_SIDE = 1024
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 
 # ``_left``/``_right``, or one capital L/R/A/B or digit glued to a lowercase stem (aloeL, leuvenA,
@@ -78,8 +79,18 @@ def folder_photos(folder: str | Path, min_side: int = 64) -> list[Photo]:
     return photos
 
 
-def load_photos(source: str | Path) -> list[Photo]:
-    return default_photos() if str(source) == DEFAULT_SOURCE else folder_photos(source)
+def cap_side(photo: Photo, max_side: int | None) -> Photo:
+    """Downscale so the long side is at most ``max_side``: 5K wallpapers otherwise give patches of
+    nothing but smooth bokeh, and most source JPEGs lose their 8x8 grid in the process."""
+    long_side = max(photo.rgb.shape[:2])
+    if max_side is None or long_side <= max_side:
+        return photo
+    return Photo(photo.name, photo.group, rescale(photo.rgb, max_side / long_side))
+
+
+def load_photos(source: str | Path, max_side: int | None = MAX_SIDE) -> list[Photo]:
+    photos = default_photos() if str(source) == DEFAULT_SOURCE else folder_photos(source)
+    return [cap_side(p, max_side) for p in photos]
 
 
 def split_photos(photos: list[Photo], holdout_fraction: float = 0.2, seed: int = 0,
