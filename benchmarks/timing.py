@@ -6,6 +6,8 @@ import statistics
 import time
 from typing import Callable
 
+from provenance.markdown import markdown_table
+
 
 def timed(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> tuple[float, object]:
     """Median milliseconds over ``repeats`` calls after ``warmup``, and the last call's result."""
@@ -30,9 +32,4 @@ def machine_line() -> str:
 
 
 def print_table(headers: list[str], rows: list[list[object]]) -> None:
-    cells = [[str(c) for c in row] for row in [headers, *rows]]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    for n, row in enumerate(cells):
-        print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |")
-        if n == 0:
-            print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    print(markdown_table(headers, rows))

@@ -39,10 +39,10 @@ def run_demo(directory: Path) -> list[DemoCase]:
     original.write_bytes(encode_image(photo, "JPEG", quality=92))
 
     generated = directory / "generated.jpg"
-    marked = embed_mark(photo, Mark(watermark_id=WatermarkId(generator=1, serial=1)))
+    marked = embed_mark(photo, Mark(watermark_id=WatermarkId(generator=0, serial=1)))
     with C2paSigner(keys) as signer:
         signer.sign(encode_image(marked, "JPEG", quality=95), generated, ai_generated=True, model=DEMO_MODEL,
-                    model_version="0.1", extra_assertion={"watermark_id": str(WatermarkId(1, 1))})
+                    model_version="0.1", extra_assertion={"watermark_id": str(WatermarkId(0, 1))})
         captured = directory / "captured_signed.jpg"
         signer.sign(original.read_bytes(), captured, source_type="digitalCapture")
 

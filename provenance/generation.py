@@ -25,8 +25,8 @@ from .imageio import encode_image
 from .watermark import payload
 from .watermark.marking import DEFAULT_SCHEME, Mark, embed_mark
 
-# The 8-bit "generator" field of our watermark ID, per model family (0 is the demo).
-WATERMARK_CODES = {"gan": 1, "diffusion": 2}
+# The 8-bit "generator" field of our watermark ID, per model family.
+WATERMARK_CODES = {family: payload.GENERATOR_CODES[f"provenance {family}"] for family in ("gan", "diffusion")}
 FORMATS = {"png": ("PNG", ".png"), "jpeg": ("JPEG", ".jpg"), "webp": ("WEBP", ".webp")}
 RECORDS_FILE = "generated.jsonl"
 

@@ -158,3 +158,26 @@ def test_cli_trains_resumes_and_reports_quality(tmp_path):
                                          "--sample-size", "64", "--threads", "1"])
     assert result.exit_code == 0, result.output
     assert str(tmp_path / "run") in result.output and "uniform noise" in result.output
+
+
+def test_curated_package_photos_have_unique_names_and_pairs_share_a_group():
+    from provenance.generators.photo_packages import PACKAGE_PHOTOS
+
+    names = [dst for files in PACKAGE_PHOTOS.values() for _, dst in files]
+    assert len(names) == len(set(names)) == 66
+    groups = {name: group_of(name) for name in names}
+    for pair in (("opencv_aloeL.jpg", "opencv_aloeR.jpg"), ("opencv_booksL.jpg", "opencv_booksR.jpg"),
+                 ("opencv_notebookA.jpg", "opencv_notebookB.jpg"), ("opencv_grafA.png", "opencv_grafB.png")):
+        assert groups[pair[0]] == groups[pair[1]]
+    assert groups["mate_garden.jpg"] != groups["mate_dune.jpg"]
+
+
+def test_photo_folders_are_capped_in_size(tmp_path):
+    from PIL import Image
+
+    from provenance.generators.photos import load_photos
+
+    Image.new("RGB", (3000, 1500), (10, 200, 30)).save(tmp_path / "big.png")
+    Image.new("RGB", (300, 200), (200, 20, 30)).save(tmp_path / "small.png")
+    shapes = {p.name: p.rgb.shape for p in load_photos(tmp_path)}
+    assert shapes == {"big.png": (512, 1024, 3), "small.png": (200, 300, 3)}

@@ -183,3 +183,40 @@ def photos_command(out: Path, no_wheels: bool) -> None:
     except PhotoInstallError as exc:
         fail(out, str(exc), EXIT_FAILED)
     click.echo(f"{out}: {len(written)} photos; train with --real {out}")
+
+
+@train_group.command("export")
+@click.argument("run", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--name", required=True, help="Shipped name, e.g. gan or diffusion.")
+@click.option("--dest", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder of exports (default: the package's shipped weights folder).")
+@click.option("-n", "--images", "n", default=128, show_default=True, help="Images per set for the SWD figure.")
+@click.option("--sample-steps", type=int, help="DDIM steps for a diffusion model (default: the model's).")
+@click.option("--threads", type=int, default=None)
+def export_command(run: Path, name: str, dest: Path | None, n: int, sample_steps: int | None, threads) -> None:
+    """Ship RUN's weights as NAME with a model card (data, steps, time, hardware, SWD vs baselines, grid)."""
+    import shlex
+    import sys
+
+    import torch
+
+    from provenance.generators import SHIPPED_WEIGHTS_DIR
+    from provenance.generators.model_card import export_run
+
+    if threads:
+        torch.set_num_threads(threads)
+    config = json.loads((run / "config.json").read_text())
+    training = config["training"]
+    reproduce = "\n".join([
+        "provenance train photos photos/   # Debian photo packages + wheel photos, offline",
+        f"provenance train {config['family']} --real photos/ --out {run} --steps {config['step']} "
+        f"--seed {training['seed']} --threads 1   # re-run to resume",
+        "provenance train export " + " ".join(shlex.quote(a) for a in sys.argv[3:]),
+    ])
+    try:
+        dest_dir = export_run(run, name, dest or SHIPPED_WEIGHTS_DIR, n=n,
+                              sample_options={"steps": sample_steps} if sample_steps else None,
+                              reproduce=reproduce)
+    except (FileNotFoundError, ValueError, KeyError) as exc:
+        fail(run, str(exc), EXIT_FAILED)
+    click.echo(f"{dest_dir}: weights, config, MODEL_CARD.md, samples.jpg, quality.json")

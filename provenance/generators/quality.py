@@ -177,14 +177,8 @@ def _crop_each(images: np.ndarray, size: int, rng: np.random.Generator) -> np.nd
 
 
 def format_table(rows: list[tuple[str, SWDResult]]) -> str:
-    resolutions = rows[0][1].resolutions
-    headers = ["images", "SWD x1e3 mean"] + [f"{r}px" for r in resolutions]
-    cells = [headers] + [[name, f"{result.mean:.1f}"] + [f"{v:.1f}" for v in result.per_level]
-                         for name, result in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = []
-    for i, row in enumerate(cells):
-        lines.append("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |")
-        if i == 0:
-            lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    return "\n".join(lines)
+    from provenance.markdown import markdown_table
+
+    headers = ["images", "SWD x1e3 mean"] + [f"{r}px" for r in rows[0][1].resolutions]
+    return markdown_table(headers, [[name, f"{result.mean:.1f}"] + [f"{v:.1f}" for v in result.per_level]
+                                    for name, result in rows])

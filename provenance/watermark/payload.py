@@ -33,6 +33,11 @@ ID_DATA_BITS = 40
 BCH_T, BCH_M = 3, 6
 
 
+# Our assigned values of the ID's 8-bit generator field; unknown values are shown as numbers.
+GENERATOR_CODES = {"provenance demo": 0, "provenance gan": 1, "provenance diffusion": 2}
+_GENERATOR_NAMES = {code: name for name, code in GENERATOR_CODES.items()}
+
+
 @dataclass(frozen=True)
 class WatermarkId:
     """Who made the image: an 8-bit generator (issuer) code and a 32-bit serial."""
@@ -47,7 +52,8 @@ class WatermarkId:
             raise ValueError(f"serial must be 0-{2**32 - 1}, not {self.serial}")
 
     def __str__(self) -> str:
-        return f"generator {self.generator}, serial {self.serial}"
+        name = _GENERATOR_NAMES.get(self.generator)
+        return f"generator {self.generator}{f' ({name})' if name else ''}, serial {self.serial}"
 
     def to_bytes(self) -> bytes:
         return bytes([self.generator]) + self.serial.to_bytes(4, "big")
