@@ -10,6 +10,7 @@ import click  # noqa: E402
 
 from .commands.c2pa_cmds import keys_group, sign_command  # noqa: E402
 from .commands.check_cmd import check_command  # noqa: E402
+from .commands.dataset_cmds import dataset_group  # noqa: E402
 from .commands.demo_cmd import demo_command  # noqa: E402
 from .commands.generate_cmd import generate_command  # noqa: E402
 from .commands.train_cmds import train_group  # noqa: E402
@@ -22,5 +23,9 @@ def main() -> None:
     """Tell whether images are synthetic, and label what generators make."""
 
 
-for command in (check_command, demo_command, generate_command, keys_group, sign_command, train_group, watermark_group):
+for command in (check_command, dataset_group, demo_command, generate_command, keys_group, sign_command, train_group, watermark_group):
     main.add_command(command)
+
+
+if __name__ == "__main__":
+    main()

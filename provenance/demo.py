@@ -15,6 +15,7 @@ from detectors.results import Verdict
 
 from .c2pa.keys import init_keys
 from .c2pa.signing import C2paSigner
+from .c2pa.strip import jpeg_manifest_segments
 from .check import CheckConfig, Checker
 from .imageio import encode_image
 from .watermark.marking import Mark, embed_mark
@@ -80,21 +81,7 @@ def _edit_keeping_manifest(signed_jpeg: bytes) -> bytes:
     ImageDraw.Draw(edited).rectangle((300, 60, 420, 140), fill=(20, 20, 20))
     buffer = io.BytesIO()
     edited.save(buffer, "JPEG", quality=95)
-    return _insert_segments(buffer.getvalue(), _app11_segments(signed_jpeg))
-
-
-def _app11_segments(jpeg: bytes) -> bytes:
-    """The APP11 (JUMBF) segments, where C2PA stores its manifest in a JPEG."""
-    found, position = [], 2
-    while position + 4 <= len(jpeg) and jpeg[position] == 0xFF:
-        marker = jpeg[position + 1]
-        length = int.from_bytes(jpeg[position + 2:position + 4], "big")
-        if marker == 0xDA:  # start of scan: no more header segments
-            break
-        if marker == 0xEB:
-            found.append(jpeg[position:position + 2 + length])
-        position += 2 + length
-    return b"".join(found)
+    return _insert_segments(buffer.getvalue(), jpeg_manifest_segments(signed_jpeg))
 
 
 def _insert_segments(jpeg: bytes, segments: bytes) -> bytes:

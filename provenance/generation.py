@@ -134,35 +134,49 @@ class ImageMaker:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def make(self, first: int, n: int) -> list[GeneratedImage]:
-        """Images ``first .. first + n - 1``: sampled, marked, encoded and signed (not written)."""
+    def sample(self, first: int, n: int) -> np.ndarray:
+        """Unlabelled pixels of images ``first .. first + n - 1``, (n, H, W, 3) uint8."""
         o = self.options
         # One image per forward pass: oneDNN may pick other kernels for other batch shapes, and the
         # pixels of image i must not depend on how a run was chunked (it is not slower on CPU).
-        pixels = self.generator.sample(n, size=o.size, seed=o.seed, first=first, batch_size=1,
-                                       **o.sample_options)
-        return [self._label(first + k, rgb) for k, rgb in enumerate(pixels)]
+        return self.generator.sample(n, size=o.size, seed=o.seed, first=first, batch_size=1, **o.sample_options)
+
+    def mark(self, rgb: np.ndarray, index: int) -> tuple[np.ndarray, payload.WatermarkId]:
+        """Our watermark with ID (this model's code, the serial of image ``index``)."""
+        o = self.options
+        watermark_id = payload.WatermarkId(self.watermark_code, serial_for(o.seed, index))
+        return embed_mark(rgb, Mark(scheme=o.scheme, key=o.watermark_key, watermark_id=watermark_id)), watermark_id
+
+    def sign(self, data: bytes, index: int, watermark_id: payload.WatermarkId | None,
+             extra: dict | None = None) -> bytes:
+        """A C2PA manifest declaring this model made image ``index`` (needs ``options.c2pa``)."""
+        if self._signer is None:
+            raise GenerationError("signing was not enabled (c2pa=False)")
+        o = self.options
+        assertion = {"seed": o.seed, "index": index, "serial": serial_for(o.seed, index),
+                     "watermark": {"scheme": o.scheme, "id": str(watermark_id)} if watermark_id else None,
+                     **(extra or {})}
+        return self._signer.sign_bytes(
+            data, ai_generated=True, model=self.model_name, model_version=self.model_version,
+            extra_assertion=assertion, source_name=f"{self.model_name} image {index}").data
+
+    def make(self, first: int, n: int) -> list[GeneratedImage]:
+        """Images ``first .. first + n - 1``: sampled, marked, encoded and signed (not written)."""
+        return [self._label(first + k, rgb) for k, rgb in enumerate(self.sample(first, n))]
 
     def _label(self, index: int, rgb: np.ndarray) -> GeneratedImage:
         o = self.options
-        serial = serial_for(o.seed, index)
         watermark_id = None
         if o.watermark:
-            watermark_id = payload.WatermarkId(self.watermark_code, serial)
-            rgb = embed_mark(rgb, Mark(scheme=o.scheme, key=o.watermark_key, watermark_id=watermark_id))
-        pil_format, _ = FORMATS[o.format]
-        data = encode_image(rgb, pil_format, quality=o.quality)
+            rgb, watermark_id = self.mark(rgb, index)
+        data = encode_image(rgb, FORMATS[o.format][0], quality=o.quality)
         if self._signer is not None:
-            assertion = {"seed": o.seed, "index": index, "serial": serial,
-                         "watermark": {"scheme": o.scheme, "id": str(watermark_id)} if watermark_id else None}
-            data = self._signer.sign_bytes(
-                data, ai_generated=True, model=self.model_name, model_version=self.model_version,
-                extra_assertion=assertion, source_name=f"{self.model_name} image {index}").data
+            data = self.sign(data, index, watermark_id)
         height, width = rgb.shape[:2]
         return GeneratedImage(
             index=index, seed=o.seed, model=self.model_name, model_version=self.model_version, width=width,
             height=height, format=o.format, watermark_scheme=o.scheme if watermark_id else None,
-            watermark_id=str(watermark_id) if watermark_id else None, serial=serial,
+            watermark_id=str(watermark_id) if watermark_id else None, serial=serial_for(o.seed, index),
             c2pa_signed=self._signer is not None, rgb=rgb, data=data)
 
 

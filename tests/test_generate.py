@@ -6,34 +6,15 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 from PIL import Image
 
 import provenance
 from detectors.results import Label
-from provenance.c2pa.keys import init_keys
 from provenance.check import CheckConfig, Checker
 from provenance.cli import main
 from provenance.generation import WATERMARK_CODES, GenerationError, serial_for
-from provenance.generators.training import train
 from provenance.watermark.decision import best, decode_watermark
-from tests.test_generators import TINY, tiny_train_config
-
-
-@pytest.fixture(scope="module")
-def tiny_gan(tmp_path_factory):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    directory = tmp_path_factory.mktemp("tiny_gan")
-    train("gan", directory, tiny_train_config(steps=2), TINY["gan"])
-    yield directory
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory):
-    return init_keys(tmp_path_factory.mktemp("keys"), common_name="test generator signer")
 
 
 def checker_trusting(keys) -> Checker:

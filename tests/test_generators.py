@@ -12,20 +12,9 @@ from provenance import generators
 from provenance.generators import load_generator
 from provenance.generators.photos import PatchSampler, default_photos, group_of, split_photos
 from provenance.generators.quality import quality_report, swd
-from provenance.generators.training import TrainConfig, Trainer, train
+from provenance.generators.training import Trainer, train
 from provenance.registry import UnknownNameError
-
-TINY = {
-    "gan": {"latent_channels": 4, "generator_widths": (16, 8, 8), "discriminator_widths": (8, 16)},
-    "diffusion": {"base_channels": 8, "channel_mults": (1, 2), "timesteps": 100, "sample_steps": 4},
-}
-
-
-def tiny_train_config(**overrides) -> TrainConfig:
-    fields = dict(steps=4, batch_size=4, patch=16, log_every=2, sample_every=2, checkpoint_every=2,
-                  grid_images=4, grid_size=32)
-    return TrainConfig(**{**fields, **overrides})
-
+from tests.conftest import TINY, tiny_train_config
 
 @pytest.fixture(autouse=True)
 def one_thread():

@@ -1,0 +1,113 @@
+"""``provenance dataset build|verify``: labelled real + synthetic image sets for detector research."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .common import EXIT_FAILED, emit_json, fail, json_option
+
+
+def _range(text: str, kind=float) -> tuple:
+    low, _, high = text.partition("-")
+    try:
+        return kind(low), kind(high or low)
+    except ValueError:
+        raise click.BadParameter(f"expected LOW-HIGH, e.g. 70-95, not {text!r}") from None
+
+
+@click.group("dataset", context_settings={"help_option_names": ["-h", "--help"]})
+def dataset_group() -> None:
+    """Build and verify labelled benchmark datasets (Hugging Face imagefolder layout)."""
+
+
+@dataset_group.command("build")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--real", default="default", show_default=True,
+              help="Folder of real photos (see `provenance train photos`), or 'default' (wheel photos).")
+@click.option("--n-real", default=100, show_default=True, type=click.IntRange(min=0))
+@click.option("--n-gan", default=50, show_default=True, type=click.IntRange(min=0))
+@click.option("--n-diffusion", default=50, show_default=True, type=click.IntRange(min=0))
+@click.option("--size", default=256, show_default=True, type=click.IntRange(min=16))
+@click.option("--seed", default=0, show_default=True)
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Parallel processes.")
+@click.option("--split", "splits", default="0.7,0.15,0.15", show_default=True, help="train,validation,test fractions.")
+@click.option("--format", "fmt", type=click.Choice(["jpeg", "png", "webp"]), default="jpeg", show_default=True,
+              help="Encoding of every image, real and synthetic alike.")
+@click.option("--jpeg-quality", default="70-95", show_default=True, help="Quality range (jpeg/webp).")
+@click.option("--perturb-fraction", default=0.5, show_default=True, type=click.FloatRange(0, 1),
+              help="Share of images given one perturbation.")
+@click.option("--perturbations", default="blur,brightness,crop,noise,resize,screenshot", show_default=True,
+              help="Comma-separated perturbations to draw from.")
+@click.option("--watermark-fraction", default=0.5, show_default=True, type=click.FloatRange(0, 1),
+              help="Share of synthetic images with our watermark.")
+@click.option("--c2pa-fraction", default=0.5, show_default=True, type=click.FloatRange(0, 1),
+              help="Share of synthetic images signed with a C2PA manifest.")
+@click.option("--stripped-fraction", default=0.5, show_default=True, type=click.FloatRange(0, 1),
+              help="Share of the signed images whose manifest is then stripped.")
+@click.option("--gan-model", default="gan", show_default=True, help="Shipped name or export directory.")
+@click.option("--diffusion-model", default="diffusion", show_default=True)
+@click.option("--diffusion-steps", default=25, show_default=True, type=click.IntRange(min=1))
+@click.option("--keys", type=click.Path(file_okay=False, path_type=Path),
+              help="Signing keys (default: a key pair made for this dataset under OUT/.build/keys).")
+@json_option
+def build_command(out, real, n_real, n_gan, n_diffusion, size, seed, workers, splits, fmt, jpeg_quality,
+                  perturb_fraction, perturbations, watermark_fraction, c2pa_fraction, stripped_fraction, gan_model,
+                  diffusion_model, diffusion_steps, keys, as_json) -> None:
+    """Build a labelled dataset in OUT; after a crash, the same command finishes it."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from provenance.datasets import DatasetConfig, DatasetError, build_dataset
+
+    try:
+        split_fractions = tuple(float(x) for x in splits.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected three comma-separated fractions, not {splits!r}") from None
+    if len(split_fractions) != 3:
+        raise click.BadParameter("--split needs three fractions: train,validation,test")
+    config = DatasetConfig(
+        real=str(real), n_real=n_real, n_gan=n_gan, n_diffusion=n_diffusion, size=size, seed=seed,
+        splits=split_fractions, format=fmt, jpeg_quality=_range(jpeg_quality, int),
+        perturb_fraction=perturb_fraction, perturbations=tuple(p for p in perturbations.split(",") if p),
+        watermark_fraction=watermark_fraction, c2pa_fraction=c2pa_fraction, stripped_fraction=stripped_fraction,
+        gan_model=gan_model, diffusion_model=diffusion_model, diffusion_steps=diffusion_steps)
+    try:
+        config.check()
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    columns = (TextColumn("dataset"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    try:
+        with Progress(*columns, transient=True, disable=as_json) as progress:
+            task = progress.add_task("build", total=None)
+            result = build_dataset(out, config, workers=workers, keys=keys,
+                                   on_progress=lambda done, total: progress.update(task, completed=done, total=total))
+    except (DatasetError, ValueError, FileNotFoundError) as exc:
+        fail(out, str(exc).splitlines()[0], EXIT_FAILED)
+    for failure in result.failed:
+        click.echo(f"provenance: {out}: {failure['id']}: {failure['error']}", err=True)
+    if as_json:
+        emit_json(result.to_dict())
+    else:
+        click.echo(f"{out}: {result.planned - len(result.failed)} of {result.planned} images "
+                   f"({result.made_now} made now, {result.already_done} already there); card in {out / 'README.md'}")
+    if result.failed:
+        raise SystemExit(EXIT_FAILED)
+
+
+@dataset_group.command("verify")
+@click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--deep", is_flag=True, help="Also decode watermarks and read C2PA manifests against the labels.")
+@json_option
+def verify_command(directory: Path, deep: bool, as_json: bool) -> None:
+    """Check a dataset: every planned image present once, files match labels, no split leakage."""
+    from provenance.datasets import verify_dataset
+
+    checked, problems = verify_dataset(directory, deep=deep)
+    if as_json:
+        emit_json({"directory": str(directory), "images": checked, "problems": problems})
+    else:
+        for problem in problems:
+            click.echo(f"provenance: {problem}", err=True)
+        click.echo(f"{directory}: {checked} images, {len(problems)} problems")
+    if problems:
+        raise SystemExit(EXIT_FAILED)

@@ -1,0 +1,127 @@
+"""The dataset card (README.md): what is in the set, how it was made, and the counts that matter."""
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Iterable
+
+from provenance.markdown import markdown_table
+from .plan import SPLITS, DatasetConfig
+
+
+def perturbation_key(row: dict) -> str:
+    return "+".join(step["name"] for step in row["perturbations"]) or "none"
+
+
+def class_key(row: dict) -> str:
+    return "real" if row["label"] == "real" else f"synthetic/{row['generator']}"
+
+
+def count_table(rows: Iterable[dict]) -> dict:
+    """{class/generator: {perturbation: {split: n}}}"""
+    table: dict = {}
+    for row in rows:
+        cell = table.setdefault(class_key(row), {}).setdefault(perturbation_key(row), {})
+        cell[row["split"]] = cell.get(row["split"], 0) + 1
+    return table
+
+
+def _counts_markdown(rows: list[dict]) -> str:
+    table = count_table(rows)
+    lines = []
+    for cls in sorted(table):
+        for perturbation in sorted(table[cls]):
+            cell = table[cls][perturbation]
+            lines.append([cls, perturbation, *[cell.get(s, 0) for s in SPLITS], sum(cell.values())])
+    totals = Counter()
+    for row in rows:
+        totals[row["split"]] += 1
+    lines.append(["**all**", "", *[totals[s] for s in SPLITS], sum(totals.values())])
+    return markdown_table(["class / generator", "perturbation", *SPLITS, "total"], lines)
+
+
+def _distribution_markdown(rows: list[dict]) -> str:
+    """Format, size and JPEG quality per class: the check that no format shortcut is left."""
+    by_class: dict[str, list[dict]] = {}
+    for row in rows:
+        by_class.setdefault(row["label"], []).append(row)
+    lines = []
+    for cls, members in sorted(by_class.items()):
+        formats = Counter(r["encode"]["format"] for r in members)
+        qualities = [r["encode"]["quality"] for r in members if "quality" in r["encode"]]
+        sizes = [r["width"] * r["height"] for r in members]
+        lines.append([cls, len(members), ", ".join(f"{k} {v / len(members):.0%}" for k, v in sorted(formats.items())),
+                      f"{sum(qualities) / len(qualities):.1f}" if qualities else "-",
+                      f"{(sum(sizes) / len(sizes)) ** 0.5:.0f}px"])
+    return markdown_table(["class", "images", "format", "mean JPEG quality", "mean side (sqrt area)"], lines)
+
+
+def _provenance_markdown(rows: list[dict]) -> str:
+    synthetic = [r for r in rows if r["label"] == "synthetic"]
+    lines = []
+    for generator in sorted({r["generator"] for r in synthetic}):
+        members = [r for r in synthetic if r["generator"] == generator]
+        c2pa = Counter(r["c2pa"] for r in members)
+        versions = sorted({f"{r.get('model')} {r.get('model_version')}" for r in members})
+        lines.append([generator, len(members), sum(r["watermark"] for r in members),
+                      c2pa.get("signed", 0), c2pa.get("stripped", 0), c2pa.get("none", 0), "; ".join(versions)])
+    return markdown_table(["generator", "images", "watermarked", "C2PA signed", "C2PA stripped", "no C2PA",
+                           "model version"], lines)
+
+
+def _generators_used(config: DatasetConfig, rows: list[dict]) -> str:
+    used = {r["generator"] for r in rows if r["label"] == "synthetic"}
+    names = [f"`{config.gan_model}`" if "gan" in used else "",
+             f"`{config.diffusion_model}` (DDIM {config.diffusion_steps} steps)" if "diffusion" in used else ""]
+    return ", ".join(n for n in names if n) or "none"
+
+
+def write_card(out: Path, config: DatasetConfig, rows: list[dict], planned: int) -> None:
+    from .build import TRUST_ROOT_FILE, write_atomically
+
+    status = "complete" if len(rows) == planned else f"**incomplete: {len(rows)} of {planned} images** (re-run the build)"
+    real_sources = sorted({r["source"]["photo"] for r in rows if r["label"] == "real"})
+    text = f"""---
+configs:
+- config_name: default
+  data_dir: .
+---
+# Synthetic-image detection dataset (made by `provenance dataset build`)
+
+Status: {status}. Seed {config.seed}, {config.size}x{config.size} before perturbation.
+Load with `datasets.load_dataset("imagefolder", data_dir=THIS_FOLDER)`; every image's labels are in
+its split's `metadata.jsonl` (`file_name`, `label`, `generator`, `seed`, `index`, `watermark`,
+`watermark_id`, `c2pa`, `perturbations` with parameters, `encode`, `split`, `source`).
+
+## Counts (class x generator x perturbation x split)
+
+{_counts_markdown(rows)}
+
+## One pipeline for both classes
+
+Real crops and generated images go through the same steps, with parameters drawn from the same
+distribution regardless of class: one perturbation for {config.perturb_fraction:.0%} of images (chosen
+from {", ".join(config.perturbations)}), then encoding as **{config.format}**
+{f"with quality drawn from {config.jpeg_quality[0]}-{config.jpeg_quality[1]}" if config.format != "png" else ""}.
+Real photos are downscaled by {config.real_scale[0]}-{config.real_scale[1]} (more only when the photo is small) before
+cropping, which removes most of the 8x8 JPEG grid their source files carry. Measured per class:
+
+{_distribution_markdown(rows)}
+
+## Labels from the write side
+
+{_provenance_markdown(rows) if any(r["label"] == "synthetic" for r in rows) else "No synthetic images."}
+
+Watermarks are our keyed `dwtDctSvd` mark with ID (generator code, serial); C2PA manifests are signed by
+the key whose root is `{TRUST_ROOT_FILE}` (present when any image was signed). "Stripped" images were
+signed, then had their manifest store removed (JPEG APP11 / PNG caBX), as re-upload pipelines do.
+
+## Sources and splits
+
+- Real photos: `{config.real}` ({len(real_sources)} photos used). Splits are by near-duplicate photo group:
+  no photo (or its stereo/edited twin) appears in two splits. Synthetic images are assigned to splits at random.
+- Generators: {_generators_used(config, rows)}; trained
+  on photo patches by `provenance train` (see their model cards). Their training photos may overlap the
+  real photos here: a detector must not be judged on recognising specific photos.
+"""
+    write_atomically(out / "README.md", text.encode())
