@@ -8,7 +8,7 @@ import time
 
 import torch
 
-from benchmarks.timing import machine_line, print_table
+from benchmarks.timing import machine_line, median_ms, print_table
 from provenance import generators
 from provenance.generators import seeded
 
@@ -19,13 +19,7 @@ PATCH, BATCH = 32, 32
 
 
 def _seconds(fn, repeats: int = 3) -> float:
-    fn()  # warm-up: oneDNN picks kernels on first use
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
+    return median_ms(fn, repeats=repeats) / 1000
 
 
 def sampling_rows() -> list[list[object]]:
@@ -61,12 +55,33 @@ def training_rows() -> list[list[object]]:
     return rows
 
 
+def labelled_rows() -> list[list[object]]:
+    """The shipped models: sampling alone vs `provenance.generate` (sample + watermark + PNG + C2PA)."""
+    import tempfile
+
+    from provenance.c2pa.keys import init_keys
+    from provenance.generation import GenerateOptions, ImageMaker
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        keys = init_keys(tmp)
+        for family, n, options in (("gan", 8, {}), ("diffusion", 2, {"steps": DDIM_STEPS})):
+            with ImageMaker(family, GenerateOptions(keys=keys.directory, sample_options=options)) as maker:
+                sampling = _seconds(lambda: maker.sample(0, n), repeats=1)
+                labelled = _seconds(lambda: maker.make(0, n), repeats=1)
+            rows.append([family, f"{n / sampling:.2f}", f"{n / labelled:.2f}",
+                         f"{(labelled - sampling) / n * 1000:.0f}"])
+    return rows
+
+
 def main() -> None:
     print(machine_line(), f"torch threads={torch.get_num_threads()}")
     print(f"\nSampling at {SIZE}x{SIZE} (untrained default configs)\n")
     print_table(["model", "precision", "images/s"], sampling_rows())
     print(f"\nTraining step, batch {BATCH} of {PATCH}x{PATCH} patches\n")
     print_table(["model", "sampling params", "precision", "s/step", "images/s"], training_rows())
+    print(f"\nShipped models at {SIZE}x{SIZE}: sampling alone (baseline) vs labelled generate()\n")
+    print_table(["model", "sampling images/s", "generate() images/s", "labelling ms/image"], labelled_rows())
 
 
 if __name__ == "__main__":

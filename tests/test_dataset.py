@@ -30,8 +30,7 @@ def small_config(tiny_gan, tiny_diffusion, **overrides) -> DatasetConfig:
 
 
 def rows_of(out: Path) -> list[dict]:
-    return [json.loads(line) for split in SPLITS
-            for line in (out / split / METADATA_FILE).read_text().splitlines()]
+    return [json.loads(line) for split in SPLITS for line in (out / split / METADATA_FILE).read_text().splitlines()]
 
 
 def test_build_writes_imagefolder_with_every_label_and_verifies_deep(tiny_gan, tiny_diffusion, tmp_path):
@@ -40,7 +39,7 @@ def test_build_writes_imagefolder_with_every_label_and_verifies_deep(tiny_gan, t
     result = build_dataset(tmp_path, config)
     assert result.planned == 16 and result.made_now == 16 and not result.failed
     rows = rows_of(tmp_path)
-    assert Counter((r["label"], r["generator"]) for r in rows) == {("real", None): 8, ("synthetic", "gan"): 5,
+    assert Counter((r["label"], r["generator"]) for r in rows) == {("real", "none"): 8, ("synthetic", "gan"): 5,
                                                                   ("synthetic", "diffusion"): 3}
     for row in rows:
         path = tmp_path / row["split"] / row["file_name"]
@@ -49,7 +48,8 @@ def test_build_writes_imagefolder_with_every_label_and_verifies_deep(tiny_gan, t
             assert row["watermark"] and row["watermark_id"].startswith(("generator 1", "generator 2"))
             assert row["c2pa"] in ("signed", "stripped") and row["model_version"]
         else:
-            assert row["source"]["photo"] and row["watermark_id"] is None and row["c2pa"] == "none"
+            assert row["source_photo"] and row["watermark_id"] == "" and row["c2pa"] == "none"
+            assert json.loads(row["source"])["photo"] == row["source_photo"]
     assert (tmp_path / TRUST_ROOT_FILE).is_file()
     card = (tmp_path / "README.md").read_text()
     assert "class / generator" in card and "synthetic/diffusion" in card and "Status: complete" in card
@@ -143,10 +143,10 @@ def test_a_killed_build_finishes_on_rerun_with_no_missing_duplicate_or_mislabell
 def test_verify_finds_missing_duplicate_and_changed_files(tiny_gan, tiny_diffusion, tmp_path):
     build_dataset(tmp_path, small_config(tiny_gan, tiny_diffusion, c2pa_fraction=0.0))
     rows = rows_of(tmp_path)
-    first, second = rows[0], rows[1]
+    first, second = rows[0], rows[-1]
     (tmp_path / first["split"] / first["file_name"]).unlink()
     Image.new("RGB", (256, 256)).save(tmp_path / second["split"] / second["file_name"], "JPEG")
-    metadata = tmp_path / "train" / METADATA_FILE
+    metadata = tmp_path / first["split"] / METADATA_FILE
     metadata.write_text(metadata.read_text() + metadata.read_text().splitlines()[-1] + "\n")
     _, problems = verify_dataset(tmp_path)
     text = "\n".join(problems)
@@ -170,4 +170,5 @@ def test_loads_with_hugging_face_datasets(tiny_gan, tiny_diffusion, tmp_path):
     build_dataset(tmp_path, small_config(tiny_gan, tiny_diffusion, c2pa_fraction=0.0))
     loaded = datasets.load_dataset("imagefolder", data_dir=str(tmp_path))
     assert sum(len(loaded[s]) for s in loaded) == 16
-    assert set(loaded["train"].column_names) >= {"image", "label", "generator", "split", "perturbations"}
+    assert set(loaded["train"].column_names) >= {"image", "label", "generator", "split", "perturbation", "quality"}
+    assert sorted(loaded["train"]["label"]) == sorted(r["label"] for r in rows_of(tmp_path) if r["split"] == "train")

@@ -51,6 +51,10 @@ def file_name(item: Item) -> str:
     return f"{item.id}{EXTENSIONS[item.encode['format']]}"
 
 
+def image_path(out: Path, row: dict) -> Path:
+    return out / row["split"] / row["file_name"]
+
+
 class ItemMaker:
     """Turns planned items into files; one per worker process, models loaded lazily once."""
 
@@ -88,7 +92,7 @@ class ItemMaker:
     def make(self, item: Item) -> dict:
         """Make, write and record one item; returns its metadata row."""
         # Every row has the same keys, so tabular loaders infer one schema.
-        extra: dict = {"model": None, "model_version": None, "watermark_scheme": None, "watermark_id": None}
+        extra: dict = {"model": "", "model_version": "", "watermark_scheme": "", "watermark_id": ""}
         if item.label == "real":
             rgb = self.real_pixels(item)
         else:
@@ -98,19 +102,18 @@ class ItemMaker:
             watermark_id = None
             if item.watermark:
                 rgb, watermark_id = maker.mark(rgb, item.index)
-            extra.update(watermark_scheme=maker.options.scheme if watermark_id else None,
-                         watermark_id=str(watermark_id) if watermark_id else None)
+            extra.update(watermark_scheme=maker.options.scheme if watermark_id else "",
+                         watermark_id=str(watermark_id) if watermark_id else "")
         rgb = apply_all(rgb, item.perturbations)
         data = encode_image(rgb, PIL_FORMATS[item.encode["format"]], quality=item.encode.get("quality", 95))
         if item.c2pa != "none":
             data = self.maker(item.generator).sign(data, item.index, watermark_id, extra={"dataset_item": item.id})
             if item.c2pa == "stripped":
                 data = strip_manifest(data)
-        name = file_name(item)
-        write_atomically(self.out / item.split / name, data)
         height, width = rgb.shape[:2]
-        row = {"file_name": name, **item.to_dict(), "width": width, "height": height,
+        row = {"file_name": file_name(item), **item.labels(), "width": width, "height": height,
                "sha256": hashlib.sha256(data).hexdigest(), **extra}
+        write_atomically(image_path(self.out, row), data)
         write_atomically(record_path(self.out, item.id), json.dumps(row).encode())
         return row
 
@@ -202,7 +205,7 @@ def done_rows(out: Path, plan: Iterable[Item]) -> dict[str, dict]:
         path = record_path(out, item.id)
         if path.is_file():
             row = json.loads(path.read_text())
-            if (out / item.split / row["file_name"]).is_file():
+            if image_path(out, row).is_file():
                 rows[item.id] = row
     return rows
 
@@ -250,7 +253,8 @@ def finish(out: Path, plan: list[Item], rows: dict[str, dict], config: DatasetCo
     """Write each split's metadata.jsonl (plan order) and the dataset card from the records."""
     from .card import write_card
 
+    done = [rows[item.id] for item in plan if item.id in rows]
     for split in SPLITS:
-        lines = [json.dumps(rows[item.id]) + "\n" for item in plan if item.split == split and item.id in rows]
-        write_atomically(out / split / METADATA_FILE, "".join(lines).encode())
-    write_card(out, config, [rows[item.id] for item in plan if item.id in rows], len(plan))
+        lines = "".join(json.dumps(row) + "\n" for row in done if row["split"] == split)
+        write_atomically(out / split / METADATA_FILE, lines.encode())
+    write_card(out, config, done, len(plan))

@@ -9,10 +9,6 @@ from provenance.markdown import markdown_table
 from .plan import SPLITS, DatasetConfig
 
 
-def perturbation_key(row: dict) -> str:
-    return "+".join(step["name"] for step in row["perturbations"]) or "none"
-
-
 def class_key(row: dict) -> str:
     return "real" if row["label"] == "real" else f"synthetic/{row['generator']}"
 
@@ -21,7 +17,7 @@ def count_table(rows: Iterable[dict]) -> dict:
     """{class/generator: {perturbation: {split: n}}}"""
     table: dict = {}
     for row in rows:
-        cell = table.setdefault(class_key(row), {}).setdefault(perturbation_key(row), {})
+        cell = table.setdefault(class_key(row), {}).setdefault(row["perturbation"], {})
         cell[row["split"]] = cell.get(row["split"], 0) + 1
     return table
 
@@ -47,8 +43,8 @@ def _distribution_markdown(rows: list[dict]) -> str:
         by_class.setdefault(row["label"], []).append(row)
     lines = []
     for cls, members in sorted(by_class.items()):
-        formats = Counter(r["encode"]["format"] for r in members)
-        qualities = [r["encode"]["quality"] for r in members if "quality" in r["encode"]]
+        formats = Counter(r["format"] for r in members)
+        qualities = [r["quality"] for r in members if r["format"] != "png"]
         sizes = [r["width"] * r["height"] for r in members]
         lines.append([cls, len(members), ", ".join(f"{k} {v / len(members):.0%}" for k, v in sorted(formats.items())),
                       f"{sum(qualities) / len(qualities):.1f}" if qualities else "-",
@@ -80,7 +76,7 @@ def write_card(out: Path, config: DatasetConfig, rows: list[dict], planned: int)
     from .build import TRUST_ROOT_FILE, write_atomically
 
     status = "complete" if len(rows) == planned else f"**incomplete: {len(rows)} of {planned} images** (re-run the build)"
-    real_sources = sorted({r["source"]["photo"] for r in rows if r["label"] == "real"})
+    real_sources = sorted({r["source_photo"] for r in rows if r["label"] == "real"})
     text = f"""---
 configs:
 - config_name: default
@@ -90,8 +86,9 @@ configs:
 
 Status: {status}. Seed {config.seed}, {config.size}x{config.size} before perturbation.
 Load with `datasets.load_dataset("imagefolder", data_dir=THIS_FOLDER)`; every image's labels are in
-its split's `metadata.jsonl` (`file_name`, `label`, `generator`, `seed`, `index`, `watermark`,
-`watermark_id`, `c2pa`, `perturbations` with parameters, `encode`, `split`, `source`).
+split's `metadata.jsonl` (`file_name`, `label`, `generator`, `seed`, `index`, `watermark`,
+`watermark_id`, `c2pa`, `perturbation` and `perturbations` (JSON, with parameters), `format`,
+`quality`, `split`, `source_photo`/`source_group`/`source` (JSON crop details) for real images).
 
 ## Counts (class x generator x perturbation x split)
 

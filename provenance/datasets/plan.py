@@ -8,6 +8,7 @@ distribution that never looks at the class: a detector cannot learn "JPEG = real
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -83,6 +84,22 @@ class Item:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def labels(self) -> dict:
+        """The metadata.jsonl columns: flat and typed alike in every row (no nulls, nested parts as
+        JSON text), because Hugging Face imagefolder infers a schema per split file and refuses
+        splits whose schemas differ."""
+        return {
+            "id": self.id, "label": self.label, "generator": self.generator or "none", "split": self.split,
+            "index": self.index, "seed": self.seed,
+            "source_photo": self.source["photo"] if self.source else "",
+            "source_group": self.source["group"] if self.source else "",
+            "source": json.dumps(self.source) if self.source else "",
+            "watermark": self.watermark, "c2pa": self.c2pa,
+            "perturbation": "+".join(p["name"] for p in self.perturbations) or "none",
+            "perturbations": json.dumps(self.perturbations),
+            "format": self.encode["format"], "quality": self.encode.get("quality", 0),
+        }
 
 
 def _rng(config: DatasetConfig, *stream: str | int) -> np.random.Generator:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from .build import BUILD_DIR, EXTENSIONS, METADATA_FILE, file_name
+from .build import BUILD_DIR, EXTENSIONS, METADATA_FILE, file_name, image_path
 from .plan import SPLITS, Item
 
 
@@ -24,7 +24,7 @@ def verify_dataset(out: str | Path, deep: bool = False) -> tuple[int, list[str]]
     for split in SPLITS:
         metadata = out / split / METADATA_FILE
         if not metadata.is_file():
-            problems.append(f"{metadata}: missing")
+            problems.append(f"{metadata}: missing (build not finished? run the same build command again)")
             continue
         listed = set()
         for number, line in enumerate(metadata.read_text().splitlines(), 1):
@@ -33,18 +33,18 @@ def verify_dataset(out: str | Path, deep: bool = False) -> tuple[int, list[str]]
             where = f"{metadata}:{number}"
             listed.add(row["file_name"])
             if row["id"] in seen:
-                problems.append(f"{where}: {row['id']} listed twice (also in {seen[row['id']]})")
+                problems.append(f"{where}: {row['id']} listed twice (also at {seen[row['id']]})")
             seen[row["id"]] = where
             item = plan.get(row["id"])
             if item is None:
                 problems.append(f"{where}: {row['id']} is not in the plan")
                 continue
-            planned = item.to_dict()
-            wrong = [k for k, v in planned.items() if row.get(k) != v]
+            wrong = [k for k, v in item.labels().items() if row.get(k) != v]
             if wrong or row["split"] != split or row["file_name"] != file_name(item):
                 problems.append(f"{where}: labels differ from the plan ({', '.join(wrong) or 'split/file name'})")
-            problems += _check_file(out / split / row["file_name"], row)
-        present = {p.name for p in (out / split).iterdir() if p.suffix in EXTENSIONS.values()}
+            problems += _check_file(image_path(out, row), row)
+        present = {p.name for p in (out / split).iterdir() if p.suffix in EXTENSIONS.values()} \
+            if (out / split).is_dir() else set()
         problems += [f"{out / split / name}: image without a metadata row" for name in sorted(present - listed)]
     problems += [f"{item_id}: planned but missing" for item_id in sorted(set(plan) - set(seen))]
     problems += _split_leaks(rows)
@@ -67,7 +67,7 @@ def _check_file(path: Path, row: dict) -> list[str]:
         return [f"{path}: not a readable image ({exc})"]
     if size != (row["width"], row["height"]):
         return [f"{path}: is {size[0]}x{size[1]}, labels say {row['width']}x{row['height']}"]
-    if (row["label"] == "real") != (row["generator"] is None):
+    if (row["label"] == "real") != (row["generator"] == "none"):
         return [f"{path}: label {row['label']} with generator {row['generator']}"]
     return []
 
@@ -76,7 +76,7 @@ def _split_leaks(rows: list[dict]) -> list[str]:
     splits_of: dict[str, set[str]] = {}
     for row in rows:
         if row["label"] == "real":
-            splits_of.setdefault(row["source"]["group"], set()).add(row["split"])
+            splits_of.setdefault(row["source_group"], set()).add(row["split"])
     return [f"photo group {group!r} appears in splits {', '.join(sorted(s))}"
             for group, s in sorted(splits_of.items()) if len(s) > 1]
 
@@ -91,13 +91,14 @@ def _deep_checks(out: Path, rows: list[dict]) -> list[str]:
     problems = []
     reader = ManifestReader(use_trust_store=False)
     for row in rows:
-        path = out / row["split"] / row["file_name"]
+        path = image_path(out, row)
         data = path.read_bytes()
         has_manifest = reader.read(data, Image.open(path).get_format_mimetype()) is not None
         if has_manifest != (row["c2pa"] == "signed"):
             problems.append(f"{path}: C2PA label {row['c2pa']} but manifest {'present' if has_manifest else 'absent'}")
         # Our mark is only promised to survive JPEG down to ~q75 (README robustness table).
-        if row["label"] == "synthetic" and not row["perturbations"] and row["encode"].get("quality", 100) >= 85:
+        mark_should_read = row["perturbation"] == "none" and (row["format"] == "png" or row["quality"] >= 85)
+        if row["label"] == "synthetic" and mark_should_read:
             bgr = np.asarray(Image.open(path).convert("RGB"))[:, :, ::-1].copy()
             found = best(decode_watermark(bgr, ("dwtDctSvd",)))
             if found.detected != row["watermark"]:
