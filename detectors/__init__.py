@@ -14,6 +14,6 @@ create = REGISTRY.create
 available = REGISTRY.available
 
 # Imported for their registrations.
-from . import c2pa_manifest, metadata, watermark_ours, watermark_thirdparty  # noqa: E402,F401
+from . import c2pa_manifest, classifiers, metadata, watermark_ours, watermark_thirdparty  # noqa: E402,F401
 
 __all__ = ["Detector", "Evidence", "Label", "Signal", "Strength", "Verdict", "create", "available", "register"]

@@ -23,6 +23,7 @@ def fuse(evidence: Sequence[Evidence]) -> tuple[Label, list[str]]:
     capture = [e for e in evidence if e.signal == Signal.CAPTURE]
     tampered = [e for e in evidence if e.signal == Signal.TAMPERED]
     unable = [e for e in evidence if e.signal in (Signal.ERROR, Signal.SKIPPED)]
+    uncertain = [e for e in evidence if e.signal == Signal.UNCERTAIN]
     trusted_capture = [e for e in capture if e.strength == Strength.DECLARED_TRUSTED]
 
     reasons = [e.summary for e in synthetic]
@@ -42,12 +43,16 @@ def fuse(evidence: Sequence[Evidence]) -> tuple[Label, list[str]]:
     elif tampered:
         label = Label.INCONCLUSIVE
         reasons.extend(e.summary for e in tampered)
+    elif uncertain:
+        label = Label.INCONCLUSIVE
+        reasons.extend(e.summary for e in uncertain)
     elif unable and len(unable) == len(evidence):
         label = Label.INCONCLUSIVE
         reasons.append("no detector could examine this image")
     else:
         label = Label.NO_EVIDENCE
         reasons.extend(e.summary for e in capture)  # untrusted capture claims: reported, not relied on
+        reasons.extend(e.summary for e in evidence if e.family == "classifier" and e.signal == Signal.NONE)
         reasons.append(
             "no valid AI declaration, known watermark or generator metadata was found; "
             "the absence of marks is not proof that the image is authentic"

@@ -14,6 +14,7 @@ class Signal(str, Enum):
     CAPTURE = "capture"  # declares a camera capture (only a manifest can)
     TAMPERED = "tampered"  # credentials present but broken
     NONE = "none"  # looked, found nothing
+    UNCERTAIN = "uncertain"  # a classifier score in its abstention band
     SKIPPED = "skipped"  # could not look (image too small, format unsupported)
     ERROR = "error"  # the detector failed on this input
 

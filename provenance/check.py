@@ -18,7 +18,14 @@ from detectors.results import Label, Verdict
 
 from .imageio import ImageLoadError, LoadedImage, LoadLimits, load_image
 
-DEFAULT_DETECTORS = ("c2pa", "watermark", "sd-watermark", "metadata")
+DECLARED_SIGNAL_DETECTORS = ("c2pa", "watermark", "sd-watermark", "metadata")
+
+
+def default_detectors() -> tuple[str, ...]:
+    """The declared-signal detectors, plus each trained classifier whose weights are shipped."""
+    from detectors.classifiers import shipped_classifiers
+
+    return DECLARED_SIGNAL_DETECTORS + tuple(shipped_classifiers())
 
 # A source is a path, the file's bytes, a (name, bytes) pair, or an already loaded image.
 Source = Union[str, Path, bytes, tuple[str, bytes], LoadedImage]
@@ -26,7 +33,7 @@ Source = Union[str, Path, bytes, tuple[str, bytes], LoadedImage]
 
 @dataclass(frozen=True)
 class CheckConfig:
-    detectors: Sequence[str] = DEFAULT_DETECTORS
+    detectors: Sequence[str] = field(default_factory=default_detectors)
     # Per-detector constructor options, e.g. {"c2pa": {"trust_anchors": ["root.pem"]}}.
     detector_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     limits: LoadLimits = LoadLimits()

@@ -48,7 +48,7 @@ def check_command(paths, as_json, trust_anchors, no_trust_store, detector_names,
     Exit status: 0 none synthetic, 1 some synthetic or likely synthetic, 4 some files could not be
     checked (1+4=5 when both), 2 usage error.
     """
-    from provenance.check import DEFAULT_DETECTORS, CheckConfig, Checker, expand_paths
+    from provenance.check import CheckConfig, Checker, default_detectors, expand_paths
 
     options: dict[str, dict] = {"c2pa": {"trust_anchors": list(trust_anchors), "use_trust_store": not no_trust_store}}
     watermark_options: dict = {}
@@ -58,7 +58,7 @@ def check_command(paths, as_json, trust_anchors, no_trust_store, detector_names,
         watermark_options["schemes"] = list(schemes)
     options["watermark"] = watermark_options
     config = CheckConfig(
-        detectors=tuple(detector_names) or DEFAULT_DETECTORS,
+        detectors=tuple(detector_names) or default_detectors(),
         detector_options=options,
         limits=LoadLimits(max_bytes=max_mb * 2**20, max_pixels=max_megapixels * 1_000_000),
     )

@@ -220,3 +220,54 @@ def export_command(run: Path, name: str, dest: Path | None, n: int, sample_steps
     except (FileNotFoundError, ValueError, KeyError) as exc:
         fail(run, str(exc), EXIT_FAILED)
     click.echo(f"{dest_dir}: weights, config, MODEL_CARD.md, samples.jpg, quality.json")
+
+
+@train_group.command("detector")
+@click.option("--dataset", required=True, type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="A dataset built by `provenance dataset build` (train split fits, validation calibrates).")
+@click.option("--model", "family", type=click.Choice(["cnn", "spectral"]), required=True)
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--steps", default=3000, show_default=True, help="CNN optimisation steps (re-run to resume).")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--target-fpr", default=0.01, show_default=True, help="False-positive rate on validation reals.")
+@click.option("--threads", type=int, default=None)
+def detector_command(dataset: Path, family: str, out: Path, steps: int, seed: int, target_fpr: float, threads) -> None:
+    """Train a passive classifier on DATASET's train split and calibrate it on its validation split."""
+    import torch
+
+    from detectors.learned import create
+    from provenance.datasets.reading import load_split
+
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        train_images, train_labels, _ = load_split(dataset, "train")
+        val_images, val_labels, _ = load_split(dataset, "validation")
+    except (FileNotFoundError, ValueError) as exc:
+        fail(dataset, str(exc), EXIT_FAILED)
+    click.echo(f"{family}: {len(train_labels)} training images ({int(train_labels.sum())} synthetic), "
+               f"{len(val_labels)} for calibration", err=True)
+    model = create(family)
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        if family == "cnn":
+            with open(out / "log.jsonl", "a") as log:
+                def on_log(record: dict) -> None:
+                    log.write(json.dumps(record) + "\n")
+                    log.flush()
+                    click.echo(json.dumps(record), err=True)
+
+                model.fit(train_images, train_labels, steps=steps, seed=seed, out=out, on_log=on_log)
+        else:
+            model.fit(train_images, train_labels, seed=seed)
+        model.calibrate(val_images, val_labels, target_fpr=target_fpr)
+    except ValueError as exc:
+        fail(out, str(exc), EXIT_FAILED)
+    model.training.update(dataset=str(dataset))
+    model.save(out)
+    point = model.operating_point
+    click.echo(f"{out}: threshold {point.threshold:.3f} (FPR {point.measured_fpr:.3%} on {point.n_real} "
+               "validation reals); evaluate with `provenance eval`")
+    if point.n_real * point.target_fpr < 1:
+        click.echo(f"provenance: {out}: warning: {point.n_real} validation reals cannot pin a "
+                   f"{point.target_fpr:.1%} false-positive rate; build a larger dataset", err=True)

@@ -1,0 +1,84 @@
+"""``cnn`` and ``spectral`` detectors: the trained passive classifiers as evidence.
+
+A classifier is never decisive. Above its operating point (<= 1% false positives on held-out real
+photos) it is MODERATE evidence, so alone it yields at most "likely synthetic"; in the uncertain
+band just below, it abstains (UNCERTAIN); below that it reports the score but claims nothing,
+because a low score is not proof of authenticity. Images smaller than one tile are skipped.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from provenance.imageio import LoadedImage
+
+from . import register
+from .base import Detector
+from .results import Evidence, Signal, Strength
+
+SHIPPED_WEIGHTS = Path(__file__).parent / "weights"
+
+
+def shipped_classifiers() -> list[str]:
+    return sorted(p.name for p in SHIPPED_WEIGHTS.iterdir() if (p / "classifier.json").is_file()) \
+        if SHIPPED_WEIGHTS.is_dir() else []
+
+
+class ClassifierDetector(Detector):
+    family = "classifier"
+    default_weights: ClassVar[str]
+
+    def __init__(self, weights: str | Path | None = None):
+        self.weights = Path(weights) if weights else SHIPPED_WEIGHTS / self.default_weights
+        self._model = None
+
+    @property
+    def model(self):
+        if self._model is None:
+            from .learned import load_classifier
+
+            self._model = load_classifier(self.weights)
+        return self._model
+
+    def detect(self, image: LoadedImage) -> Evidence:
+        if not (self.weights / "classifier.json").is_file():
+            return self.evidence(Signal.SKIPPED, Strength.NONE, f"{self.name}: no trained weights",
+                                 error=f"{self.weights}: no trained classifier (run `provenance train detector`)")
+        model = self.model
+        if min(image.height, image.width) < model.tile:
+            return self.evidence(Signal.SKIPPED, Strength.NONE,
+                                 f"{self.name}: image smaller than one {model.tile}px tile; the classifier abstains",
+                                 error=f"image is {image.width}x{image.height}, under {model.tile}px")
+        return self.score(image.rgb)
+
+    def score(self, rgb: np.ndarray) -> Evidence:
+        model, point = self.model, self.model.operating_point
+        logits, _ = model.score_tiles(rgb)
+        probability = float(model.probability(np.array([logits.mean()]))[0])
+        details = {"tiles": len(logits), "tile_logit_mean": float(logits.mean()), "tile_logit_min": float(logits.min()),
+                   "tile_logit_max": float(logits.max()), "threshold": point.threshold, "band_low": point.band_low,
+                   "target_fpr": point.target_fpr, "weights": str(self.weights.name)}
+        where = (f"{self.name} classifier: calibrated P(synthetic) = {probability:.2f} over {len(logits)} tiles "
+                 f"(threshold {point.threshold:.2f}, set for <= {point.target_fpr:.0%} false positives on held-out real photos)")
+        if probability >= point.threshold:
+            return self.evidence(Signal.SYNTHETIC, Strength.MODERATE,
+                                 where + "; a statistical guess, not proof", probability=probability, details=details)
+        if probability >= point.band_low:
+            return self.evidence(Signal.UNCERTAIN, Strength.NONE, where + "; in the uncertain band, so it abstains",
+                                 probability=probability, details=details)
+        return self.evidence(Signal.NONE, Strength.NONE, where + "; below the uncertain band",
+                             probability=probability, details=details)
+
+
+@register("cnn")
+class CNNDetector(ClassifierDetector):
+    name = "cnn"
+    default_weights = "cnn"
+
+
+@register("spectral")
+class SpectralDetector(ClassifierDetector):
+    name = "spectral"
+    default_weights = "spectral"

@@ -1,0 +1,120 @@
+"""The shape every trained classifier shares, scikit-learn style: ``fit`` on training images,
+``calibrate`` on held-out images, then ``decision_function`` / ``predict_proba``.
+
+Images are scored at native resolution: tiles of ``tile`` pixels, tile logits averaged (the mean,
+not the max, so a large real photo is not flagged just because it has more tiles). Saved as a
+folder: ``classifier.json`` (family, config, calibration, operating point, training summary) plus
+the family's weights file.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from provenance.registry import Registry
+from .calibration import OperatingPoint, PlattCalibration
+from .tiles import cut_tiles
+
+CLASSIFIERS: Registry[type["ImageClassifier"]] = Registry("classifier")
+META_FILE = "classifier.json"
+
+
+class NotFittedError(RuntimeError):
+    pass
+
+
+class ImageClassifier:
+    family: str = ""
+    Config: type  # the family's config dataclass; ``create(family, **fields)`` builds one
+
+    def __init__(self, **config):
+        self.config = self.Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.items()})
+        self.calibration: PlattCalibration | None = None
+        self.operating_point: OperatingPoint | None = None
+        self.training: dict = {}
+
+    @property
+    def tile(self) -> int:
+        return self.config.tile
+
+    @property
+    def max_tiles(self) -> int:
+        return self.config.max_tiles
+
+    # -- the family's part --
+    def tile_logits(self, tiles: np.ndarray) -> np.ndarray:
+        """(n, tile, tile, 3) uint8 -> (n,) raw logits (higher = more likely synthetic)."""
+        raise NotImplementedError
+
+    def _save_weights(self, directory: Path) -> None:
+        raise NotImplementedError
+
+    def _load_weights(self, directory: Path) -> None:
+        raise NotImplementedError
+
+    # -- shared --
+    def score_tiles(self, rgb: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int]]]:
+        tiles, corners = cut_tiles(rgb, self.tile, self.max_tiles)
+        return (self.tile_logits(tiles) if len(tiles) else np.zeros(0)), corners
+
+    def decision_function(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """Mean tile logit per image; NaN for images smaller than one tile."""
+        out = []
+        for rgb in images:
+            logits, _ = self.score_tiles(rgb)
+            out.append(float(logits.mean()) if len(logits) else float("nan"))
+        return np.array(out)
+
+    def probability(self, logits: np.ndarray) -> np.ndarray:
+        if self.calibration is None:
+            raise NotFittedError(f"{self.family} classifier is not calibrated; call calibrate() on held-out data")
+        return self.calibration(logits)
+
+    def predict_proba(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """(n, 2) calibrated probabilities [real, synthetic]."""
+        p = self.probability(self.decision_function(images))
+        return np.stack([1 - p, p], axis=1)
+
+    def calibrate(self, images: Sequence[np.ndarray], labels: Sequence[int], target_fpr: float = 0.01
+                  ) -> "ImageClassifier":
+        """Platt scaling and the operating point, from held-out images (never the training set)."""
+        logits, labels = self.decision_function(images), np.asarray(labels, int)
+        usable = ~np.isnan(logits)
+        if len(set(labels[usable].tolist())) != 2:
+            raise ValueError("calibration needs held-out real and synthetic images at least one tile in size")
+        self.calibration = PlattCalibration.fit(logits[usable], labels[usable])
+        probabilities = self.calibration(logits[usable])
+        self.operating_point = OperatingPoint.from_reals(probabilities[labels[usable] == 0], target_fpr)
+        return self
+
+    def save(self, directory: str | Path) -> Path:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self._save_weights(directory)
+        meta = {"family": self.family, "config": asdict(self.config),
+                "calibration": self.calibration.to_dict() if self.calibration else None,
+                "operating_point": self.operating_point.to_dict() if self.operating_point else None,
+                "training": self.training}
+        (directory / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+        return directory
+
+
+
+def load_classifier(directory: str | Path) -> ImageClassifier:
+    directory = Path(directory)
+    meta_path = directory / META_FILE
+    if not meta_path.is_file():
+        raise FileNotFoundError(f"{directory}: no {META_FILE} (not a trained classifier folder)")
+    meta = json.loads(meta_path.read_text())
+    model = CLASSIFIERS.create(meta["family"], **meta["config"])
+    model._load_weights(directory)
+    if meta.get("calibration"):
+        model.calibration = PlattCalibration(**meta["calibration"])
+    if meta.get("operating_point"):
+        model.operating_point = OperatingPoint(**meta["operating_point"])
+    model.training = meta.get("training", {})
+    return model

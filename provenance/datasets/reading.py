@@ -1,0 +1,25 @@
+"""Read a built dataset back: rows of one split, their images and binary labels (1 = synthetic)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from provenance.imageio import load_image
+from .build import METADATA_FILE, image_path
+
+
+def read_rows(directory: str | Path, split: str) -> list[dict]:
+    metadata = Path(directory) / split / METADATA_FILE
+    if not metadata.is_file():
+        raise FileNotFoundError(f"{metadata}: missing (is {directory} a dataset built by `provenance dataset build`?)")
+    return [json.loads(line) for line in metadata.read_text().splitlines() if line.strip()]
+
+
+def load_split(directory: str | Path, split: str) -> tuple[list[np.ndarray], np.ndarray, list[dict]]:
+    """(images as RGB uint8, labels, rows) for one split, through the same safe loader as ``check``."""
+    rows = read_rows(directory, split)
+    images = [load_image(image_path(Path(directory), row)).rgb for row in rows]
+    labels = np.array([int(row["label"] == "synthetic") for row in rows])
+    return images, labels, rows
