@@ -187,3 +187,24 @@ def test_cli_trains_a_spectral_detector_on_a_built_dataset_and_evaluates_it(tiny
     assert {s["generator"] for s in report["strata"]} == {"gan"}
     for name in ("eval.json", "eval.md", "roc.png", "robustness.png"):
         assert (tmp_path / "eval" / name).stat().st_size > 100
+
+
+def test_check_uses_a_given_classifier_and_writes_a_heatmap(spectral, tmp_path):
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from provenance.cli import main
+
+    _, directory = spectral
+    path = tmp_path / "fake.png"
+    Image.fromarray(toy_images(1, True, 50, size=256)[0]).save(path)
+    result = CliRunner().invoke(main, ["check", "--classifier", str(directory), "--heatmap", str(tmp_path / "h.png"),
+                                       "--json", str(path)])
+    assert result.exit_code == 1, result.output  # likely synthetic
+    verdict = json.loads(result.stdout)
+    assert verdict["label"] == "likely_synthetic"
+    assert any(e["detector"] == "spectral" and e["probability"] > 0.5 for e in verdict["evidence"])
+    assert Image.open(tmp_path / "h.png").size == (256, 256)
+    result = CliRunner().invoke(main, ["check", "--classifier", str(directory), "--heatmap", str(tmp_path / "h.png"),
+                                       str(path), str(path)])
+    assert result.exit_code == 2 and "exactly one image" in result.output

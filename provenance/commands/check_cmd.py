@@ -29,7 +29,8 @@ LABEL_COLOUR = {
               help="PEM file (or folder of PEMs) of C2PA trust anchors; repeatable. Added to the trust store.")
 @click.option("--no-trust-store", is_flag=True, help="Use only --trust anchors, not the user's trust store.")
 @click.option("--detector", "detector_names", multiple=True,
-              help="Run only these detectors (repeatable): c2pa, watermark, sd-watermark, metadata. Default: all.")
+              help="Run only these detectors (repeatable): c2pa, watermark, sd-watermark, metadata, cnn, spectral. "
+                   "Default: all (the classifiers when their weights are shipped).")
 @click.option("--watermark-key", "watermark_keys", multiple=True,
               help="Watermark key to test (repeatable; default: the project's public key). "
                    "Each key tried widens the multiple-testing correction.")
@@ -38,8 +39,12 @@ LABEL_COLOUR = {
 @click.option("--max-mb", default=200, show_default=True, help="Refuse files larger than this.")
 @click.option("--max-megapixels", default=120, show_default=True, help="Refuse images with more pixels (bombs).")
 @click.option("-v", "--verbose", is_flag=True, help="Show every detector's evidence, not only the reasons.")
+@click.option("--classifier", "classifier_dirs", multiple=True, type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Use this trained classifier folder (from `provenance train detector`) instead of the shipped one.")
+@click.option("--heatmap", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write a PNG of the classifier's per-tile scores (one input image; uses cnn, else spectral).")
 def check_command(paths, as_json, trust_anchors, no_trust_store, detector_names, watermark_keys, schemes,
-                  max_mb, max_megapixels, verbose):
+                  max_mb, max_megapixels, verbose, classifier_dirs, heatmap):
     """Check images (files or folders, recursively) for evidence of AI generation.
 
     \b
@@ -57,8 +62,13 @@ def check_command(paths, as_json, trust_anchors, no_trust_store, detector_names,
     if schemes:
         watermark_options["schemes"] = list(schemes)
     options["watermark"] = watermark_options
+    names = tuple(detector_names) or default_detectors()
+    for folder in classifier_dirs:
+        family = _classifier_family(folder)
+        options[family] = {"weights": folder}
+        names = names if family in names else names + (family,)
     config = CheckConfig(
-        detectors=tuple(detector_names) or default_detectors(),
+        detectors=names,
         detector_options=options,
         limits=LoadLimits(max_bytes=max_mb * 2**20, max_pixels=max_megapixels * 1_000_000),
     )
@@ -70,6 +80,8 @@ def check_command(paths, as_json, trust_anchors, no_trust_store, detector_names,
     files = list(expand_paths(paths))
     if not files:
         raise click.UsageError("no image files found under the given paths")
+    if heatmap is not None:
+        _write_heatmap(checker, files, heatmap)
     counts: Counter[Label] = Counter()
     for verdict in _with_progress(checker.iter_check(files), len(files)):
         counts[verdict.label] += 1
@@ -86,6 +98,36 @@ def check_command(paths, as_json, trust_anchors, no_trust_store, detector_names,
     if counts[Label.ERROR]:
         code |= EXIT_SOME_FILES_FAILED
     sys.exit(code)
+
+
+def _classifier_family(folder: Path) -> str:
+    import json
+
+    try:
+        return json.loads((folder / "classifier.json").read_text())["family"]
+    except (OSError, ValueError, KeyError):
+        raise click.BadParameter(f"{folder}: not a trained classifier folder (no classifier.json)") from None
+
+
+def _write_heatmap(checker, files: list[Path], out: Path) -> None:
+    from detectors.classifiers import ClassifierDetector
+    from provenance.heatmap import render_heatmap
+    from provenance.imageio import ImageLoadError, load_image
+
+    if len(files) != 1:
+        raise click.UsageError("--heatmap takes exactly one image")
+    classifiers = sorted((d for d in checker.detectors if isinstance(d, ClassifierDetector)),
+                         key=lambda d: d.name != "cnn")
+    usable = [d for d in classifiers if (d.weights / "classifier.json").is_file()]
+    if not usable:
+        raise click.UsageError("--heatmap needs a trained classifier (cnn or spectral weights)")
+    try:
+        image = render_heatmap(load_image(files[0], checker.config.limits).rgb, usable[0].model)
+        image.save(out)
+    except (ImageLoadError, ValueError, OSError) as exc:
+        click.echo(error_line(files[0], f"no heatmap: {exc}"), err=True)
+        return
+    click.echo(f"{out}: {usable[0].name} heatmap of {files[0]}", err=True)
 
 
 def _with_progress(verdicts, total: int):
