@@ -36,14 +36,6 @@ def toy_set(n: int, seed: int):
     return images, np.array([0] * n + [1] * n)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_operating_point_keeps_false_positives_under_target():
     reals = np.random.default_rng(0).uniform(size=1000)
     point = OperatingPoint.from_reals(reals, target_fpr=0.01)

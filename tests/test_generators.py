@@ -16,14 +16,6 @@ from provenance.generators.training import Trainer, train
 from provenance.registry import UnknownNameError
 from tests.conftest import TINY, tiny_train_config
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_registry_lists_both_families_and_rejects_unknown_names():
     assert generators.available() == ["diffusion", "gan"]
     with pytest.raises(UnknownNameError, match="available: diffusion, gan"):

@@ -5,7 +5,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 import provenance
 from detectors.results import Label
@@ -16,14 +15,6 @@ from provenance.generators.model_card import CARD_FILE, GRID_FILE
 
 SHIPPED = ("gan", "diffusion")
 FAST = {"gan": {}, "diffusion": {"steps": 8}}  # a few DDIM steps: this tests plumbing, not quality
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("name", SHIPPED)

@@ -18,10 +18,15 @@ PERTURBATIONS: Registry["Perturbation"] = Registry("perturbation")
 
 
 class Perturbation:
+    """Subclasses are frozen dataclasses with ``low``/``high``: the range of their main parameter,
+    drawn uniformly and recorded under the name ``parameter``."""
     name: str = ""
+    parameter: str = ""
+    low: float
+    high: float
 
     def draw(self, rng: np.random.Generator) -> dict:
-        raise NotImplementedError
+        return {self.parameter: _uniform(rng, self.low, self.high)}
 
     def apply(self, rgb: np.ndarray, params: dict) -> np.ndarray:
         raise NotImplementedError
@@ -48,10 +53,7 @@ def jpeg_round_trip(rgb: np.ndarray, quality: int) -> np.ndarray:
 class Resize(Perturbation):
     low: float = 0.5
     high: float = 1.5
-    name = "resize"
-
-    def draw(self, rng):
-        return {"factor": _uniform(rng, self.low, self.high)}
+    name, parameter = "resize", "factor"
 
     def apply(self, rgb, params):
         return _resized(rgb, params["factor"])
@@ -63,10 +65,10 @@ class Crop(Perturbation):
     """Keep a random window of ``keep`` times each side (then no resize: the image gets smaller)."""
     low: float = 0.6
     high: float = 0.95
-    name = "crop"
+    name, parameter = "crop", "keep"
 
     def draw(self, rng):
-        return {"keep": _uniform(rng, self.low, self.high), "x": _uniform(rng, 0, 1), "y": _uniform(rng, 0, 1)}
+        return {**super().draw(rng), "x": _uniform(rng, 0, 1), "y": _uniform(rng, 0, 1)}
 
     def apply(self, rgb, params):
         h, w = rgb.shape[:2]
@@ -80,10 +82,7 @@ class Crop(Perturbation):
 class Blur(Perturbation):
     low: float = 0.4
     high: float = 1.5
-    name = "blur"
-
-    def draw(self, rng):
-        return {"sigma": _uniform(rng, self.low, self.high)}
+    name, parameter = "blur", "sigma"
 
     def apply(self, rgb, params):
         return np.asarray(Image.fromarray(rgb).filter(ImageFilter.GaussianBlur(params["sigma"])))
@@ -95,10 +94,10 @@ class Noise(Perturbation):
     """Additive Gaussian noise with ``sigma`` in 8-bit levels."""
     low: float = 2.0
     high: float = 8.0
-    name = "noise"
+    name, parameter = "noise", "sigma"
 
     def draw(self, rng):
-        return {"sigma": _uniform(rng, self.low, self.high), "noise_seed": int(rng.integers(2**31))}
+        return {**super().draw(rng), "noise_seed": int(rng.integers(2**31))}
 
     def apply(self, rgb, params):
         noise = np.random.default_rng(params["noise_seed"]).normal(0, params["sigma"], rgb.shape)
@@ -110,10 +109,7 @@ class Noise(Perturbation):
 class Brightness(Perturbation):
     low: float = 0.7
     high: float = 1.3
-    name = "brightness"
-
-    def draw(self, rng):
-        return {"factor": _uniform(rng, self.low, self.high)}
+    name, parameter = "brightness", "factor"
 
     def apply(self, rgb, params):
         return np.asarray(ImageEnhance.Brightness(Image.fromarray(rgb)).enhance(params["factor"]))
@@ -127,11 +123,10 @@ class Screenshot(Perturbation):
     high: float = 0.8
     quality_low: int = 60
     quality_high: int = 85
-    name = "screenshot"
+    name, parameter = "screenshot", "factor"
 
     def draw(self, rng):
-        return {"factor": _uniform(rng, self.low, self.high),
-                "quality": int(rng.integers(self.quality_low, self.quality_high + 1))}
+        return {**super().draw(rng), "quality": int(rng.integers(self.quality_low, self.quality_high + 1))}
 
     def apply(self, rgb, params):
         return jpeg_round_trip(_resized(rgb, params["factor"]), params["quality"])
