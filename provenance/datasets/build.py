@@ -74,7 +74,8 @@ class ItemMaker:
 
             c = self.config
             model = c.gan_model if family == "gan" else c.diffusion_model
-            options = GenerateOptions(size=c.size, seed=c.seed, c2pa=self.keys_dir is not None, keys=self.keys_dir,
+            options = GenerateOptions(size=c.size, seed=c.seed, watermark=c.watermark_fraction > 0,
+                                      c2pa=self.keys_dir is not None, keys=self.keys_dir,
                                       sample_options={"steps": c.diffusion_steps} if family == "diffusion" else {})
             self._makers[family] = ImageMaker(model, options)
         return self._makers[family]

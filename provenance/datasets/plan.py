@@ -60,6 +60,9 @@ class DatasetConfig:
         for name in self.perturbations:
             if name not in PERTURBATIONS:
                 raise ValueError(f"unknown perturbation {name!r}; available: {', '.join(PERTURBATIONS.available())}")
+        if self.watermark_fraction > 0 and self.n_gan + self.n_diffusion > 0 and self.size < 256:
+            raise ValueError(f"watermarks need images of at least 256x256; use --size 256 or more, "
+                             f"or --watermark-fraction 0 (size is {self.size})")
         if self.format not in ("jpeg", "png", "webp"):
             raise ValueError(f"format must be jpeg, png or webp, not {self.format!r}")
         low, high = self.jpeg_quality
