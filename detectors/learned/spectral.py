@@ -97,6 +97,8 @@ class SpectralClassifier(ImageClassifier):
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
+        if len(set(np.asarray(labels, int).tolist())) != 2:
+            raise ValueError("training needs both real and synthetic images")
         features, targets = [], []
         for rgb, label in zip(images, labels):
             tiles = self._tiles(rgb)

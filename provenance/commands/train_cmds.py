@@ -230,8 +230,11 @@ def export_command(run: Path, name: str, dest: Path | None, n: int, sample_steps
 @click.option("--steps", default=3000, show_default=True, help="CNN optimisation steps (re-run to resume).")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--target-fpr", default=0.01, show_default=True, help="False-positive rate on validation reals.")
+@click.option("--generators", default=None,
+              help="Train and calibrate on these generators' images only, e.g. 'gan' (cross-generator tests).")
 @click.option("--threads", type=int, default=None)
-def detector_command(dataset: Path, family: str, out: Path, steps: int, seed: int, target_fpr: float, threads) -> None:
+def detector_command(dataset: Path, family: str, out: Path, steps: int, seed: int, target_fpr: float,
+                     generators: str | None, threads) -> None:
     """Train a passive classifier on DATASET's train split and calibrate it on its validation split."""
     import torch
 
@@ -241,8 +244,9 @@ def detector_command(dataset: Path, family: str, out: Path, steps: int, seed: in
     if threads:
         torch.set_num_threads(threads)
     try:
-        train_images, train_labels, _ = load_split(dataset, "train")
-        val_images, val_labels, _ = load_split(dataset, "validation")
+        only = tuple(generators.split(",")) if generators else None
+        train_images, train_labels, _ = load_split(dataset, "train", only)
+        val_images, val_labels, _ = load_split(dataset, "validation", only)
     except (FileNotFoundError, ValueError) as exc:
         fail(dataset, str(exc), EXIT_FAILED)
     click.echo(f"{family}: {len(train_labels)} training images ({int(train_labels.sum())} synthetic), "
@@ -263,7 +267,7 @@ def detector_command(dataset: Path, family: str, out: Path, steps: int, seed: in
         model.calibrate(val_images, val_labels, target_fpr=target_fpr)
     except ValueError as exc:
         fail(out, str(exc), EXIT_FAILED)
-    model.training.update(dataset=str(dataset))
+    model.training.update(dataset=str(dataset), generators=generators or "all")
     model.save(out)
     point = model.operating_point
     click.echo(f"{out}: threshold {point.threshold:.3f} (FPR {point.measured_fpr:.3%} on {point.n_real} "

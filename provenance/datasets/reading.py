@@ -17,9 +17,13 @@ def read_rows(directory: str | Path, split: str) -> list[dict]:
     return [json.loads(line) for line in metadata.read_text().splitlines() if line.strip()]
 
 
-def load_split(directory: str | Path, split: str) -> tuple[list[np.ndarray], np.ndarray, list[dict]]:
-    """(images as RGB uint8, labels, rows) for one split, through the same safe loader as ``check``."""
+def load_split(directory: str | Path, split: str, generators: tuple[str, ...] | None = None
+               ) -> tuple[list[np.ndarray], np.ndarray, list[dict]]:
+    """(images as RGB uint8, labels, rows) for one split, through the same safe loader as ``check``.
+    ``generators`` keeps only those generators' synthetic images (and every real one)."""
     rows = read_rows(directory, split)
+    if generators is not None:
+        rows = [row for row in rows if row["label"] == "real" or row["generator"] in generators]
     images = [load_image(image_path(Path(directory), row)).rgb for row in rows]
     labels = np.array([int(row["label"] == "synthetic") for row in rows])
     return images, labels, rows
