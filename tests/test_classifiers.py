@@ -180,6 +180,13 @@ def test_cli_trains_a_spectral_detector_on_a_built_dataset_and_evaluates_it(tiny
     for name in ("eval.json", "eval.md", "roc.png", "robustness.png"):
         assert (tmp_path / "eval" / name).stat().st_size > 100
 
+    result = runner.invoke(main, ["train", "export-detector", str(tmp_path / "spectral"), "--name", "spectral",
+                                  "--dest", str(tmp_path / "shipped")])
+    assert result.exit_code == 0, result.output
+    card = (tmp_path / "shipped" / "spectral" / "MODEL_CARD.md").read_text()
+    assert "## Evaluation on the `test` split" in card and "| spectral | **all**" in card
+    assert load_classifier(tmp_path / "shipped" / "spectral").operating_point is not None
+
 
 def test_check_uses_a_given_classifier_and_writes_a_heatmap(spectral, tmp_path):
     from click.testing import CliRunner

@@ -275,3 +275,22 @@ def detector_command(dataset: Path, family: str, out: Path, steps: int, seed: in
     if point.n_real * point.target_fpr < 1:
         click.echo(f"provenance: {out}: warning: {point.n_real} validation reals cannot pin a "
                    f"{point.target_fpr:.1%} false-positive rate; build a larger dataset", err=True)
+
+
+@train_group.command("export-detector")
+@click.argument("run", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--name", required=True, help="Shipped detector name: cnn or spectral.")
+@click.option("--dest", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder of classifiers (default: the package's detectors/weights).")
+@click.option("--dataset", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Dataset to evaluate on (default: the one it was trained on; its test split).")
+def export_detector_command(run: Path, name: str, dest: Path | None, dataset: Path | None) -> None:
+    """Ship a trained classifier with a model card holding its test-split evaluation."""
+    from detectors.classifiers import SHIPPED_WEIGHTS
+    from detectors.learned.model_card import export_classifier
+
+    try:
+        folder = export_classifier(run, name, dest or SHIPPED_WEIGHTS, dataset)
+    except (FileNotFoundError, ValueError, KeyError) as exc:
+        fail(run, str(exc), EXIT_FAILED)
+    click.echo(f"{folder}: classifier, MODEL_CARD.md, eval/")
