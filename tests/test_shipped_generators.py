@@ -43,6 +43,6 @@ def test_shipped_model_output_is_marked_signed_and_checks_as_synthetic(name, tmp
                                                              "use_trust_store": False}}))
     for image, verdict in zip(made, checker.check([m.path for m in made])):
         assert verdict.label == Label.SYNTHETIC, verdict.reasons
-        by_family = {e.family: e for e in verdict.evidence}
-        assert by_family["c2pa"].state == "Trusted"
-        assert image.watermark_id in json.dumps(by_family["watermark"].details)
+        by_detector = {e.detector: e for e in verdict.evidence}
+        assert by_detector["c2pa"].state == "Trusted"
+        assert image.watermark_id in json.dumps(by_detector["watermark"].details)
