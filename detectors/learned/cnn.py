@@ -24,7 +24,7 @@ CHECKPOINT = "checkpoint.pt"
 @dataclass(frozen=True)
 class CNNConfig:
     arch: str = "resnet10t"
-    channels: tuple[int, ...] = (32, 64, 128, 256)
+    channels: tuple[int, ...] = (16, 32, 64, 128)
     stem_width: int = 16
     tile: int = 64
     max_tiles: int = 64
