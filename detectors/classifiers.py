@@ -54,13 +54,19 @@ class ClassifierDetector(Detector):
         return self.score(image.rgb)
 
     def score(self, rgb: np.ndarray) -> Evidence:
-        model, point = self.model, self.model.operating_point
+        model = self.model
         logits, _ = model.score_tiles(rgb)
         probability = float(model.probability(np.array([logits.mean()]))[0])
-        details = {"tiles": len(logits), "tile_logit_mean": float(logits.mean()), "tile_logit_min": float(logits.min()),
-                   "tile_logit_max": float(logits.max()), "threshold": point.threshold, "band_low": point.band_low,
+        return self.judge(probability, {"tiles": len(logits), "tile_logit_mean": float(logits.mean()),
+                                        "tile_logit_min": float(logits.min()), "tile_logit_max": float(logits.max())})
+
+    def judge(self, probability: float, details: dict | None = None) -> Evidence:
+        """The evidence a calibrated probability amounts to at this classifier's operating point."""
+        point = self.model.operating_point
+        details = {**(details or {}), "threshold": point.threshold, "band_low": point.band_low,
                    "target_fpr": point.target_fpr, "weights": str(self.weights.name)}
-        where = (f"{self.name} classifier: calibrated P(synthetic) = {probability:.2f} over {len(logits)} tiles "
+        tiles = f" over {details['tiles']} tiles" if "tiles" in details else ""
+        where = (f"{self.name} classifier: calibrated P(synthetic) = {probability:.2f}{tiles} "
                  f"(threshold {point.threshold:.2f}, set for <= {point.target_fpr:.0%} false positives on held-out real photos)")
         if probability >= point.threshold:
             return self.evidence(Signal.SYNTHETIC, Strength.MODERATE,

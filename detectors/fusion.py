@@ -4,6 +4,11 @@ The rule is ordered by how much each kind of evidence can bear, and it is delibe
 asymmetric: calling a real news photo "synthetic" is the worst failure, so only evidence with a
 cryptographic or calibrated (FPR <= 1e-6) basis yields ``synthetic``; forgeable or weak signals
 yield at most ``likely_synthetic``; and nothing but a trusted manifest yields ``capture_declared``.
+When the only synthetic evidence comes from trained classifiers, they must not contradict each other:
+one above its threshold while another is confident the image is not synthetic (calibrated
+P(synthetic) <= 5%, so confidence means the same for every classifier) is ``inconclusive``. Each
+classifier alone is set for <= 1% false positives; this keeps them together from adding up theirs.
+Likewise a classifier that abstains (uncertain band) does not outweigh one that is confident.
 """
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from typing import Sequence
 
 from .results import Evidence, Label, Signal, Strength
 
+CONFIDENTLY_NOT_SYNTHETIC = 0.05  # calibrated P(synthetic) at or below which a classifier contradicts another
 DECISIVE = (Strength.DECLARED_TRUSTED, Strength.DECLARED, Strength.STRONG)
 SUGGESTIVE = (Strength.MODERATE, Strength.WEAK)
 _RANK = {s: i for i, s in enumerate(
@@ -39,11 +45,13 @@ def fuse(evidence: Sequence[Evidence]) -> tuple[Label, list[str]]:
             label = Label.CAPTURE_DECLARED
             reasons.append(trusted_capture[0].summary)
     elif synthetic:
-        label = Label.LIKELY_SYNTHETIC
+        dissent = _classifier_dissent(synthetic, evidence)
+        label = Label.INCONCLUSIVE if dissent else Label.LIKELY_SYNTHETIC
+        reasons.extend("the trained classifiers disagree: " + e.summary for e in dissent)
     elif tampered:
         label = Label.INCONCLUSIVE
         reasons.extend(e.summary for e in tampered)
-    elif uncertain:
+    elif uncertain and not _classifier_dissent(uncertain, evidence):
         label = Label.INCONCLUSIVE
         reasons.extend(e.summary for e in uncertain)
     elif unable and len(unable) == len(evidence):
@@ -52,7 +60,8 @@ def fuse(evidence: Sequence[Evidence]) -> tuple[Label, list[str]]:
     else:
         label = Label.NO_EVIDENCE
         reasons.extend(e.summary for e in capture)  # untrusted capture claims: reported, not relied on
-        reasons.extend(e.summary for e in evidence if e.family == "classifier" and e.signal == Signal.NONE)
+        reasons.extend(e.summary for e in evidence
+                       if e.family == "classifier" and e.signal in (Signal.NONE, Signal.UNCERTAIN))
         reasons.append(
             "no valid AI declaration, known watermark or generator metadata was found; "
             "the absence of marks is not proof that the image is authentic"
@@ -62,3 +71,11 @@ def fuse(evidence: Sequence[Evidence]) -> tuple[Label, list[str]]:
         reasons.extend(e.summary for e in tampered)
     reasons.extend(f"not examined by {e.detector}: {e.error or e.summary}" for e in unable)
     return label, reasons
+
+
+def _classifier_dissent(claims: Sequence[Evidence], evidence: Sequence[Evidence]) -> list[Evidence]:
+    """Classifiers confident the image is not synthetic, when classifiers are all that make ``claims``."""
+    if any(e.family != "classifier" for e in claims):
+        return []
+    return [e for e in evidence if e.family == "classifier" and e.signal == Signal.NONE
+            and e.probability is not None and e.probability <= CONFIDENTLY_NOT_SYNTHETIC]

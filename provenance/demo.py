@@ -1,4 +1,5 @@
-"""The end-to-end demo: local keys, a marked and signed "generated" image, and four checks.
+"""The end-to-end demo: local keys, a marked and signed "generated" image, an unlabelled image from
+our GAN, and six checks.
 
 Uses a photo shipped by scikit-image, so it runs offline on a fresh install.
 """
@@ -54,6 +55,9 @@ def run_demo(directory: Path) -> list[DemoCase]:
     tampered = directory / "generated_tampered.jpg"
     tampered.write_bytes(_edit_keeping_manifest(generated.read_bytes()))
 
+    unlabelled = directory / "gan_unlabelled.jpg"
+    unlabelled.write_bytes(encode_image(_unlabelled_gan_sample(), "JPEG", quality=85))
+
     checker = Checker(CheckConfig(detector_options={"c2pa": {"trust_anchors": [keys.root_cert],
                                                              "use_trust_store": False}}))
     cases = [
@@ -62,9 +66,16 @@ def run_demo(directory: Path) -> list[DemoCase]:
         (generated, "a 'generated' copy: our watermark + C2PA manifest declaring AI"),
         (reencoded, "that copy re-saved as JPEG q80 (manifest stripped)"),
         (tampered, "that copy edited after signing, manifest carried over"),
+        (unlabelled, "our GAN's output with no watermark and no manifest: only the classifiers can tell"),
     ]
     verdicts = checker.check([path for path, _ in cases])
     return [DemoCase(path, what, verdict) for (path, what), verdict in zip(cases, verdicts)]
+
+
+def _unlabelled_gan_sample() -> np.ndarray:
+    from .generators import load_generator
+
+    return load_generator("gan").sample(1, size=256, seed=2026)[0]
 
 
 def _sample_photo() -> np.ndarray:

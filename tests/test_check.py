@@ -35,6 +35,9 @@ def test_demo_verdicts(demo):
     tampered = verdicts["generated_tampered.jpg"]
     assert [e.state for e in tampered.evidence if e.detector == "c2pa"] == ["Invalid"]
     assert any("dataHash.mismatch" in r for r in tampered.reasons)
+    unlabelled = verdicts["gan_unlabelled.jpg"]  # no mark, no manifest: the shipped classifiers alone
+    assert unlabelled.label == Label.LIKELY_SYNTHETIC, unlabelled.reasons
+    assert {e.family for e in unlabelled.evidence if e.signal.value == "synthetic"} == {"classifier"}
 
 
 def test_untrusted_signer_is_said_so(demo):

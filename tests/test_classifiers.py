@@ -83,6 +83,17 @@ def test_spectral_separates_the_toy_problem_and_round_trips(spectral):
     assert json.loads((directory / "classifier.json").read_text())["operating_point"]["target_fpr"] == 0.01
 
 
+def test_spectral_also_fits_augmented_copies_drawn_alike_for_both_classes():
+    images, labels = toy_set(6, 0)
+    images = [np.concatenate([im, im], axis=1) for im in images]  # 128x256: two tiles, one after a 0.5x resize
+    plain = create("spectral", augmented_copies=0).fit(images, labels)
+    augmented = create("spectral", augmented_copies=3).fit(images, labels, seed=4)
+    assert plain.training["tiles"] == 24 and augmented.training["tiles"] > 24
+    again = create("spectral", augmented_copies=3).fit(images, labels, seed=4)
+    assert again.training["tiles"] == augmented.training["tiles"]
+    assert np.allclose(again.decision_function(images), augmented.decision_function(images))
+
+
 def test_image_score_is_the_mean_of_tile_logits_not_the_max(spectral):
     model, _ = spectral
     image = toy_images(1, False, 5, size=256)[0]
@@ -197,9 +208,10 @@ def test_check_uses_a_given_classifier_and_writes_a_heatmap(spectral, tmp_path):
     _, directory = spectral
     path = tmp_path / "fake.png"
     Image.fromarray(toy_images(1, True, 50, size=256)[0]).save(path)
-    result = CliRunner().invoke(main, ["check", "--classifier", str(directory), "--heatmap", str(tmp_path / "h.png"),
-                                       "--json", str(path)])
+    result = CliRunner().invoke(main, ["check", "--detector", "spectral", "--classifier", str(directory),
+                                       "--heatmap", str(tmp_path / "h.png"), "--json", str(path)])
     assert result.exit_code == 1, result.output  # likely synthetic
+    assert "spectral heatmap" in result.stderr
     verdict = json.loads(result.stdout)
     assert verdict["label"] == "likely_synthetic"
     assert any(e["detector"] == "spectral" and e["probability"] > 0.5 for e in verdict["evidence"])
@@ -207,3 +219,31 @@ def test_check_uses_a_given_classifier_and_writes_a_heatmap(spectral, tmp_path):
     result = CliRunner().invoke(main, ["check", "--classifier", str(directory), "--heatmap", str(tmp_path / "h.png"),
                                        str(path), str(path)])
     assert result.exit_code == 2 and "exactly one image" in result.output
+
+
+def _classifier(name: str, signal: Signal, probability: float = 0.5) -> "Evidence":
+    from detectors.results import Evidence
+
+    strength = Strength.MODERATE if signal == Signal.SYNTHETIC else Strength.NONE
+    return Evidence(name, "classifier", signal, strength, f"{name} says {signal.value}", probability=probability)
+
+
+def test_classifiers_that_contradict_each_other_are_inconclusive_not_synthetic():
+    from detectors.results import Evidence
+
+    label, reasons = fuse([_classifier("cnn", Signal.SYNTHETIC, 0.9), _classifier("spectral", Signal.NONE, 0.01)])
+    assert label == Label.INCONCLUSIVE and "the trained classifiers disagree: spectral says none" in reasons
+    # below its band but not confident the image is real (P = 0.3): no contradiction
+    assert fuse([_classifier("cnn", Signal.SYNTHETIC, 0.9), _classifier("spectral", Signal.NONE, 0.3)])[0] == \
+        Label.LIKELY_SYNTHETIC
+    assert fuse([_classifier("cnn", Signal.SYNTHETIC), _classifier("spectral", Signal.UNCERTAIN)])[0] == \
+        Label.LIKELY_SYNTHETIC
+    assert fuse([_classifier("cnn", Signal.SYNTHETIC), _classifier("spectral", Signal.SYNTHETIC)])[0] == \
+        Label.LIKELY_SYNTHETIC
+    # one abstaining while another is confident: the confident one stands, and both are reported
+    label, reasons = fuse([_classifier("cnn", Signal.NONE, 0.01), _classifier("spectral", Signal.UNCERTAIN, 0.6)])
+    assert label == Label.NO_EVIDENCE and {"cnn says none", "spectral says uncertain"} <= set(reasons)
+    assert fuse([_classifier("cnn", Signal.NONE, 0.2), _classifier("spectral", Signal.UNCERTAIN, 0.6)])[0] == \
+        Label.INCONCLUSIVE
+    metadata = Evidence("metadata", "metadata", Signal.SYNTHETIC, Strength.WEAK, "generator metadata")
+    assert fuse([metadata, _classifier("cnn", Signal.NONE, 0.01)])[0] == Label.LIKELY_SYNTHETIC  # a declaration stands

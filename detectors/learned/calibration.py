@@ -14,13 +14,22 @@ class PlattCalibration:
 
     @classmethod
     def fit(cls, logits: np.ndarray, labels: np.ndarray) -> "PlattCalibration":
+        """Platt's own recipe: soft targets (N+ + 1)/(N+ + 2) and 1/(N- + 2) instead of 1 and 0, so
+        held-out data that happen to be separable do not give an infinitely steep, overconfident fit."""
         from sklearn.linear_model import LogisticRegression
 
-        model = LogisticRegression(C=1e4).fit(np.asarray(logits, float).reshape(-1, 1), np.asarray(labels, int))
+        x, y = np.asarray(logits, float).reshape(-1, 1), np.asarray(labels, int)
+        positives, negatives = int(y.sum()), int(len(y) - y.sum())
+        target = np.where(y == 1, (positives + 1) / (positives + 2), 1 / (negatives + 2))
+        # a soft target t is the same likelihood as label 1 with weight t plus label 0 with weight 1 - t
+        model = LogisticRegression(C=1e6).fit(np.vstack([x, x]), np.r_[np.ones(len(y)), np.zeros(len(y))],
+                                             sample_weight=np.r_[target, 1 - target])
         return cls(float(model.coef_[0, 0]), float(model.intercept_[0]))
 
     def __call__(self, logits: np.ndarray) -> np.ndarray:
-        return 1 / (1 + np.exp(-(self.a * np.asarray(logits, float) + self.b)))
+        from scipy.special import expit
+
+        return expit(self.a * np.asarray(logits, float) + self.b)
 
     def to_dict(self) -> dict:
         return asdict(self)

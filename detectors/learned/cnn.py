@@ -1,7 +1,8 @@
 """``cnn``: a timm ResNet trained from scratch on native-resolution patches.
 
-No pretrained weights are downloaded. The stem's stride and max-pool are removed (as GRIP-style
-forensic CNNs do) so the first layers see pixel-level traces instead of averaging them away. The
+No pretrained weights are downloaded. The input is the neighbouring-pixel residual (NPR) of the tile,
+not its colours, and the stem's stride and max-pool are removed (as GRIP-style forensic CNNs do), so
+the first layers see pixel-level traces instead of averaging them away or learning scene content. The
 same augmentations (JPEG 50-100, resize 0.5-1.5, blur, noise) are drawn for both classes, so the
 network learns generator traces rather than format. Training is seeded and resumable.
 """
@@ -16,6 +17,7 @@ from typing import Callable
 
 import numpy as np
 
+from .augment import augment
 from .base import CLASSIFIERS, ImageClassifier
 
 CHECKPOINT = "checkpoint.pt"
@@ -32,6 +34,12 @@ class CNNConfig:
     lr: float = 2e-3
     weight_decay: float = 0.05
     augment: bool = True
+    # "npr": neighbouring-pixel residual, x minus a nearest-neighbour 2x down-and-up copy of itself
+    # (Tan et al., CVPR 2024). It keeps the local pixel correlations that upsampling layers leave and
+    # removes most scene content, which a model trained on a few dozen photos otherwise learns instead:
+    # on RGB input our CNN scored a held-out circuit-board photo above every synthetic image
+    # (validation AUC 0.905); on NPR input it separates them (see the model card). "rgb": raw pixels.
+    input: str = "npr"
 
 
 def build_network(config: CNNConfig):
@@ -46,22 +54,27 @@ def build_network(config: CNNConfig):
             break
     if hasattr(model, "maxpool"):
         model.maxpool = nn.Identity()
+    if config.input == "npr":
+        return nn.Sequential(_residual_module()(), model)
+    if config.input != "rgb":
+        raise ValueError(f"unknown CNN input {config.input!r}; use rgb or npr")
     return model
 
 
-def augment(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """The training augmentations, drawn identically for both classes."""
-    from provenance.datasets.perturbations import Blur, Noise, Resize, jpeg_round_trip
+def _residual_module():
+    from torch import nn
 
-    if rng.random() < 0.3:
-        rgb = Resize(0.5, 1.5).apply(rgb, Resize(0.5, 1.5).draw(rng))
-    if rng.random() < 0.2:
-        rgb = Blur(0.3, 1.5).apply(rgb, Blur(0.3, 1.5).draw(rng))
-    if rng.random() < 0.2:
-        rgb = Noise(1.0, 6.0).apply(rgb, Noise(1.0, 6.0).draw(rng))
-    if rng.random() < 0.5:
-        rgb = jpeg_round_trip(rgb, int(rng.integers(50, 101)))
-    return rgb
+    class NeighbourResidual(nn.Module):
+        """x - up(down(x)) with nearest 2x resampling: each 2x2 block minus its top-left pixel."""
+
+        def forward(self, x):
+            import torch
+
+            anchor = x[..., ::2, ::2].repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)
+            residual = (x - anchor[..., :x.shape[-2], :x.shape[-1]]) * 4
+            return residual.contiguous(memory_format=torch.channels_last)  # what the fast conv kernels want
+
+    return NeighbourResidual
 
 
 @CLASSIFIERS.register("cnn")

@@ -58,6 +58,12 @@ def export_classifier(run: str | Path, name: str, dest_root: str | Path, dataset
         "Synthetic images of each stratum are compared with real images that had the same perturbation "
         "(or all reals when fewer than 5). Plots: `eval/roc.png`, `eval/robustness.png`.",
         "",
+        "## Reproduce",
+        "",
+        "```",
+        *reproduce_commands(dataset, run, name, model),
+        "```",
+        "",
         "## Limits",
         "",
         "- Trained against our own small CPU-trained generators: it learns their traces; it says little "
@@ -67,3 +73,37 @@ def export_classifier(run: str | Path, name: str, dest_root: str | Path, dataset
     ]
     (dest / CARD_FILE).write_text("\n".join(card))
     return dest
+
+
+_FLAG = {"splits": "split"}  # dataset config fields whose CLI flag has another name
+_NO_FLAG = ("real", "real_scale")
+
+
+def reproduce_commands(dataset: Path, run: Path, name: str, model) -> list[str]:
+    """The commands that rebuild the dataset (its non-default options) and retrain this classifier."""
+    from provenance.datasets import DatasetConfig
+
+    config_file = dataset / ".build" / "config.json"
+    lines = []
+    if config_file.is_file():
+        saved, default = json.loads(config_file.read_text()), asdict(DatasetConfig())
+        options = []
+        for key, value in saved.items():
+            if key in _NO_FLAG or value == (list(default[key]) if isinstance(default[key], tuple) else default[key]):
+                continue
+            text = ",".join(map(str, value)) if key in ("splits", "perturbations") else \
+                "-".join(map(str, value)) if isinstance(value, list) else str(value)
+            options.append(f"--{_FLAG.get(key, key).replace('_', '-')} {text}")
+        real = saved.get("real", "default")
+        if real != "default":
+            lines.append(f"provenance train photos {real}")
+            options.append(f"--real {real}")
+        lines.append(f"provenance dataset build --out {dataset} {' '.join(options)} --workers 2")
+    training = model.training
+    train = f"provenance train detector --dataset {dataset} --model {model.family} --out {run} --seed {training.get('seed', 0)}"
+    if model.family == "cnn":
+        train += f" --steps {training.get('steps')}"
+    if training.get("generators", "all") != "all":
+        train += f" --generators {training['generators']}"
+    lines += [train + "   # re-run to resume", f"provenance train export-detector {run} --name {name}"]
+    return lines

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .augment import augment
 from .base import CLASSIFIERS, ImageClassifier
 
 RADIAL_BINS = 24
@@ -31,6 +32,7 @@ class SpectralConfig:
     tile: int = 128
     max_tiles: int = 64
     C: float = 1.0  # inverse regularisation of the logistic regression
+    augmented_copies: int = 2  # per training image, besides the original (same draws for both classes)
 
 
 def _grey(tiles: np.ndarray) -> np.ndarray:
@@ -92,7 +94,8 @@ class SpectralClassifier(ImageClassifier):
         self.model = None
 
     def fit(self, images, labels, seed: int = 0) -> "SpectralClassifier":
-        """Every tile of every training image is one sample, labelled as its image."""
+        """Every tile of every training image, and of ``augmented_copies`` augmented versions of it,
+        is one sample labelled as its image."""
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
@@ -100,17 +103,21 @@ class SpectralClassifier(ImageClassifier):
         if len(set(np.asarray(labels, int).tolist())) != 2:
             raise ValueError("training needs both real and synthetic images")
         features, targets = [], []
-        for rgb, label in zip(images, labels):
-            tiles = self._tiles(rgb)
-            if len(tiles):
-                features.append(tile_features(tiles))
-                targets += [int(label)] * len(tiles)
+        for i, (rgb, label) in enumerate(zip(images, labels)):
+            versions = [rgb] + [augment(rgb, np.random.default_rng([seed, i, k]))
+                                for k in range(self.config.augmented_copies)]
+            for version in versions:
+                tiles = self._tiles(version)
+                if len(tiles):
+                    features.append(tile_features(tiles))
+                    targets += [int(label)] * len(tiles)
         if not features:
             raise ValueError(f"no training image is at least {self.tile}px on both sides")
         self.model = make_pipeline(StandardScaler(), LogisticRegression(C=self.config.C, max_iter=2000,
                                                                          random_state=seed))
         self.model.fit(np.concatenate(features), np.array(targets))
-        self.training = {"tiles": len(targets), "images": len(features)}
+        self.training = {"tiles": len(targets), "images": len(images), "synthetic": int(np.sum(labels)),
+                         "seed": seed}
         return self
 
     def _tiles(self, rgb):

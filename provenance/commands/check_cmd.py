@@ -42,7 +42,8 @@ LABEL_COLOUR = {
 @click.option("--classifier", "classifier_dirs", multiple=True, type=click.Path(file_okay=False, exists=True, path_type=Path),
               help="Use this trained classifier folder (from `provenance train detector`) instead of the shipped one.")
 @click.option("--heatmap", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write a PNG of the classifier's per-tile scores (one input image; uses cnn, else spectral).")
+              help="Write a PNG of a classifier's per-tile scores (one input image; the --classifier one, "
+                   "else cnn, else spectral).")
 def check_command(paths, as_json, trust_anchors, no_trust_store, detector_names, watermark_keys, schemes,
                   max_mb, max_megapixels, verbose, classifier_dirs, heatmap):
     """Check images (files or folders, recursively) for evidence of AI generation.
@@ -81,7 +82,7 @@ def check_command(paths, as_json, trust_anchors, no_trust_store, detector_names,
     if not files:
         raise click.UsageError("no image files found under the given paths")
     if heatmap is not None:
-        _write_heatmap(checker, files, heatmap)
+        _write_heatmap(checker, files, heatmap, given=[_classifier_family(f) for f in classifier_dirs])
     counts: Counter[Label] = Counter()
     for verdict in _with_progress(checker.iter_check(files), len(files)):
         counts[verdict.label] += 1
@@ -109,7 +110,8 @@ def _classifier_family(folder: Path) -> str:
         raise click.BadParameter(f"{folder}: not a trained classifier folder (no classifier.json)") from None
 
 
-def _write_heatmap(checker, files: list[Path], out: Path) -> None:
+def _write_heatmap(checker, files: list[Path], out: Path, given: list[str]) -> None:
+    """The heatmap of a classifier given with --classifier, else of the cnn, else of the spectral one."""
     from detectors.classifiers import ClassifierDetector
     from provenance.heatmap import render_heatmap
     from provenance.imageio import ImageLoadError, load_image
@@ -117,7 +119,7 @@ def _write_heatmap(checker, files: list[Path], out: Path) -> None:
     if len(files) != 1:
         raise click.UsageError("--heatmap takes exactly one image")
     classifiers = sorted((d for d in checker.detectors if isinstance(d, ClassifierDetector)),
-                         key=lambda d: d.name != "cnn")
+                         key=lambda d: (d.name not in given, d.name != "cnn"))
     usable = [d for d in classifiers if (d.weights / "classifier.json").is_file()]
     if not usable:
         raise click.UsageError("--heatmap needs a trained classifier (cnn or spectral weights)")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 # Spin-waiting OpenMP threads collapse on a shared machine; must be set before torch loads.
@@ -79,7 +80,7 @@ def _run_training(family: str, real, out, steps, seed, batch_size, patch, scales
     click.echo(f"{family}: {params / 1e6:.2f}M sampling parameters, {len(trainer.train_photos)} training photos, "
                f"{len(trainer.held_out_photos)} held out; from step {trainer.step} to {steps}; "
                f"{torch.get_num_threads()} threads, {'bf16' if config.bf16 else 'fp32'}", err=True)
-    _train_with_progress(trainer)
+    _with_progress(trainer.config.steps, trainer.step, lambda on_log: trainer.run(on_log=on_log))
     click.echo(f"{out}: step {trainer.step}; weights in {Path(out) / 'weights.safetensors'}", err=True)
 
 
@@ -92,24 +93,32 @@ def _width_overrides(family: str, width: int | None) -> dict:
     return {"base_channels": width}
 
 
-def _train_with_progress(trainer) -> None:
+def _with_progress(total: int, completed: int, run, also=None):
+    """``run(on_log)`` with a progress bar on a terminal, or one JSON line per log record on a log file;
+    ``also`` gets every record too (e.g. to append it to the run's log.jsonl)."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     console = Console(stderr=True)
-    if not console.is_terminal:  # a log file: one plain line per log record
-        trainer.run(on_log=lambda record: click.echo(json.dumps(record), err=True))
-        return
+    if not console.is_terminal:
+        def log_line(record: dict) -> None:
+            if also:
+                also(record)
+            click.echo(json.dumps(record), err=True)
+
+        return run(log_line)
     with Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   TextColumn("{task.fields[losses]}"), console=console) as progress:
-        task = progress.add_task("train", total=trainer.config.steps, completed=trainer.step, losses="")
+        task = progress.add_task("train", total=total, completed=completed, losses="")
 
         def on_log(record: dict) -> None:
+            if also:
+                also(record)
             shown = {k: v for k, v in record.items() if k not in ("step", "seconds", "load_1m")}
             progress.update(task, completed=record["step"],
                             losses=" ".join(f"{k}={v:.3g}" for k, v in shown.items()))
 
-        trainer.run(on_log=on_log)
+        return run(on_log)
 
 
 @train_group.command("gan")
@@ -232,9 +241,11 @@ def export_command(run: Path, name: str, dest: Path | None, n: int, sample_steps
 @click.option("--target-fpr", default=0.01, show_default=True, help="False-positive rate on validation reals.")
 @click.option("--generators", default=None,
               help="Train and calibrate on these generators' images only, e.g. 'gan' (cross-generator tests).")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+              help="Override a field of the family's config (repeatable), e.g. --set input=npr --set tile=96.")
 @click.option("--threads", type=int, default=None)
 def detector_command(dataset: Path, family: str, out: Path, steps: int, seed: int, target_fpr: float,
-                     generators: str | None, threads) -> None:
+                     generators: str | None, settings, threads) -> None:
     """Train a passive classifier on DATASET's train split and calibrate it on its validation split."""
     import torch
 
@@ -251,23 +262,30 @@ def detector_command(dataset: Path, family: str, out: Path, steps: int, seed: in
         fail(dataset, str(exc), EXIT_FAILED)
     click.echo(f"{family}: {len(train_labels)} training images ({int(train_labels.sum())} synthetic), "
                f"{len(val_labels)} for calibration", err=True)
-    model = create(family)
+    try:
+        model = create(family, **_parse_settings(settings))
+    except (TypeError, ValueError) as exc:
+        raise click.BadParameter(f"{family}: {exc}", param_hint="--set") from None
     out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
     try:
         if family == "cnn":
             with open(out / "log.jsonl", "a") as log:
-                def on_log(record: dict) -> None:
+                def append(record: dict) -> None:
                     log.write(json.dumps(record) + "\n")
                     log.flush()
-                    click.echo(json.dumps(record), err=True)
 
-                model.fit(train_images, train_labels, steps=steps, seed=seed, out=out, on_log=on_log)
+                _with_progress(steps, 0, lambda on_log: model.fit(train_images, train_labels, steps=steps, seed=seed,
+                                                                  out=out, on_log=on_log), also=append)
         else:
             model.fit(train_images, train_labels, seed=seed)
         model.calibrate(val_images, val_labels, target_fpr=target_fpr)
     except ValueError as exc:
         fail(out, str(exc), EXIT_FAILED)
-    model.training.update(dataset=str(dataset), generators=generators or "all")
+    model.training.setdefault("seconds", round(time.perf_counter() - started, 1))
+    model.training.update(dataset=str(dataset), generators=generators or "all",
+                          hardware=f"{os.cpu_count()} CPU cores, {torch.get_num_threads()} torch threads",
+                          calibration_images=len(val_labels))
     model.save(out)
     point = model.operating_point
     click.echo(f"{out}: threshold {point.threshold:.3f} (FPR {point.measured_fpr:.3%} on {point.n_real} "
@@ -275,6 +293,19 @@ def detector_command(dataset: Path, family: str, out: Path, steps: int, seed: in
     if point.n_real * point.target_fpr < 1:
         click.echo(f"provenance: {out}: warning: {point.n_real} validation reals cannot pin a "
                    f"{point.target_fpr:.1%} false-positive rate; build a larger dataset", err=True)
+
+
+def _parse_settings(settings) -> dict:
+    parsed = {}
+    for setting in settings:
+        key, sep, value = setting.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, not {setting!r}", param_hint="--set")
+        try:
+            parsed[key] = json.loads(value)
+        except json.JSONDecodeError:
+            parsed[key] = value
+    return parsed
 
 
 @train_group.command("export-detector")
