@@ -44,6 +44,20 @@ def test_operating_point_keeps_false_positives_under_target():
     assert tpr_at_fpr(np.r_[reals, reals + 1], np.r_[np.zeros(1000), np.ones(1000)], 0.01) == 1.0
 
 
+def test_platt_scaling_stays_modest_on_separable_held_out_data():
+    from detectors.learned.calibration import PlattCalibration
+
+    logits = np.r_[np.linspace(-10, -5, 50), np.linspace(5, 10, 50)]
+    labels = np.r_[np.zeros(50), np.ones(50)]
+    p = PlattCalibration.fit(logits, labels)(logits)
+    assert 0.001 < p.min() and p.max() < 0.999  # 100 separable examples cannot justify certainty
+    rng = np.random.default_rng(3)
+    z = rng.normal(0, 2, 20000)
+    y = rng.uniform(size=z.size) < 1 / (1 + np.exp(-(2 * z + 1)))
+    fitted = PlattCalibration.fit(z, y)
+    assert fitted.a == pytest.approx(2, abs=0.15) and fitted.b == pytest.approx(1, abs=0.15)
+
+
 def test_ece_is_small_when_calibrated_and_large_when_not():
     rng = np.random.default_rng(1)
     p = rng.uniform(size=20000)

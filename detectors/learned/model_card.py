@@ -10,7 +10,7 @@ from pathlib import Path
 from .base import META_FILE
 
 CARD_FILE = "MODEL_CARD.md"
-WEIGHT_FILES = ("cnn.safetensors", "spectral.joblib")
+WEIGHT_FILES = ("cnn.safetensors", "spectral.safetensors")
 
 
 def export_classifier(run: str | Path, name: str, dest_root: str | Path, dataset: str | Path | None = None,

@@ -129,11 +129,30 @@ class SpectralClassifier(ImageClassifier):
         return self.model.decision_function(tile_features(tiles))
 
     def _save_weights(self, directory: Path) -> None:
-        import joblib
+        """Plain arrays in safetensors, not a pickle: loading a shipped model must not run code."""
+        from safetensors.numpy import save_file
 
-        joblib.dump(self.model, directory / "spectral.joblib")
+        scaler, regression = self.model[0], self.model[-1]
+        save_file({"mean": scaler.mean_.astype(np.float64), "scale": scaler.scale_.astype(np.float64),
+                   "coef": regression.coef_[0].astype(np.float64),
+                   "intercept": regression.intercept_.astype(np.float64)}, str(directory / WEIGHTS_FILE))
 
     def _load_weights(self, directory: Path) -> None:
-        import joblib
+        from safetensors.numpy import load_file
 
-        self.model = joblib.load(directory / "spectral.joblib")
+        self.model = LinearTileModel(**load_file(str(directory / WEIGHTS_FILE)))
+
+
+WEIGHTS_FILE = "spectral.safetensors"
+
+
+@dataclass(frozen=True)
+class LinearTileModel:
+    """The fitted standardise + logistic-regression pipeline as arrays: the same decision function."""
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    intercept: np.ndarray
+
+    def decision_function(self, features: np.ndarray) -> np.ndarray:
+        return ((features - self.mean) / self.scale) @ self.coef + self.intercept[0]
