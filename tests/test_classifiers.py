@@ -261,3 +261,16 @@ def test_classifiers_that_contradict_each_other_are_inconclusive_not_synthetic()
         Label.INCONCLUSIVE
     metadata = Evidence("metadata", "metadata", Signal.SYNTHETIC, Strength.WEAK, "generator metadata")
     assert fuse([metadata, _classifier("cnn", Signal.NONE, 0.01)])[0] == Label.LIKELY_SYNTHETIC  # a declaration stands
+
+
+def test_npr_input_is_blind_to_nearest_upsampled_content_and_sees_pixel_detail():
+    from detectors.learned.cnn import _residual_module
+
+    residual = _residual_module()()
+    coarse = torch.rand(1, 3, 8, 8)
+    upsampled = coarse.repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)  # 2x nearest
+    assert torch.count_nonzero(residual(upsampled)) == 0
+    detailed = torch.rand(1, 3, 16, 16)
+    out = residual(detailed)
+    assert out.shape == detailed.shape and torch.count_nonzero(out) > 0
+    assert torch.all(out[..., ::2, ::2] == 0)  # each 2x2 block is taken relative to its top-left pixel
