@@ -62,14 +62,13 @@ def build_network(config: CNNConfig):
 
 
 def _residual_module():
+    import torch
     from torch import nn
 
     class NeighbourResidual(nn.Module):
         """x - up(down(x)) with nearest 2x resampling: each 2x2 block minus its top-left pixel."""
 
         def forward(self, x):
-            import torch
-
             anchor = x[..., ::2, ::2].repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)
             residual = (x - anchor[..., :x.shape[-2], :x.shape[-1]]) * 4
             return residual.contiguous(memory_format=torch.channels_last)  # what the fast conv kernels want

@@ -14,7 +14,7 @@ logit of the mean tile features: the image score and the heatmap agree.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -113,9 +113,10 @@ class SpectralClassifier(ImageClassifier):
                     targets += [int(label)] * len(tiles)
         if not features:
             raise ValueError(f"no training image is at least {self.tile}px on both sides")
-        self.model = make_pipeline(StandardScaler(), LogisticRegression(C=self.config.C, max_iter=2000,
-                                                                         random_state=seed))
-        self.model.fit(np.concatenate(features), np.array(targets))
+        pipeline = make_pipeline(StandardScaler(), LogisticRegression(C=self.config.C, max_iter=2000,
+                                                                       random_state=seed))
+        pipeline.fit(np.concatenate(features), np.array(targets))
+        self.model = LinearTileModel.from_pipeline(pipeline)
         self.training = {"tiles": len(targets), "images": len(images), "synthetic": int(np.sum(labels)),
                          "seed": seed}
         return self
@@ -132,10 +133,7 @@ class SpectralClassifier(ImageClassifier):
         """Plain arrays in safetensors, not a pickle: loading a shipped model must not run code."""
         from safetensors.numpy import save_file
 
-        scaler, regression = self.model[0], self.model[-1]
-        save_file({"mean": scaler.mean_.astype(np.float64), "scale": scaler.scale_.astype(np.float64),
-                   "coef": regression.coef_[0].astype(np.float64),
-                   "intercept": regression.intercept_.astype(np.float64)}, str(directory / WEIGHTS_FILE))
+        save_file(asdict(self.model), str(directory / WEIGHTS_FILE))
 
     def _load_weights(self, directory: Path) -> None:
         from safetensors.numpy import load_file
@@ -153,6 +151,12 @@ class LinearTileModel:
     scale: np.ndarray
     coef: np.ndarray
     intercept: np.ndarray
+
+    @classmethod
+    def from_pipeline(cls, pipeline) -> "LinearTileModel":
+        scaler, regression = pipeline[0], pipeline[-1]
+        return cls(scaler.mean_.astype(np.float64), scaler.scale_.astype(np.float64),
+                   regression.coef_[0].astype(np.float64), regression.intercept_.astype(np.float64))
 
     def decision_function(self, features: np.ndarray) -> np.ndarray:
         return ((features - self.mean) / self.scale) @ self.coef + self.intercept[0]
