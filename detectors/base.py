@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar, Sequence
+from typing import ClassVar, Sequence, Union
 
+from provenance.assets import LoadedAsset
 from provenance.imageio import LoadedImage
 
 from .results import Evidence, Signal, Strength
@@ -12,9 +13,22 @@ from .results import Evidence, Signal, Strength
 class Detector(ABC):
     name: ClassVar[str]
     family: ClassVar[str]
+    # False for detectors that read only bytes and metadata (C2PA, metadata): they also examine
+    # non-image assets (audio, video, PDF). Pixel detectors report those as skipped.
+    reads_pixels: ClassVar[bool] = True
 
     @abstractmethod
     def detect(self, image: LoadedImage) -> Evidence: ...
+
+    def detect_assets(self, items: Sequence[Union[LoadedImage, LoadedAsset]]) -> list[Evidence]:
+        """Evidence for images and other assets alike, in order; what the detector cannot read is skipped."""
+        if not self.reads_pixels or all(isinstance(item, LoadedImage) for item in items):
+            return self.detect_batch(items)  # type: ignore[arg-type]
+        images = [item for item in items if isinstance(item, LoadedImage)]
+        found = iter(self.detect_batch(images))
+        return [next(found) if isinstance(item, LoadedImage)
+                else self.evidence(Signal.SKIPPED, Strength.NONE, item.why_no_pixels)
+                for item in items]
 
     def detect_batch(self, images: Sequence[LoadedImage]) -> list[Evidence]:
         """Batched entry point; detectors with vectorised models override it."""

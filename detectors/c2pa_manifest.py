@@ -1,9 +1,14 @@
-"""The ``c2pa`` detector: validate an image's C2PA manifest and report what origin it declares.
+"""The ``c2pa`` detector: validate an asset's C2PA manifest and report what origin it declares.
+
+Works on every format c2pa reads (images, video, audio, PDF, ...): it needs the bytes, not pixels.
 
 Signal and strength:
   no manifest                        -> none
-  Trusted/Valid, synthetic declared  -> synthetic, declared_trusted / declared (signer not trusted)
+  Trusted/Valid, synthetic declared  -> synthetic, declared_trusted / declared (signer not trusted);
+                                        the declaration may sit in an ingredient's manifest
   Trusted/Valid, capture declared    -> capture, declared_trusted / declared (signer not trusted)
+  Trusted/Valid, only a generator named as softwareAgent / claim generator
+                                     -> synthetic, weak (a tool name is not a declaration)
   Trusted/Valid, neither             -> none (the summary says what it does declare)
   Invalid                            -> tampered: the credentials were broken after signing, so
                                         nothing they declare can be relied on
@@ -15,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from provenance.c2pa.reading import ManifestReader, ManifestReadError, ManifestReport
-from provenance.c2pa.vocabulary import GENERATIVE_AI, SYNTHETIC
+from provenance.c2pa.reading import Declaration, ManifestReader, ManifestReadError, ManifestReport
+from provenance.c2pa.vocabulary import INVOLVEMENT_ORDER, AiInvolvement, describe_source_type
 from provenance.imageio import LoadedImage
 
 from . import register
@@ -34,6 +39,7 @@ class C2paDetectorConfig:
 class C2paManifestDetector(Detector):
     name = "c2pa"
     family = "c2pa"
+    reads_pixels = False
 
     def __init__(self, trust_anchors: Sequence[str | Path] = (), use_trust_store: bool = True):
         self.config = C2paDetectorConfig(tuple(Path(p) for p in trust_anchors), use_trust_store)
@@ -64,31 +70,62 @@ class C2paManifestDetector(Detector):
         trust_note = "" if report.trusted else " (signer not on the trust list)"
         subject = f"{_state_phrase(report)} C2PA manifest by {report.signer.common_name or 'an unnamed signer'}"
         subject += trust_note
+        involvement = report.ai_involvement
         if report.synthetic_declared:
             summary = f"{subject} declares {_synthetic_phrase(report)}"
-            return self.evidence(Signal.SYNTHETIC, strength, summary, state=state, details=details)
+            return self.evidence(Signal.SYNTHETIC, strength, summary, state=state, details=details,
+                                 ai_involvement=involvement)
         if report.capture_declared:
             summary = f"{subject} declares capture ({report.digital_source_type})"
-            return self.evidence(Signal.CAPTURE, strength, summary, state=state, details=details)
-        origin = (
-            f"declares origin {report.digital_source_type}, neither capture nor synthetic"
-            if report.digital_source_type
-            else "makes no claim about how the image was made"
-        )
+            return self.evidence(Signal.CAPTURE, strength, summary, state=state, details=details,
+                                 ai_involvement=involvement)
+        if report.generators_named:
+            named = "; ".join(f"{d.generator} in {_where(d)}" for d in report.generators_named)
+            summary = (f"{subject} names a generator ({named}) but declares no origin "
+                       "(weak: a tool's name is not a statement that this content was generated)")
+            return self.evidence(Signal.SYNTHETIC, Strength.WEAK, summary, state=state, details=details)
+        if report.digital_source_type:
+            info = describe_source_type(report.digital_source_type)
+            origin = f"declares origin {info.name} ({info.meaning}), neither capture nor synthetic"
+        else:
+            origin = "makes no claim about how the content was made"
         summary = f"{subject} {origin}"
-        return self.evidence(Signal.NONE, Strength.NONE, summary, state=state, details=details)
+        return self.evidence(Signal.NONE, Strength.NONE, summary, state=state, details=details,
+                             ai_involvement=involvement)
 
 
 def _state_phrase(report: ManifestReport) -> str:
     return "trusted" if report.trusted else "valid"
 
 
+def _primary(declarations: list[Declaration]) -> Declaration:
+    """The declaration that best describes the asset: most AI involvement, then its own manifest first."""
+    return min(declarations, key=lambda d: (INVOLVEMENT_ORDER.index(d.involvement or AiInvolvement.UNKNOWN),
+                                            len(d.route)))
+
+
+def _where(d: Declaration) -> str:
+    if not d.route:
+        return f"{d.field} of the active manifest"
+    return f"{d.field} of manifest {d.manifest}, ingredient {' > '.join(d.route)}"
+
+
 def _synthetic_phrase(report: ManifestReport) -> str:
-    types = report.synthetic_types
-    kind = "AI generation" if any(t in GENERATIVE_AI for t in types) else "synthetic (non-AI algorithmic) content"
-    declared_in = {a.manifest for a in report.declared_actions if a.digital_source_type in SYNTHETIC}
-    where = "" if report.active_manifest in declared_in else " in an earlier manifest it keeps as an ingredient"
-    return f"{kind} ({', '.join(types)}){where}"
+    d = _primary(report.synthetic_declarations)
+    model = f", model {d.model}" if d.model else ""
+    said = f"{d.source_type}{model}"
+    placed = any(step.startswith("componentOf") for step in d.route)
+    if d.involvement == AiInvolvement.GENERATED and not d.route:
+        return f"AI generation ({said}) in {_where(d)}"
+    if d.involvement == AiInvolvement.GENERATED:
+        return (f"AI generation ({said}) in an earlier manifest it keeps as an ingredient ({_where(d)}): "
+                "this content is derived from AI-generated content")
+    if d.involvement == AiInvolvement.EDITED and placed:
+        return (f"a composite with AI-generated content ({d.applies_as}): it places an ingredient whose "
+                f"manifest declares {said} ({_where(d)})")
+    if d.involvement == AiInvolvement.EDITED:
+        return f"editing or compositing with AI ({said}) in {_where(d)}"
+    return f"synthetic (non-AI algorithmic) content ({d.applies_as}; {said}) in {_where(d)}"
 
 
 def _invalid_summary(report: ManifestReport) -> str:
@@ -124,10 +161,10 @@ def _details(report: ManifestReport) -> dict:
         ],
         "digital_source_type": report.digital_source_type,
         "ai_declared": report.ai_declared,
+        "ai_involvement": report.ai_involvement,
+        "declarations": [d.to_dict() for d in report.declarations],
         "synthetic_declared": report.synthetic_declared,
-        "synthetic_declared_in": sorted(
-            {a.manifest for a in report.declared_actions if a.digital_source_type in SYNTHETIC}
-        ),
+        "synthetic_declared_in": sorted({d.manifest for d in report.synthetic_declarations}),
         "capture_declared": report.capture_declared,
         "ingredients": {
             "count": len(report.ingredients),

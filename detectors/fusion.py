@@ -9,6 +9,9 @@ one above its threshold while another is confident the image is not synthetic (c
 P(synthetic) <= 5%, so confidence means the same for every classifier) is ``inconclusive``. Each
 classifier alone is set for <= 1% false positives; this keeps them together from adding up theirs.
 Likewise a classifier that abstains (uncertain band) does not outweigh one that is confident.
+
+Alongside the label, :func:`ai_involvement` says *how* AI took part (generated vs edited or
+composited with AI vs algorithmic non-AI vs capture ...), taken from the evidence the label rests on.
 """
 from __future__ import annotations
 
@@ -69,8 +72,33 @@ def fuse(evidence: Sequence[Evidence]) -> tuple[Label, list[str]]:
 
     if label in (Label.SYNTHETIC, Label.LIKELY_SYNTHETIC) and tampered:
         reasons.extend(e.summary for e in tampered)
-    reasons.extend(f"not examined by {e.detector}: {e.error or e.summary}" for e in unable)
+    reasons.extend(_not_examined(unable))
     return label, reasons
+
+
+def ai_involvement(evidence: Sequence[Evidence], label: Label) -> str | None:
+    """How AI took part, from the evidence that decided ``label``; None when none of it says.
+
+    A synthetic label takes the strongest synthetic evidence that states an involvement (a
+    watermark or classifier marks AI content without saying whether it was generated whole or
+    edited in). Other labels take a valid manifest's declared origin (e.g. capture, digital
+    creation); an inconclusive verdict takes none, since its evidence conflicts or is broken.
+    """
+    if label in (Label.SYNTHETIC, Label.LIKELY_SYNTHETIC):
+        ranked = sorted((e for e in evidence if e.signal == Signal.SYNTHETIC), key=lambda e: _RANK[e.strength])
+    elif label in (Label.CAPTURE_DECLARED, Label.NO_EVIDENCE):
+        ranked = [e for e in evidence if e.signal in (Signal.CAPTURE, Signal.NONE)]
+    else:
+        return None
+    return next((e.ai_involvement for e in ranked if e.ai_involvement), None)
+
+
+def _not_examined(unable: Sequence[Evidence]) -> list[str]:
+    """One line per distinct reason, naming every detector it applies to (e.g. "not an image")."""
+    by_reason: dict[str, list[str]] = {}
+    for e in unable:
+        by_reason.setdefault(e.error or e.summary, []).append(e.detector)
+    return [f"not examined by {', '.join(names)}: {reason}" for reason, names in by_reason.items()]
 
 
 def _classifier_dissent(claims: Sequence[Evidence], evidence: Sequence[Evidence]) -> list[Evidence]:

@@ -61,6 +61,9 @@ class Evidence:
     state: str | None = None  # e.g. the C2PA validation state
     details: dict = field(default_factory=dict)
     error: str | None = None
+    # How AI took part, as this evidence states it (provenance.c2pa.vocabulary.AiInvolvement);
+    # None when the detector cannot tell (e.g. a watermark marks AI content but not how it was made).
+    ai_involvement: str | None = None
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -78,6 +81,7 @@ class Verdict:
     image: dict | None = None
     error: str | None = None
     seconds: float = 0.0
+    ai_involvement: str | None = None  # from the evidence the label rests on; see detectors.fusion
 
     @property
     def meaning(self) -> str:
@@ -88,6 +92,7 @@ class Verdict:
             "source": self.source,
             "label": self.label.value,
             "meaning": self.meaning,
+            "ai_involvement": self.ai_involvement,
             "reasons": list(self.reasons),
             "evidence": [e.to_dict() for e in self.evidence],
             "image": self.image,

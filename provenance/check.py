@@ -1,8 +1,10 @@
-"""``check``: a pure, batchable call from images to explained verdicts.
+"""``check``: a pure, batchable call from images (and other C2PA assets) to explained verdicts.
 
 The same :class:`Checker` serves the CLI, a web handler and a Ray ``map_batches`` worker: it holds
 no state but its lazily built detectors (heavy models load once per Checker), takes paths or
 bytes, and never raises for a bad file - that file gets an ``error`` verdict and the batch goes on.
+Video, audio, PDF and the other formats c2pa reads are checked on their manifest and metadata;
+the pixel detectors report them as skipped.
 """
 from __future__ import annotations
 
@@ -13,10 +15,11 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence, Union
 
 from detectors import REGISTRY as DETECTORS
 from detectors.base import Detector
-from detectors.fusion import fuse
+from detectors.fusion import ai_involvement, fuse
 from detectors.results import Label, Verdict
 
-from .imageio import ImageLoadError, LoadedImage, LoadLimits, load_image
+from .assets import ASSET_SUFFIXES, LoadedAsset, load_source
+from .imageio import ImageLoadError, LoadedImage, LoadLimits
 
 DECLARED_SIGNAL_DETECTORS = ("c2pa", "watermark", "sd-watermark", "metadata")
 
@@ -27,8 +30,20 @@ def default_detectors() -> tuple[str, ...]:
 
     return DECLARED_SIGNAL_DETECTORS + tuple(shipped_classifiers())
 
-# A source is a path, the file's bytes, a (name, bytes) pair, or an already loaded image.
-Source = Union[str, Path, bytes, tuple[str, bytes], LoadedImage]
+@dataclass(frozen=True)
+class NamedBytes:
+    """A file's bytes with the name to report them under (an upload, a row of a dataset).
+
+    An explicit type, so that no sequence of paths can be mistaken for a (name, bytes) pair.
+    """
+
+    name: str
+    data: bytes
+
+
+# A source is a path, the file's bytes, named bytes, or an already loaded image or asset.
+Source = Union[str, Path, bytes, NamedBytes, LoadedImage, LoadedAsset]
+SINGLE_SOURCE_TYPES = (str, Path, bytes, bytearray, NamedBytes, LoadedImage, LoadedAsset)
 
 
 @dataclass(frozen=True)
@@ -57,9 +72,9 @@ class Checker:
     def check(self, sources: Iterable[Source]) -> list[Verdict]:
         """Check a batch; one verdict per source, in order."""
         started = time.perf_counter()
-        loaded: list[LoadedImage | Verdict] = [self._load(source) for source in sources]
-        images = [item for item in loaded if isinstance(item, LoadedImage)]
-        per_detector = [detector.detect_batch(images) for detector in self.detectors]
+        loaded: list[LoadedImage | LoadedAsset | Verdict] = [self._load(source) for source in sources]
+        assets = [item for item in loaded if not isinstance(item, Verdict)]
+        per_detector = [detector.detect_assets(assets) for detector in self.detectors]
         share = (time.perf_counter() - started) / max(len(loaded), 1)
 
         verdicts: list[Verdict] = []
@@ -71,7 +86,8 @@ class Checker:
             evidence = [results[index] for results in per_detector]
             index += 1
             label, reasons = fuse(evidence)
-            verdicts.append(Verdict(item.source, label, reasons, evidence, item.summary(), seconds=share))
+            verdicts.append(Verdict(item.source, label, reasons, evidence, item.summary(), seconds=share,
+                                    ai_involvement=ai_involvement(evidence, label)))
         return verdicts
 
     def check_one(self, source: Source) -> Verdict:
@@ -93,7 +109,7 @@ class Checker:
         the same rows out with ``label`` and ``verdict`` (JSON text) added."""
         if "bytes" in batch:
             names = batch.get("path") or [f"row{i}" for i in range(len(batch["bytes"]))]
-            sources: list[Source] = [(str(n), bytes(b)) for n, b in zip(names, batch["bytes"])]
+            sources: list[Source] = [NamedBytes(str(n), bytes(b)) for n, b in zip(names, batch["bytes"])]
         else:
             sources = [str(p) for p in batch["path"]]
         verdicts = self.check(sources)
@@ -102,25 +118,30 @@ class Checker:
         out["verdict"] = [v.to_json() for v in verdicts]
         return out
 
-    def _load(self, source: Source) -> LoadedImage | Verdict:
-        if isinstance(source, LoadedImage):
+    def _load(self, source: Source) -> LoadedImage | LoadedAsset | Verdict:
+        if isinstance(source, (LoadedImage, LoadedAsset)):
             return source
+        if not isinstance(source, SINGLE_SOURCE_TYPES):
+            raise TypeError(
+                f"cannot check a {type(source).__name__}: give a path, bytes, NamedBytes(name, data) "
+                "or a loaded image"
+            )
         started = time.perf_counter()
-        if isinstance(source, tuple):
-            name, data = source
+        if isinstance(source, NamedBytes):
+            data, name = source.data, source.name
             label = name
         else:
             data, name = source, None
             label = "<bytes>" if isinstance(source, (bytes, bytearray)) else str(source)
         try:
-            return load_image(data, self.config.limits, name=name)
+            return load_source(data, self.config.limits, name=name)
         except ImageLoadError as exc:
             return Verdict(label, Label.ERROR, [str(exc)], error=str(exc), seconds=time.perf_counter() - started)
 
 
 def check(sources: Source | Iterable[Source], config: CheckConfig | None = None) -> list[Verdict]:
     """Check one source or many with a fresh :class:`Checker`; see :class:`Checker` for batches."""
-    if isinstance(sources, (str, Path, bytes, tuple, LoadedImage)):
+    if isinstance(sources, SINGLE_SOURCE_TYPES):
         sources = [sources]
     return Checker(config).check(sources)
 
@@ -128,12 +149,13 @@ def check(sources: Source | Iterable[Source], config: CheckConfig | None = None)
 IMAGE_SUFFIXES = frozenset(
     ".jpg .jpeg .jpe .png .webp .gif .tif .tiff .bmp .heic .heif .avif .jxl .dng".split()
 )
+CHECKED_SUFFIXES = IMAGE_SUFFIXES | ASSET_SUFFIXES
 
 
 def expand_paths(paths: Iterable[str | Path]) -> Iterator[Path]:
-    """Files as given; directories walked recursively for files with image suffixes, sorted."""
+    """Files as given; directories walked recursively for images, video, audio and PDFs, sorted."""
     for path in map(Path, paths):
         if path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            yield from sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in CHECKED_SUFFIXES)
         else:
             yield path

@@ -1,10 +1,18 @@
-"""Read and validate the C2PA manifest of an image held in memory, into a typed report.
+"""Read and validate the C2PA manifest of an asset held in memory, into a typed report.
 
 Validation is c2pa's: the state is ``Trusted`` (valid, signer chains to one of our anchors),
 ``Valid`` (valid, signer unknown: ``signingCredential.untrusted``) or ``Invalid``. On top of that
 this module answers the question provenance cares about: what origin does the manifest declare?
-It follows the provenance chain through ingredient manifests, so an AI image that was later
-opened and re-signed still declares AI.
+Real manifests say it in several places, and each finding is a :class:`Declaration` naming the
+manifest and the field:
+
+* an action's standard ``digitalSourceType`` (v1 and v2 actions, any action: created, opened,
+  placed, edited, ...);
+* vendor-prefixed action parameters, e.g. Adobe Firefly's ``c2pa.opened`` with
+  ``com.adobe.digitalSourceType`` / ``com.adobe.modelId`` / ``com.adobe.modelVersion``;
+* the ingredients' own manifests: through ``parentOf`` an edit of an AI image is AI-derived; through
+  ``componentOf`` an AI ingredient placed in a composite makes it ``compositeWithTrainedAlgorithmicMedia``;
+* a ``softwareAgent`` or claim generator naming a generator (weak on its own: no origin is stated).
 """
 from __future__ import annotations
 
@@ -18,7 +26,16 @@ from typing import Any, Iterator, Sequence
 import c2pa
 
 from .trust import TrustAnchor, load_trust_anchors
-from .vocabulary import CAPTURE, GENERATIVE_AI, SYNTHETIC, c2pa_mime_type, source_type_name
+from .vocabulary import (
+    CAPTURE,
+    GENERATIVE_AI,
+    SYNTHETIC,
+    c2pa_mime_type,
+    describe_source_type,
+    generator_named_in,
+    most_involved,
+    source_type_name,
+)
 
 UNTRUSTED_CODE = "signingCredential.untrusted"
 ORIGIN_ACTIONS = ("c2pa.created", "c2pa.opened")
@@ -52,6 +69,45 @@ class ActionRecord:
     action: str
     digital_source_type: str | None  # IPTC name (or the URI when not IPTC's)
     software_agent: str | None
+    assertion: str = "c2pa.actions.v2"  # label of the actions assertion that holds it
+    source_type_field: str | None = None  # "digitalSourceType" or e.g. "parameters.com.adobe.digitalSourceType"
+    model: str | None = None  # a model named in vendor parameters (e.g. com.adobe.modelId + modelVersion)
+
+    @property
+    def field_path(self) -> str:
+        return f"{self.assertion} {self.action} {self.source_type_field or 'softwareAgent'}"
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """One statement about origin found in the manifest store, and what it means for this asset.
+
+    ``applies_as`` differs from ``source_type`` when the statement comes through an ingredient:
+    an AI image placed as a ``componentOf`` ingredient makes the asset a composite with AI.
+    ``generator`` alone (a softwareAgent or claim generator naming a generator) states no origin.
+    """
+
+    manifest: str  # label of the manifest that holds the field
+    field: str  # e.g. "c2pa.actions.v2 c2pa.opened parameters.com.adobe.digitalSourceType"
+    source_type: str | None  # what the field says (IPTC name)
+    applies_as: str | None  # what it makes this asset; None when it does not describe it
+    route: tuple[str, ...] = ()  # ingredients from the active manifest to ``manifest``, e.g. ("parentOf 'a.jpg'",)
+    model: str | None = None
+    generator: str | None = None  # a generator named by softwareAgent / claim generator
+
+    @property
+    def involvement(self) -> str | None:
+        return describe_source_type(self.applies_as).involvement if self.applies_as else None
+
+    @property
+    def via_ingredient(self) -> bool:
+        return bool(self.route)
+
+    def to_dict(self) -> dict:
+        meaning = describe_source_type(self.applies_as).meaning if self.applies_as else None
+        return {"manifest": self.manifest, "field": self.field, "source_type": self.source_type,
+                "applies_as": self.applies_as, "ai_involvement": self.involvement, "meaning": meaning,
+                "via": list(self.route), "model": self.model, "generator": self.generator}
 
 
 @dataclass(frozen=True)
@@ -73,6 +129,7 @@ class ManifestReport:
     claim_generator: str | None
     actions: list[ActionRecord]  # of the active manifest
     declared_actions: list[ActionRecord]  # every action with a source type, whole chain
+    declarations: list[Declaration]  # every origin statement, with what it means for this asset
     digital_source_type: str | None  # the origin, following parentOf ingredients
     origin_manifest: str | None
     ingredients: list[IngredientRecord]
@@ -89,15 +146,28 @@ class ManifestReport:
 
     @property
     def ai_declared(self) -> bool:
-        return any(a.digital_source_type in GENERATIVE_AI for a in self.declared_actions)
+        return any(d.applies_as in GENERATIVE_AI for d in self.declarations)
 
     @property
     def synthetic_declared(self) -> bool:
-        return any(a.digital_source_type in SYNTHETIC for a in self.declared_actions)
+        return any(d.applies_as in SYNTHETIC for d in self.declarations)
+
+    @property
+    def synthetic_declarations(self) -> list[Declaration]:
+        return [d for d in self.declarations if d.applies_as in SYNTHETIC]
 
     @property
     def synthetic_types(self) -> list[str]:
-        return sorted({a.digital_source_type for a in self.declared_actions if a.digital_source_type in SYNTHETIC})
+        return sorted({d.applies_as for d in self.synthetic_declarations})
+
+    @property
+    def generators_named(self) -> list[Declaration]:
+        """softwareAgent / claim generator fields naming a generator: weak, they state no origin."""
+        return [d for d in self.declarations if d.generator and not d.applies_as]
+
+    @property
+    def ai_involvement(self) -> str | None:
+        return most_involved(d.involvement for d in self.declarations)
 
     @property
     def capture_declared(self) -> bool:
@@ -173,7 +243,7 @@ def _report(store: dict, embedded: bool) -> ManifestReport:
 
     declared = [
         action
-        for label, manifest in _chain(manifests, active_label)
+        for label, manifest, _ in _chain(manifests, active_label)
         for action in _actions(label, manifest)
         if action.digital_source_type
     ]
@@ -193,6 +263,7 @@ def _report(store: dict, embedded: bool) -> ManifestReport:
         claim_generator=_claim_generator(active),
         actions=list(_actions(active_label, active)),
         declared_actions=declared,
+        declarations=_declarations(manifests, active_label),
         digital_source_type=origin,
         origin_manifest=origin_label,
         ingredients=[_ingredient(i) for i in active.get("ingredients") or []],
@@ -204,26 +275,74 @@ def _report(store: dict, embedded: bool) -> ManifestReport:
     )
 
 
-def _chain(manifests: dict[str, dict], active_label: str) -> Iterator[tuple[str, dict]]:
-    """The active manifest and every manifest reachable through its ingredients."""
+def _chain(manifests: dict[str, dict], active_label: str) -> Iterator[tuple[str, dict, tuple[tuple[str, str], ...]]]:
+    """The active manifest and every manifest reachable through its ingredients, each with its
+    route: the (relationship, title) of each ingredient on the way."""
     seen = {active_label}
-    queue = deque([active_label])
+    queue: deque[tuple[str, tuple[tuple[str, str], ...]]] = deque([(active_label, ())])
     while queue:
-        label = queue.popleft()
+        label, route = queue.popleft()
         manifest = manifests.get(label)
         if manifest is None:
             continue
-        yield label, manifest
+        yield label, manifest, route
         for ingredient in manifest.get("ingredients") or []:
             child = ingredient.get("active_manifest")
             if child and child not in seen:
                 seen.add(child)
-                queue.append(child)
+                step = (str(ingredient.get("relationship") or "componentOf"), str(ingredient.get("title") or child))
+                queue.append((child, route + (step,)))
+
+
+# What a synthetic ingredient placed into a composite makes of the composite.
+_AS_COMPONENT = {
+    "trainedAlgorithmicMedia": "compositeWithTrainedAlgorithmicMedia",
+    "trainedAlgorithmicData": "compositeWithTrainedAlgorithmicMedia",
+    "compositeWithTrainedAlgorithmicMedia": "compositeWithTrainedAlgorithmicMedia",
+    "algorithmicMedia": "compositeSynthetic",
+    "compositeSynthetic": "compositeSynthetic",
+}
+
+
+def _applies_as(source_type: str, route: tuple[tuple[str, str], ...]) -> str | None:
+    """What a source type declared in a manifest on ``route`` means for the active asset.
+
+    Through parentOf (this asset is an edit of that one) the origin carries over; through
+    componentOf (that asset was placed into this one) only a synthetic origin carries over, as a
+    composite; through inputTo (e.g. a reference image given to a generator) nothing does.
+    """
+    relationships = {relationship for relationship, _ in route}
+    if relationships <= {"parentOf"}:
+        return source_type
+    if relationships <= {"parentOf", "componentOf"}:
+        return _AS_COMPONENT.get(source_type)
+    return None
+
+
+def _declarations(manifests: dict[str, dict], active_label: str) -> list[Declaration]:
+    found: list[Declaration] = []
+    for label, manifest, route in _chain(manifests, active_label):
+        via = tuple(f"{relationship} {title!r}" for relationship, title in route)
+        direct_line = {relationship for relationship, _ in route} <= {"parentOf"}
+        for action in _actions(label, manifest):
+            if action.digital_source_type:
+                found.append(Declaration(label, action.field_path, action.digital_source_type,
+                                         _applies_as(action.digital_source_type, route), via,
+                                         model=action.model or action.software_agent,
+                                         generator=generator_named_in(action.software_agent) if direct_line else None))
+            elif direct_line and generator_named_in(action.software_agent):
+                found.append(Declaration(label, action.field_path, None, None, via, model=action.software_agent,
+                                         generator=generator_named_in(action.software_agent)))
+        generator = generator_named_in(_claim_generator(manifest))
+        if direct_line and generator:
+            found.append(Declaration(label, "claim_generator_info", None, None, via, generator=generator))
+    return found
 
 
 def _origin(manifests: dict[str, dict], active_label: str) -> tuple[str | None, str | None]:
     """The source type of the first created/opened action, following opened -> parent manifest."""
-    label, seen = active_label, set()
+    label: str | None = active_label
+    seen: set[str] = set()
     while label and label not in seen:
         seen.add(label)
         manifest = manifests.get(label) or {}
@@ -240,19 +359,51 @@ def _origin(manifests: dict[str, dict], active_label: str) -> tuple[str | None, 
 
 
 def _actions(label: str, manifest: dict) -> Iterator[ActionRecord]:
+    """Actions of v1 (``c2pa.actions``, softwareAgent a string) and v2 (``c2pa.actions.v2``) assertions."""
     for assertion in manifest.get("assertions") or []:
-        if not str(assertion.get("label", "")).startswith("c2pa.actions"):
+        assertion_label = str(assertion.get("label", ""))
+        if not assertion_label.startswith("c2pa.actions"):
             continue
         for action in (assertion.get("data") or {}).get("actions") or []:
+            if not isinstance(action, dict):
+                continue
             agent = action.get("softwareAgent")
             if isinstance(agent, dict):
                 agent = " ".join(str(agent[k]) for k in ("name", "version") if agent.get(k)) or None
+            parameters = action.get("parameters") if isinstance(action.get("parameters"), dict) else {}
+            source_type, field = _source_type_field(action, parameters)
             yield ActionRecord(
                 manifest=label,
                 action=str(action.get("action", "")),
-                digital_source_type=source_type_name(action.get("digitalSourceType")),
+                digital_source_type=source_type_name(source_type),
                 software_agent=agent if isinstance(agent, str) else None,
+                assertion=assertion_label,
+                source_type_field=field,
+                model=_vendor_model(parameters),
             )
+
+
+def _source_type_field(action: dict, parameters: dict) -> tuple[str | None, str | None]:
+    """The action's source type and where it was written: the standard field first, then a
+    parameter (vendors prefix their own, e.g. ``com.adobe.digitalSourceType``)."""
+    if isinstance(action.get("digitalSourceType"), str):
+        return action["digitalSourceType"], "digitalSourceType"
+    for key, value in parameters.items():
+        if isinstance(value, str) and (key == "digitalSourceType" or key.endswith(".digitalSourceType")):
+            return value, f"parameters.{key}"
+    return None, None
+
+
+def _vendor_model(parameters: dict) -> str | None:
+    """A model named in vendor parameters (``<vendor>.modelId`` / ``.modelVersion``)."""
+    def value(suffix: str) -> str | None:
+        return next((str(v) for k, v in parameters.items() if k.endswith(suffix) and isinstance(v, (str, int, float))),
+                    None)
+
+    model, version = value(".modelId"), value(".modelVersion")
+    if model and version and version.startswith(model):
+        return version
+    return " ".join(part for part in (model, version) if part) or None
 
 
 def _ingredient(ingredient: dict) -> IngredientRecord:
