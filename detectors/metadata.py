@@ -243,7 +243,11 @@ def _exif_text(image: Any, tag: int) -> str:
     if isinstance(value, bytes):
         # UserComment starts with an 8-byte charset code.
         raw = value[8:] if value[:8] in (b"ASCII\0\0\0", b"UNICODE\0", b"\0" * 8) else value
-        encoding = "utf-16" if value[:8] == b"UNICODE\0" else "utf-8"
+        encoding = "utf-8"
+        if value[:8] == b"UNICODE\0":
+            # UCS-2 in either byte order (A1111 writes big-endian); text starts with a Latin letter.
+            encoding = "utf-16" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else (
+                "utf-16-be" if raw[:1] == b"\0" else "utf-16-le")
         value = raw.decode(encoding, "replace")
     return str(value).strip("\0 ") if value is not None else ""
 

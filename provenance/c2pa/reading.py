@@ -39,6 +39,9 @@ from .vocabulary import (
 
 UNTRUSTED_CODE = "signingCredential.untrusted"
 ORIGIN_ACTIONS = ("c2pa.created", "c2pa.opened")
+# Actions that change content that already exists: a synthetic source type on one of them
+# describes what was added (e.g. generative fill), so the asset is a composite, not generated whole.
+CONTRIBUTING_ACTIONS = ("c2pa.edited", "c2pa.placed")
 
 
 class ManifestReadError(ValueError):
@@ -304,16 +307,17 @@ _AS_COMPONENT = {
 }
 
 
-def _applies_as(source_type: str, route: tuple[tuple[str, str], ...]) -> str | None:
-    """What a source type declared in a manifest on ``route`` means for the active asset.
+def _applies_as(source_type: str, route: tuple[tuple[str, str], ...], action: str = "") -> str | None:
+    """What a source type declared by ``action`` in a manifest on ``route`` means for the active asset.
 
     Through parentOf (this asset is an edit of that one) the origin carries over; through
     componentOf (that asset was placed into this one) only a synthetic origin carries over, as a
-    composite; through inputTo (e.g. a reference image given to a generator) nothing does.
+    composite; through inputTo (e.g. a reference image given to a generator) nothing does. On an
+    edit or a placement, a synthetic source type also makes a composite.
     """
     relationships = {relationship for relationship, _ in route}
     if relationships <= {"parentOf"}:
-        return source_type
+        return _AS_COMPONENT.get(source_type, source_type) if action in CONTRIBUTING_ACTIONS else source_type
     if relationships <= {"parentOf", "componentOf"}:
         return _AS_COMPONENT.get(source_type)
     return None
@@ -327,7 +331,7 @@ def _declarations(manifests: dict[str, dict], active_label: str) -> list[Declara
         for action in _actions(label, manifest):
             if action.digital_source_type:
                 found.append(Declaration(label, action.field_path, action.digital_source_type,
-                                         _applies_as(action.digital_source_type, route), via,
+                                         _applies_as(action.digital_source_type, route, action.action), via,
                                          model=action.model or action.software_agent,
                                          generator=generator_named_in(action.software_agent) if direct_line else None))
             elif direct_line and generator_named_in(action.software_agent):
