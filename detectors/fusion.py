@@ -63,6 +63,8 @@ def fuse(evidence: Sequence[Evidence]) -> tuple[Label, list[str]]:
     else:
         label = Label.NO_EVIDENCE
         reasons.extend(e.summary for e in capture)  # untrusted capture claims: reported, not relied on
+        # valid credentials that claim no AI (e.g. digitalCreation, or no claim at all): said, not weighed
+        reasons.extend(e.summary for e in evidence if e.signal == Signal.NONE and e.state)
         reasons.extend(e.summary for e in evidence
                        if e.family == "classifier" and e.signal in (Signal.NONE, Signal.UNCERTAIN))
         reasons.append(
@@ -81,13 +83,14 @@ def ai_involvement(evidence: Sequence[Evidence], label: Label) -> str | None:
 
     A synthetic label takes the strongest synthetic evidence that states an involvement (a
     watermark or classifier marks AI content without saying whether it was generated whole or
-    edited in). Other labels take a valid manifest's declared origin (e.g. capture, digital
-    creation); an inconclusive verdict takes none, since its evidence conflicts or is broken.
+    edited in). Other labels take the origin declared by a *trusted* manifest (e.g. capture,
+    digital creation): an untrusted signer's claim is reported in the reasons but not relied on.
+    An inconclusive verdict takes none, since its evidence conflicts or is broken.
     """
     if label in (Label.SYNTHETIC, Label.LIKELY_SYNTHETIC):
         ranked = sorted((e for e in evidence if e.signal == Signal.SYNTHETIC), key=lambda e: _RANK[e.strength])
     elif label in (Label.CAPTURE_DECLARED, Label.NO_EVIDENCE):
-        ranked = [e for e in evidence if e.signal in (Signal.CAPTURE, Signal.NONE)]
+        ranked = [e for e in evidence if e.signal in (Signal.CAPTURE, Signal.NONE) and e.state == "Trusted"]
     else:
         return None
     return next((e.ai_involvement for e in ranked if e.ai_involvement), None)

@@ -96,7 +96,7 @@ def sniff_asset(data: bytes, label: str) -> LoadedAsset | None:
     elif head.startswith(_JXL_SIGNATURES):
         mime_type, extension = "image/jxl", "jxl"
     else:
-        guess = filetype.guess(head)
+        guess = filetype.guess(_after_id3(data)[:_SNIFF_BYTES] or head)
         if guess is None:
             return None
         mime_type, extension = _C2PA_SPELLING.get(guess.mime, guess.mime), guess.extension
@@ -125,6 +125,16 @@ def xmp_packet(data: bytes) -> str:
     if end < 0:
         return ""
     return data[start:end + len(_XMP_END)].decode("utf-8", "replace")
+
+
+def _after_id3(data: bytes) -> bytes:
+    """The bytes after a leading ID3v2 tag: it opens MP3 files, but also FLAC and WAV files that
+    tools (c2pa among them) have tagged, so the format is told by what follows it."""
+    if not data.startswith(b"ID3") or len(data) < 10:
+        return data
+    size = 10 + ((data[6] & 0x7F) << 21 | (data[7] & 0x7F) << 14 | (data[8] & 0x7F) << 7 | (data[9] & 0x7F))
+    following = data[size:]
+    return following if following and filetype.guess(following[:_SNIFF_BYTES]) is not None else data
 
 
 def _svg_mime(head: bytes) -> str | None:

@@ -46,6 +46,17 @@ def pdf_bytes() -> bytes:
     return bytes(out)
 
 
+def flac_bytes() -> bytes:
+    """The "fLaC" marker and a STREAMINFO block (8 kHz mono, 16-bit, no frames)."""
+    info = struct.pack(">HH", 4096, 4096) + bytes(6) + ((8000 << 44) | (15 << 36)).to_bytes(8, "big") + bytes(16)
+    return b"fLaC" + bytes([0x80]) + len(info).to_bytes(3, "big") + info
+
+
+def svg_bytes() -> bytes:
+    return (b'<?xml version="1.0" encoding="UTF-8"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="10" '
+            b'height="10"><rect width="10" height="10"/></svg>\n')
+
+
 def _box(kind: bytes, payload: bytes) -> bytes:
     return struct.pack(">I", 8 + len(payload)) + kind + payload
 

@@ -12,7 +12,7 @@ from provenance.assets import LoadedAsset, load_source
 from provenance.check import CheckConfig, Checker, NamedBytes, check, expand_paths
 from provenance.cli import main
 from provenance.imageio import LoadLimits
-from tests.c2pa_helpers import MEDIA, BuilderSigner, action, jpeg_bytes, manifest
+from tests.c2pa_helpers import MEDIA, BuilderSigner, action, flac_bytes, jpeg_bytes, manifest, svg_bytes
 
 DETECTORS = ("c2pa", "watermark", "sd-watermark", "metadata")
 
@@ -56,6 +56,16 @@ def test_signed_media_give_the_manifest_state_and_pixel_detectors_skip(kind, sig
     assert verdict.image["mime_type"] == MEDIA[kind][0].replace("audio/wav", "audio/x-wav")
     assert any("not examined by watermark, sd-watermark: not an image" in r for r in verdict.reasons)
     json.dumps(verdict.to_dict())
+
+
+@pytest.mark.parametrize("make, mime_type, kind", [(flac_bytes, "audio/flac", "audio"),
+                                                    (svg_bytes, "image/svg+xml", "document")])
+def test_flac_with_an_id3_tag_and_svg(make, mime_type, kind, signer, checker):
+    ai = manifest(action("c2pa.created", "trainedAlgorithmicMedia"))
+    verdict = checker.check_one(NamedBytes("signed", signer.sign(ai, make(), mime_type)))
+    assert verdict.label == Label.SYNTHETIC and _evidence(verdict, "c2pa").state == "Trusted"
+    assert (verdict.image["mime_type"], verdict.image["kind"]) == (mime_type, kind)  # c2pa tags FLAC with ID3
+    assert _evidence(verdict, "watermark").signal == Signal.SKIPPED
 
 
 @pytest.mark.parametrize("kind", sorted(MEDIA))

@@ -164,3 +164,15 @@ def test_every_source_type_reads_back_with_its_photo_desk_meaning(source_type, s
         assert evidence.signal == Signal.CAPTURE
     else:
         assert evidence.signal == Signal.NONE and info.meaning in evidence.summary
+
+
+def test_ai_involvement_of_a_verdict_rests_on_trusted_claims_only(signer, keys, checker):
+    drawn = signer.sign(manifest(action("c2pa.created", "digitalCreation")), jpeg_bytes(91))
+    trusted = checker.check_one(drawn)
+    assert (trusted.label, trusted.ai_involvement) == (Label.NO_EVIDENCE, AiInvolvement.DIGITAL_CREATION)
+    assert any("made by a person with digital tools" in r for r in trusted.reasons)
+    untrusting = Checker(CheckConfig(detectors=("c2pa", "metadata"), detector_options={
+        "c2pa": {"use_trust_store": False}}))
+    untrusted = untrusting.check_one(drawn)
+    assert (untrusted.label, untrusted.ai_involvement) == (Label.NO_EVIDENCE, None)
+    assert any("signer not on the trust list" in r for r in untrusted.reasons)

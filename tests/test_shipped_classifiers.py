@@ -13,7 +13,7 @@ from detectors.classifiers import SHIPPED_WEIGHTS, shipped_classifiers
 from detectors.learned import load_classifier
 from detectors.learned.model_card import CARD_FILE
 from detectors.results import Label, Signal
-from provenance.check import CheckConfig, Checker, default_detectors
+from provenance.check import CheckConfig, Checker, NamedBytes, default_detectors
 from provenance.generators import load_generator
 
 SHIPPED = ("cnn", "spectral")
@@ -42,12 +42,12 @@ def test_shipped_classifier_is_small_calibrated_documented_and_on_by_default(nam
 
 
 @pytest.fixture(scope="module")
-def fresh_fakes() -> list[tuple[str, bytes]]:
+def fresh_fakes() -> list[NamedBytes]:
     """Unmarked, unsigned samples from seeds no dataset used, re-encoded as JPEG like an upload."""
     fakes = []
     for family, options in (("gan", {}), ("diffusion", {"steps": 25})):
         images = load_generator(family).sample(2, size=256, seed=987_654, **options)
-        fakes += [(f"{family}{i}.jpg", jpeg_bytes(rgb)) for i, rgb in enumerate(images)]
+        fakes += [NamedBytes(f"{family}{i}.jpg", jpeg_bytes(rgb)) for i, rgb in enumerate(images)]
     return fakes
 
 
@@ -63,7 +63,7 @@ def test_shipped_classifiers_leave_a_held_out_real_photo_alone():
 
     photo = data.astronaut()  # in the test split of the classifiers' dataset: never trained on
     for name, blob in (("astronaut.png", _png(photo)), ("astronaut_q80.jpg", jpeg_bytes(photo, 80))):
-        verdict = Checker(CLASSIFIERS_ONLY).check_one((name, blob))
+        verdict = Checker(CLASSIFIERS_ONLY).check_one(NamedBytes(name, blob))
         assert verdict.label == Label.NO_EVIDENCE, (name, verdict.reasons)
         assert {e.signal for e in verdict.evidence} == {Signal.NONE}
         assert any("not proof" in r for r in verdict.reasons)
