@@ -30,10 +30,13 @@ def wav_bytes(frames: int = 800) -> bytes:
     return buffer.getvalue()
 
 
-def pdf_bytes() -> bytes:
-    """A one-page PDF with a correct cross-reference table."""
-    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+def pdf_bytes(xmp: bytes | None = None) -> bytes:
+    """A one-page PDF with a correct cross-reference table (and an XMP metadata stream if given)."""
+    catalog = b"<< /Type /Catalog /Pages 2 0 R%s >>" % (b" /Metadata 4 0 R" if xmp else b"")
+    objects = [catalog, b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
                b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 72 72] >>"]
+    if xmp:
+        objects.append(b"<< /Type /Metadata /Subtype /XML /Length %d >>\nstream\n%s\nendstream" % (len(xmp), xmp))
     out = bytearray(b"%PDF-1.4\n")
     offsets = []
     for number, body in enumerate(objects, 1):

@@ -12,7 +12,17 @@ from provenance.assets import LoadedAsset, load_source
 from provenance.check import CheckConfig, Checker, NamedBytes, check, expand_paths
 from provenance.cli import main
 from provenance.imageio import LoadLimits
-from tests.c2pa_helpers import MEDIA, BuilderSigner, action, flac_bytes, jpeg_bytes, manifest, svg_bytes
+from tests.c2pa_helpers import (
+    IPTC,
+    MEDIA,
+    BuilderSigner,
+    action,
+    flac_bytes,
+    jpeg_bytes,
+    manifest,
+    pdf_bytes,
+    svg_bytes,
+)
 
 DETECTORS = ("c2pa", "watermark", "sd-watermark", "metadata")
 
@@ -125,6 +135,17 @@ def test_only_media_and_documents_take_the_asset_path(signed_media):
     assert verdict.label == Label.ERROR and "not a recognised image format" in verdict.error
     svg = b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="1" height="1"/>'
     assert load_source(svg).kind == "document"
+
+
+def test_metadata_reads_the_xmp_of_a_document():
+    xmp = ('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+           '<rdf:Description rdf:about="" xmlns:Iptc4xmpExt="http://iptc.org/std/Iptc4xmpExt/2008-02-29/" '
+           f'Iptc4xmpExt:DigitalSourceType="{IPTC}trainedAlgorithmicMedia" '
+           'xmlns:dc="http://purl.org/dc/elements/1.1/" dc:description="Runway 4L at JFK"/>'
+           '</rdf:RDF></x:xmpmeta>').encode()
+    verdict = Checker(CheckConfig(detectors=DETECTORS)).check_one(NamedBytes("report.pdf", pdf_bytes(xmp)))
+    assert (verdict.label, verdict.ai_involvement) == (Label.LIKELY_SYNTHETIC, "ai_generated")
+    assert "XMP Iptc4xmpExt:DigitalSourceType" in verdict.reasons[0]
 
 
 # --- the API shape ----------------------------------------------------------------------------

@@ -46,7 +46,7 @@ LABEL_COLOUR = {
                    "else cnn, else spectral).")
 def check_command(paths, as_json, trust_anchors, no_trust_store, detector_names, watermark_keys, schemes,
                   max_mb, max_megapixels, verbose, classifier_dirs, heatmap):
-    """Check images (files or folders, recursively) for evidence of AI generation.
+    """Check images, video, audio and PDFs (files or folders, recursively) for evidence of AI generation.
 
     \b
     Labels: synthetic | likely_synthetic | inconclusive | no_evidence_of_synthesis |
@@ -80,7 +80,7 @@ def check_command(paths, as_json, trust_anchors, no_trust_store, detector_names,
 
     files = list(expand_paths(paths))
     if not files:
-        raise click.UsageError("no image files found under the given paths")
+        raise click.UsageError("no image, video, audio or PDF files found under the given paths")
     if heatmap is not None:
         _write_heatmap(checker, files, heatmap, given=[_classifier_family(f) for f in classifier_dirs])
     counts: Counter[Label] = Counter()
