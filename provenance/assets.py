@@ -9,6 +9,7 @@ Size limits are applied before any parsing, as for images.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Union
 
@@ -17,12 +18,12 @@ from PIL import Image
 
 from .imageio import ImageLoadError, LoadedImage, LoadLimits, load_image, read_bytes
 
-# MIME types the sniffer reports, spelled the way c2pa's reader lists them.
-_C2PA_SPELLING = {"audio/x-flac": "audio/flac", "audio/x-m4a": "audio/mp4"}
+# MIME types the sniffer reports, spelled the way c2pa's reader lists them (its own list decides).
+_C2PA_SPELLING = {"audio/x-flac": "audio/flac", "audio/x-m4a": "audio/mp4", "application/zip": "application/x-zip"}
 _DOCUMENT_TYPES = frozenset({
     "application/pdf",
     "application/epub+zip",
-    "application/zip",
+    "application/x-zip",
     "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     "application/vnd.openxmlformats-officedocument.presentationml.presentation",
@@ -89,7 +90,8 @@ def load_source(
 
 
 def sniff_asset(data: bytes, label: str) -> LoadedAsset | None:
-    """A :class:`LoadedAsset` when ``data`` is audio, video or a document; None otherwise."""
+    """A :class:`LoadedAsset` when ``data`` is audio, video or a document c2pa reads; None when it
+    is not audio, video or a document. Raises :class:`ImageLoadError` for one c2pa cannot read."""
     head = data[:_SNIFF_BYTES]
     if _svg_mime(head):
         mime_type, extension = "image/svg+xml", "svg"
@@ -112,8 +114,17 @@ def sniff_asset(data: bytes, label: str) -> LoadedAsset | None:
         kind = "document"
     elif kind not in ("audio", "video"):
         return None
+    if not c2pa_reads(mime_type):
+        raise ImageLoadError(f"{extension.upper()} {kind} is neither an image nor a format C2PA can carry")
     return LoadedAsset(source=label, data=data, format=extension.upper(), mime_type=mime_type, kind=kind,
                        xmp=xmp_packet(data), notes=notes)
+
+
+@cache
+def c2pa_reads(mime_type: str) -> bool:
+    import c2pa  # only when a non-image arrives; c2pa loads its native library on import
+
+    return mime_type in c2pa.Reader.get_supported_mime_types()
 
 
 def xmp_packet(data: bytes) -> str:

@@ -135,6 +135,8 @@ def test_only_media_and_documents_take_the_asset_path(signed_media):
     assert verdict.label == Label.ERROR and "not a recognised image format" in verdict.error
     svg = b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="1" height="1"/>'
     assert load_source(svg).kind == "document"
+    ogg = check(NamedBytes("song.ogg", b"OggS" + bytes(60)))[0]  # audio, but not a format C2PA carries
+    assert ogg.label == Label.ERROR and ogg.error == "OGG audio is neither an image nor a format C2PA can carry"
 
 
 def test_metadata_reads_the_xmp_of_a_document():
