@@ -70,11 +70,11 @@ function measure(evidence) {
   return parts.join("; ") || "\u2013";
 }
 
-function newCard(fileName) {
+function newCard(fileName, batch) {
   const card = $("#card-template").content.firstElementChild.cloneNode(true);
   $(".file", card).textContent = fileName;
   setLabel(card, "pending", "");
-  results.prepend(card);
+  batch.append(card);
   return card;
 }
 
@@ -256,7 +256,9 @@ async function checkFile(file, card) {
 async function checkFiles(files) {
   if (!files.length) { statusLine.textContent = "Choose one or more images first."; input.focus(); return; }
   if (tokenInput.value.trim()) sessionStorage.setItem("provenance-token", tokenInput.value.trim());
-  const jobs = files.map((file) => { const card = newCard(file.name); showPreview(card, file); return [file, card]; });
+  const batch = el("div", null, "batch");  // the newest batch on top, its images in the order chosen
+  results.prepend(batch);
+  const jobs = files.map((file) => { const card = newCard(file.name, batch); showPreview(card, file); return [file, card]; });
   let done = 0;
   statusLine.textContent = "Checking " + files.length + " image" + (files.length > 1 ? "s" : "") + "\u2026";
   for (const [file, card] of jobs) {
