@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-pytest.importorskip("fastapi", reason="the [serve] extra is not installed (pip install 'provenance[serve]')")
+for _module in ("fastapi", "uvicorn", "python_multipart", "swagger_ui_bundle"):
+    pytest.importorskip(_module, reason=f"the [serve] extra is not installed ({_module}): pip install 'provenance[serve]'")
 pytest.importorskip("httpx2", reason="FastAPI's TestClient needs httpx2")
 from click.testing import CliRunner  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
