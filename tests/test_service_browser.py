@@ -134,6 +134,8 @@ def test_page_labels_a_signed_generated_image_and_a_plain_photo(server, browser,
     assert "Heatmap of the cnn classifier over 64 tiles" in plain.find_element(By.CSS_SELECTOR, "figcaption").text
     assert plain.find_element(By.CSS_SELECTOR, "a.download").get_attribute("href").startswith("blob:")
     assert browser.find_element(By.ID, "status").text.startswith("Done:")
+    resources = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert all(name.startswith((server, "blob:" + server, "data:")) for name in resources), resources  # no outside assets
     browser.set_window_size(1280, 2200)
     browser.save_screenshot(str(shots / "service_page.png"))
 
@@ -141,3 +143,18 @@ def test_page_labels_a_signed_generated_image_and_a_plain_photo(server, browser,
     assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth + 1")
     browser.save_screenshot(str(shots / "service_page_phone.png"))
     assert (shots / "service_page.png").stat().st_size > 10_000
+
+
+def test_api_docs_render_offline(server, browser, tmp_path):
+    """Swagger UI from the installed package (no CDN) renders the service's OpenAPI 3.1 document."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.set_window_size(1280, 1000)
+    browser.get(server + "/docs")
+    WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".opblock-summary-path"))
+    paths = {e.text.strip() for e in browser.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")}
+    assert {"/v1/check", "/v1/detectors", "/healthz", "/readyz"} <= paths
+    resources = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert resources and all(name.startswith(server) for name in resources), resources
+    browser.save_screenshot(str(Path(os.environ.get("PROVENANCE_SCREENSHOT_DIR") or tmp_path) / "service_docs.png"))

@@ -10,7 +10,7 @@ import click
 from .common import EXIT_FAILED, fail
 
 SERVE_MODULES = {"fastapi": "fastapi", "uvicorn": "uvicorn", "python_multipart": "python-multipart",
-                 "swagger_ui_bundle": "swagger-ui-bundle"}
+                 "fastapi_offline": "fastapi-offline"}
 
 
 @click.command("serve")

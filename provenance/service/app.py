@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, Query, Request
-from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 
 from provenance.check import Checker
@@ -118,14 +118,15 @@ def create_app(config: ServiceConfig | None = None, checker: Checker | None = No
         yield
         state.queue.shutdown()
 
-    app = FastAPI(
-        title="provenance", version=package_version("provenance"), lifespan=lifespan, docs_url=None, redoc_url=None,
+    # FastAPIOffline: /docs with Swagger UI served from its own package, not a CDN
+    app = FastAPIOffline(
+        title="provenance", version=package_version("provenance"), lifespan=lifespan, redoc_url=None,
+        swagger_ui_parameters={"validatorUrl": None},
         description="Is this image synthetic, and why? The same checks and JSON records as "
                     "`provenance check --json`, over HTTP. A web page for people is at `/`.",
     )
     app.state.service = state
     app.add_middleware(RequestIdMiddleware)
-    app.mount("/static/swagger", StaticFiles(directory=_swagger_assets()), name="swagger")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     def problem(request: Request, status: int, detail: str, retry_after: int | None = None) -> JSONResponse:
@@ -148,16 +149,6 @@ def create_app(config: ServiceConfig | None = None, checker: Checker | None = No
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
         return FileResponse(STATIC / "index.html", media_type="text/html")
-
-    @app.get("/docs", include_in_schema=False)
-    async def docs():
-        return get_swagger_ui_html(
-            openapi_url=app.openapi_url, title="provenance API",
-            swagger_js_url="/static/swagger/swagger-ui-bundle.js",
-            swagger_css_url="/static/swagger/swagger-ui.css",
-            swagger_favicon_url="/static/swagger/favicon-32x32.png",
-            swagger_ui_parameters={"validatorUrl": None},
-        )
 
     @app.get("/healthz", tags=["health"], summary="The process is up")
     async def healthz() -> dict:
@@ -287,9 +278,3 @@ class RequestIdMiddleware:
 
 def request_id(request: Request) -> str:
     return request.scope.get("provenance.request_id", "")
-
-
-def _swagger_assets() -> str:
-    import swagger_ui_bundle
-
-    return swagger_ui_bundle.swagger_ui_path
