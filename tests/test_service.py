@@ -170,6 +170,16 @@ def test_body_is_cut_off_at_the_limit_not_read_to_the_end():
     assert refused.value.status == 413 and sum(sent) == 11_000
 
 
+def test_pixel_limit_is_the_loaders_and_names_the_file():
+    from tests.test_imageio import png_with_claimed_size
+
+    with light_client(max_pixels=1_000_000) as client:
+        response = client.post("/v1/check", files=[("files", ("bomb.png", png_with_claimed_size(5000, 5000), "image/png"))])
+    (record,) = response.json()["records"]
+    assert response.status_code == 200 and record["source"] == "bomb.png" and record["label"] == "error"
+    assert "over the 1 MP limit" in record["error"]
+
+
 def test_415_for_non_image_bodies_and_parts(photo):
     with light_client() as client:
         assert client.post("/v1/check", content=b"{}", headers={"content-type": "application/json"}).status_code == 415
