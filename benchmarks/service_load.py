@@ -16,25 +16,22 @@ import http.client
 import io
 import json
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 from PIL import Image
 
 from benchmarks.timing import machine_line, print_table
+from provenance.service.launch import LOOPBACK, running_server
 
-HOST = "127.0.0.1"  # never anything else: the load goes to this machine only
 MAX_REQUESTS = 100_000  # a hard cap on top of the time bound
-REPO = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -123,43 +120,16 @@ class RssSampler(threading.Thread):
             self.stop.wait(self.every)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return probe.getsockname()[1]
-
-
-def start_server(port: int, workers: int, clients: int, log: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    command = [sys.executable, "-m", "provenance.cli", "serve", "--host", HOST, "--port", str(port),
-               "--workers", str(workers), "--queue", str(clients), "--timeout", "300"]
-    with open(log, "wb") as sink:
-        return subprocess.Popen(command, cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT)
-
-
-def wait_ready(port: int, process: subprocess.Popen, log: Path, seconds: float = 300) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"server exited ({process.returncode}):\n{log.read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"http://{HOST}:{port}/readyz", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise SystemExit(f"server not ready after {seconds:.0f} s:\n{log.read_text()[-2000:]}")
-
-
-def load(port: int, files: list[bytes], clients: int, seconds: float) -> Run:
+def load(url: str, files: list[bytes], clients: int, seconds: float) -> Run:
+    host, port = urlsplit(url).hostname, urlsplit(url).port
+    assert host == LOOPBACK, "load goes to loopback only"
     run = Run()
     lock = threading.Lock()
     sent = iter(range(MAX_REQUESTS))
     stop_at = time.monotonic() + seconds
 
     def client(index: int) -> None:
-        connection = http.client.HTTPConnection(HOST, port, timeout=600)
+        connection = http.client.HTTPConnection(host, port, timeout=600)
         n = index
         while time.monotonic() < stop_at:
             with lock:
@@ -179,7 +149,7 @@ def load(port: int, files: list[bytes], clients: int, seconds: float) -> Run:
             except (OSError, http.client.HTTPException) as exc:
                 outcome = type(exc).__name__
                 connection.close()
-                connection = http.client.HTTPConnection(HOST, port, timeout=600)
+                connection = http.client.HTTPConnection(host, port, timeout=600)
             elapsed = (time.perf_counter() - t0) * 1000
             with lock:
                 if outcome == "ok":
@@ -230,24 +200,14 @@ def main(argv: list[str] | None = None) -> None:
 
     baseline = in_process(files, args.baseline_seconds)
 
-    port = free_port()
-    with tempfile.TemporaryDirectory() as tmp:
-        log = Path(tmp) / "server.log"
-        server = start_server(port, args.workers, args.clients, log)
-        try:
-            wait_ready(port, server, log)
-            sampler = RssSampler(server.pid)
-            sampler.start()
-            time.sleep(1.0)
-            http_run = load(port, files, args.clients, args.seconds)
-            sampler.stop.set()
-            sampler.join()
-        finally:
-            server.terminate()
-            try:
-                server.wait(30)
-            except subprocess.TimeoutExpired:
-                server.kill()
+    options = ["--workers", str(args.workers), "--queue", str(args.clients), "--timeout", "300"]
+    with tempfile.TemporaryDirectory() as tmp, running_server(options, Path(tmp) / "server.log") as (url, server):
+        sampler = RssSampler(server.pid)
+        sampler.start()
+        time.sleep(1.0)
+        http_run = load(url, files, args.clients, args.seconds)
+        sampler.stop.set()
+        sampler.join()
 
     rss = [value for _, value in sampler.samples]
     ready_mib, peak_mib, end_mib = rss[0] / 2**20, max(rss) / 2**20, rss[-1] / 2**20
