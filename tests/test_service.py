@@ -73,6 +73,26 @@ def test_generated_and_signed_image_is_synthetic_and_records_match_check_json(fu
     assert json.loads(json.dumps(gen)) == json.loads(json.dumps(expected))
 
 
+def test_concurrent_checks_on_the_shared_checker_give_the_same_records(keys, generated, photo):
+    config = ServiceConfig(concurrency=2, trust_anchors=(str(keys.root_cert),), use_trust_store=False)
+    uploads = {"gen.png": generated.read_bytes(), "photo.jpg": photo}
+    with TestClient(create_app(config, load_in_background=False)) as client:
+        def post(name):
+            record = client.post("/v1/check", files=[("files", (name, uploads[name], "image/jpeg"))]).json()["records"][0]
+            record.pop("seconds")
+            return name, record
+
+        alone = dict(post(name) for name in uploads)
+        together: list = []
+        threads = [threading.Thread(target=lambda n=name: together.append(post(n))) for name in list(uploads) * 2]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    assert len(together) == 4 and all(record == alone[name] for name, record in together)
+    assert alone["gen.png"]["label"] == "synthetic"
+
+
 def test_raw_body_with_heatmap(full, photo):
     response = full.post("/v1/check?heatmap=1&name=desk/photo.jpg", content=photo, headers={"content-type": "image/jpeg"})
     assert response.status_code == 200, response.text
