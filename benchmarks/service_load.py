@@ -190,6 +190,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="length of the HTTP load")
     parser.add_argument("--baseline-seconds", type=float, default=30.0, help="length of the in-process run")
     parser.add_argument("--workers", type=int, default=1, help="server processes")
+    parser.add_argument("--concurrency", type=int, default=1, help="checks at once per server process")
     parser.add_argument("--images", type=int, default=8)
     args = parser.parse_args(argv if argv is not None else [])
 
@@ -200,7 +201,8 @@ def main(argv: list[str] | None = None) -> None:
 
     baseline = in_process(files, args.baseline_seconds)
 
-    options = ["--workers", str(args.workers), "--queue", str(args.clients), "--timeout", "300"]
+    options = ["--workers", str(args.workers), "--concurrency", str(args.concurrency),
+               "--queue", str(args.clients), "--timeout", "300"]
     with tempfile.TemporaryDirectory() as tmp, running_server(options, Path(tmp) / "server.log") as (url, server):
         sampler = RssSampler(server.pid)
         sampler.start()
@@ -214,7 +216,7 @@ def main(argv: list[str] | None = None) -> None:
     half = len(rss) // 2
     first_half, second_half = max(rss[1:half] or rss) / 2**20, max(rss[half:]) / 2**20
     print(f"after: {uptime_line()}")
-    print(f"server: --workers {args.workers} --concurrency 1 --queue {args.clients} --timeout 300; "
+    print(f"server: --workers {args.workers} --concurrency {args.concurrency} --queue {args.clients} --timeout 300; "
           f"{args.clients} clients for {args.seconds:.0f} s; RSS sampled {len(rss)} times")
     print_table(
         ["setup", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "server RSS MiB (ready / peak / end)"],

@@ -151,6 +151,7 @@ def test_openapi_and_offline_docs(full):
 def test_page_has_no_outside_assets(full):
     page = full.get("/")
     assert page.status_code == 200 and 'id="files"' in page.text
+    assert page.headers["content-security-policy"].startswith("default-src 'self';")
     for text in (page.text, full.get("/static/app.js").text, full.get("/static/app.css").text):
         assert "http://" not in text and "https://" not in text
 

@@ -40,6 +40,12 @@ from .workqueue import BudgetExceeded, CheckQueue, QueueFull
 CONFIG_ENV = "PROVENANCE_SERVE_CONFIG"
 REQUEST_ID_HEADER = "X-Request-ID"
 STATIC = Path(__file__).with_name("static")
+# The browser itself refuses any asset or request that is not from this server.
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; connect-src 'self'; "
+                               "object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+}
 _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 log = logging.getLogger("provenance.service")
@@ -148,7 +154,7 @@ def create_app(config: ServiceConfig | None = None, checker: Checker | None = No
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
-        return FileResponse(STATIC / "index.html", media_type="text/html")
+        return FileResponse(STATIC / "index.html", media_type="text/html", headers=PAGE_HEADERS)
 
     @app.get("/healthz", tags=["health"], summary="The process is up")
     async def healthz() -> dict:
