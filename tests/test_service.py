@@ -307,6 +307,16 @@ def test_serve_refuses_other_hosts_without_a_token(monkeypatch):
     assert result.exit_code == 2 and "--token" in result.output
 
 
+def test_serve_fails_in_one_line_on_a_bad_trust_anchor_or_detector(tmp_path):
+    not_pem = tmp_path / "root.pem"
+    not_pem.write_text("not a certificate")
+    bad_anchor = CliRunner().invoke(main, ["serve", "--trust", str(not_pem)])
+    assert bad_anchor.exit_code == 1
+    assert bad_anchor.output.strip() == f"provenance: serve: {not_pem}: not a PEM certificate file"
+    bad_name = CliRunner().invoke(main, ["serve", "--detector", "nope"])
+    assert bad_name.exit_code == 2 and "unknown detector(s) nope" in bad_name.output
+
+
 def _wait_until(condition, seconds: float = 10.0) -> None:
     deadline = time.monotonic() + seconds
     while not condition():

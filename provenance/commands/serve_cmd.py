@@ -71,7 +71,10 @@ def _run(config, host: str, port: int, workers: int) -> None:
 
     try:
         checker = Checker(config.check_config())
-        checker.detectors  # noqa: B018 - builds them now: a bad detector name or PEM fails here, in one line
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    try:
+        checker.detectors  # noqa: B018 - builds them now, so a bad trust anchor fails here, in one line
     except (ValueError, OSError) as exc:
         fail("serve", str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
     configure_logging()

@@ -8,9 +8,6 @@ from pathlib import Path
 
 from provenance.imageio import LoadLimits
 
-SERVE_EXTRA_HINT = "pip install 'provenance[serve]'"
-TOKEN_ENV = "PROVENANCE_TOKEN"
-
 
 @dataclass(frozen=True)
 class ServiceConfig:
