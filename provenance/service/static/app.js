@@ -162,7 +162,8 @@ function renderC2pa(card, evidence) {
   const items = (d.ingredients && d.ingredients.items) || [];
   if (items.length) {
     const tree = el("ul", null, "tree");
-    const root = el("li", d.active_manifest || "this image");
+    const root = el("li", "this image");
+    if (d.active_manifest) root.title = d.active_manifest;
     root.append(ingredientTree(items));
     tree.append(root);
     add("Ingredients", tree);
