@@ -14,6 +14,7 @@ from .commands.dataset_cmds import dataset_group  # noqa: E402
 from .commands.demo_cmd import demo_command  # noqa: E402
 from .commands.eval_cmd import eval_command  # noqa: E402
 from .commands.generate_cmd import generate_command  # noqa: E402
+from .commands.serve_cmd import serve_command  # noqa: E402
 from .commands.train_cmds import train_group  # noqa: E402
 from .commands.watermark_cmds import watermark_group  # noqa: E402
 
@@ -24,7 +25,7 @@ def main() -> None:
     """Tell whether images are synthetic, and label what generators make."""
 
 
-for command in (check_command, dataset_group, demo_command, eval_command, generate_command, keys_group, sign_command, train_group, watermark_group):
+for command in (check_command, dataset_group, demo_command, eval_command, generate_command, keys_group, serve_command, sign_command, train_group, watermark_group):
     main.add_command(command)
 
 
