@@ -7,7 +7,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable, Sequence
 
-from provenance.check import Checker, Source
+from provenance.check import Checker, NamedBytes, Source
 from provenance.imageio import ImageLoadError, load_image
 
 from .uploads import Upload
@@ -15,7 +15,7 @@ from .uploads import Upload
 
 def sources_from_uploads(uploads: Sequence[Upload]) -> list[Source]:
     """The one place uploads become :class:`Checker` sources: named bytes, never paths."""
-    return [(upload.name, upload.data) for upload in uploads]
+    return [NamedBytes(upload.name, upload.data) for upload in uploads]
 
 
 def check_uploads(checker: Checker, uploads: Sequence[Upload], heatmap: bool = False) -> list[dict]:
