@@ -72,17 +72,17 @@ def sample_jpegs(count: int = 8) -> list[bytes]:
 
 def in_process(files: list[bytes], seconds: float) -> Run:
     """``check`` in this process, one file at a time, after one warm-up check of each file."""
-    from provenance.check import Checker
+    from provenance.check import Checker, NamedBytes
 
     checker = Checker()
     for i, data in enumerate(files):
-        checker.check_one((f"warm-{i}.jpg", data))
+        checker.check_one(NamedBytes(f"warm-{i}.jpg", data))
     run = Run()
     started = time.perf_counter()
     i = 0
     while time.perf_counter() - started < seconds and i < MAX_REQUESTS:
         t0 = time.perf_counter()
-        verdict = checker.check_one((f"file-{i}.jpg", files[i % len(files)]))
+        verdict = checker.check_one(NamedBytes(f"file-{i}.jpg", files[i % len(files)]))
         if verdict.label.value == "error":
             run.errors["error record"] = run.errors.get("error record", 0) + 1
         else:

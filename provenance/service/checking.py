@@ -71,7 +71,7 @@ def warm_up(checker: Checker) -> None:
     pixels = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, "PNG")
-    checker.check([("warm-up.png", buffer.getvalue())])
+    checker.check([NamedBytes("warm-up.png", buffer.getvalue())])
 
 
 def describe_detectors(checker: Checker) -> list[dict]:
