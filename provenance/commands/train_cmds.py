@@ -315,13 +315,23 @@ def _parse_settings(settings) -> dict:
               help="Folder of classifiers (default: the package's detectors/weights).")
 @click.option("--dataset", type=click.Path(file_okay=False, exists=True, path_type=Path),
               help="Dataset to evaluate on (default: the one it was trained on; its test split).")
-def export_detector_command(run: Path, name: str, dest: Path | None, dataset: Path | None) -> None:
-    """Ship a trained classifier with a model card holding its test-split evaluation."""
+@click.option("--inference-only", is_flag=True,
+              help="Only copy the weights and (re)write the run-time format (the CNN's cnn.onnx) and its "
+                   "model-card section; no evaluation. Needs the `export` extra (onnx, onnxscript).")
+def export_detector_command(run: Path, name: str, dest: Path | None, dataset: Path | None, inference_only: bool) -> None:
+    """Ship a trained classifier with a model card holding its test-split evaluation, and the CNN
+    as ONNX (cnn.onnx) for onnxruntime, checked to give the torch model's scores."""
     from detectors.classifiers import SHIPPED_WEIGHTS
-    from detectors.learned.model_card import export_classifier
+    from detectors.learned.model_card import copy_classifier, export_classifier, export_inference
 
     try:
-        folder = export_classifier(run, name, dest or SHIPPED_WEIGHTS, dataset)
+        if inference_only:
+            folder = copy_classifier(run, name, dest or SHIPPED_WEIGHTS)
+            export_inference(folder)
+        else:
+            folder = export_classifier(run, name, dest or SHIPPED_WEIGHTS, dataset)
+    except ImportError as exc:
+        fail(run, f"{exc}; install the export extra: pip install -e '.[export]'", EXIT_FAILED)
     except (FileNotFoundError, ValueError, KeyError) as exc:
         fail(run, str(exc), EXIT_FAILED)
-    click.echo(f"{folder}: classifier, MODEL_CARD.md, eval/")
+    click.echo(f"{folder}: classifier, {'inference format' if inference_only else 'MODEL_CARD.md, eval/'}")
