@@ -64,3 +64,45 @@ def test_soft_values_are_vote_fractions_consistent_with_bits():
 def test_small_image_rejected():
     with pytest.raises(ValueError, match="256x256"):
         fast.block_votes(np.zeros((200, 300, 3), np.uint8), "dwtDct")
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_haar_ll_is_pywt_bit_for_bit(dtype):
+    import pywt
+
+    rng = np.random.default_rng(3)
+    planes = [rng.integers(0, 256, (264, 300)), np.full((64, 96), 117), IMAGES["flat"][:, :, 0]]
+    for plane in planes:
+        plane = plane.astype(dtype) if dtype is np.uint8 else (plane.astype(np.float32) - 127.75)
+        np.testing.assert_array_equal(fast.haar_ll(plane), pywt.dwt2(plane, "haar")[0])
+
+
+@pytest.mark.parametrize("name", list(IMAGES))
+def test_one_shared_transform_object_gives_the_library_bits_on_every_path(name):
+    """All decoders reading one Transforms (as the two watermark detectors do) get imwatermark's bits."""
+    bgr = IMAGES[name]
+    shared = fast.Transforms(bgr)
+    for float_path, swap_rgb in ((False, False), (True, False), (True, True), (False, True)):
+        library_input = bgr[:, :, ::-1] if swap_rgb else bgr
+        library_input = np.ascontiguousarray(library_input, dtype=np.float32 if float_path else np.uint8)
+        for method in fast.METHODS:
+            expected = np.asarray(WatermarkDecoder("bits", 48).decode(library_input, method), dtype=bool)
+            votes = shared.votes(method, float_path=float_path, swap_rgb=swap_rgb)
+            np.testing.assert_array_equal(votes.bits(48), expected, err_msg=f"{name} {method} {float_path} {swap_rgb}")
+            assert shared.votes(method, float_path=float_path, swap_rgb=swap_rgb) is votes  # computed once
+
+
+def test_both_watermark_detectors_share_one_transform_pass_per_image():
+    import detectors
+    from tests.watermark_helpers import as_file
+
+    image = as_file(IMAGES["astronaut-marked"])
+    ours, sd = detectors.create("watermark"), detectors.create("sd-watermark")
+    evidence = [ours.detect(image), sd.detect(image)]
+    shared = fast.of_image(image)
+    assert fast.of_image(image) is shared
+    assert set(shared._blocks) == {(False, False), (True, False), (True, True)}  # one per colour path
+    # the same evidence as detectors given plain pixels (nothing shared)
+    fresh = as_file(IMAGES["astronaut-marked"])
+    assert [e.p_value for e in evidence] == [ours.detect(fresh).p_value, sd.detect(fresh).p_value]
+    assert sd.scores(fresh.bgr) == evidence[1].details["results"]

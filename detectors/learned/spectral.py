@@ -159,7 +159,11 @@ class SpectralClassifier(ImageClassifier):
         return cut_tiles(rgb, self.tile, self.max_tiles)[0]
 
     def tile_logits(self, tiles):
-        return self.model.decision_function(tile_features(tiles))
+        # chunks of 16 tiles keep the float intermediates (several arrays per tile) to ~20 MB
+        if not len(tiles):
+            return np.zeros(0)
+        return np.concatenate([self.model.decision_function(tile_features(tiles[i:i + 16]))
+                               for i in range(0, len(tiles), 16)])
 
     def _save_weights(self, directory: Path) -> None:
         """Plain arrays in safetensors, not a pickle: loading a shipped model must not run code."""
