@@ -52,10 +52,11 @@ def _radial_index(size: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=4)
-def _spectrum_constants(size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The Hann window, and the matrix that turns the half spectrum ``rfft2`` returns into the
-    azimuthal means over the full spectrum: a real tile's power is point-symmetric, so columns
-    1 .. N/2-1 of the half plane stand for two columns of the full plane each."""
+def _spectrum_constants(size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The Hann window; and for the half spectrum ``rfft2`` returns, each coefficient's radial bin
+    and weight, so that weighted bin sums over the half plane equal the sums over the full plane (a
+    real tile's power is point-symmetric: columns 1 .. N/2-1 stand for two columns each); the bins'
+    sizes in the full plane; the full plane's bin index."""
     window = np.hanning(size).astype(np.float32)
     index = _radial_index(size)
     half = size // 2 + 1
@@ -64,9 +65,8 @@ def _spectrum_constants(size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if size % 2 == 0:
         multiplicity[-1] = 1.0
     counts = np.bincount(index.ravel(), minlength=RADIAL_BINS).astype(np.float64)
-    to_bins = np.zeros((size * half, RADIAL_BINS))
-    to_bins[np.arange(size * half), index[:, :half].ravel()] = np.broadcast_to(multiplicity, (size, half)).ravel()
-    return window[:, None] * window[None, :], to_bins / counts, index
+    return (window[:, None] * window[None, :], index[:, :half].ravel(),
+            np.broadcast_to(multiplicity, (size, half)).ravel(), counts, index)
 
 
 @lru_cache(maxsize=4)
@@ -83,10 +83,14 @@ def tile_features(tiles: np.ndarray) -> np.ndarray:
     n, size = tiles.shape[0], tiles.shape[1]
     grey = _grey(tiles)
     residual = _residual(grey)
-    window, to_bins, index = _spectrum_constants(size)
+    window, half_index, weight, counts, index = _spectrum_constants(size)
     spectrum = np.fft.rfft2(residual * window)
     power = np.log(spectrum.real ** 2 + spectrum.imag ** 2 + 1e-3)  # (n, T, T/2 + 1)
-    radial = power.reshape(n, -1).astype(np.float64) @ to_bins
+    # one bincount for all tiles (tile k's bins at k * RADIAL_BINS ...): no BLAS call, whose
+    # spinning threads cost more than the work on a busy 2-core machine
+    slots = (np.arange(n) * RADIAL_BINS)[:, None] + half_index[None, :]
+    radial = np.bincount(slots.ravel(), weights=(power.reshape(n, -1) * weight).ravel(),
+                         minlength=n * RADIAL_BINS).reshape(n, RADIAL_BINS) / counts
     peaks = []
     for ky, kx in PEAKS:
         y, x = (size // ky if ky else 0), (size // kx if kx else 0)
@@ -109,8 +113,9 @@ def _block_dct(grey: np.ndarray) -> np.ndarray:
     n, size = grey.shape[0], grey.shape[1] - grey.shape[1] % 8
     blocks = (grey[:, :size, :size] - 128).reshape(n, size // 8, 8, size // 8, 8).transpose(0, 1, 3, 2, 4)
     d = _dct_matrix(8)
-    rows = (blocks.reshape(-1, 8) @ d.T).reshape(-1, 8, 8)  # B @ D.T
-    coefficients = (rows.transpose(0, 2, 1).reshape(-1, 8) @ d.T).reshape(-1, 8, 8).transpose(0, 2, 1)  # D @ B @ D.T
+    # stacked 8x8 products; one large (N*8, 8) product would start OpenBLAS threads, whose
+    # spinning costs 10x the work on a busy 2-core machine
+    coefficients = d @ blocks @ d.T
     return np.log(np.abs(coefficients) + 1).reshape(n, -1, 64).mean(axis=1)
 
 
