@@ -106,3 +106,22 @@ def test_both_watermark_detectors_share_one_transform_pass_per_image():
     fresh = as_file(IMAGES["astronaut-marked"])
     assert [e.p_value for e in evidence] == [ours.detect(fresh).p_value, sd.detect(fresh).p_value]
     assert sd.scores(fresh.bgr) == evidence[1].details["results"]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_svd_votes_match_the_library_rule_on_blocks_near_decision_edges(dtype):
+    """Rank-1 blocks scaled so s0 lands on or within rounding of a multiple of 18, plus random
+    and flat ones: the bracketed votes equal imwatermark's svd(cv2.dct(block)) rule block by block."""
+    import cv2
+
+    rng = np.random.default_rng(7)
+    u, v = rng.normal(size=(2000, 4, 1)), rng.normal(size=(2000, 1, 4))
+    rank1 = u @ v
+    rank1 /= np.linalg.norm(rank1, axis=(1, 2), keepdims=True)  # s0 = 1
+    targets = 18.0 * rng.integers(1, 40, 2000) + rng.choice([0.0, 1e-13, -1e-13, 1e-9, -1e-9, 1e-6, 0.3], 2000)
+    near_edges = rank1 * targets[:, None, None] + rng.normal(scale=1e-3, size=(2000, 4, 4)) * (rng.random((2000, 1, 1)) < 0.5)
+    blocks = np.concatenate([near_edges, rng.normal(scale=80, size=(2000, 4, 4)),
+                             np.repeat(np.arange(0, 600, 1.125)[:, None, None], 16, axis=1).reshape(-1, 4, 4)])
+    blocks = blocks.astype(dtype)
+    expected = np.array([np.linalg.svd(cv2.dct(np.ascontiguousarray(b)))[1][0] % 36 > 18 for b in blocks])
+    np.testing.assert_array_equal(fast._votes_top_singular_value(blocks.reshape(-1, 16)).astype(bool), expected)
