@@ -125,3 +125,10 @@ def test_svd_votes_match_the_library_rule_on_blocks_near_decision_edges(dtype):
     blocks = blocks.astype(dtype)
     expected = np.array([np.linalg.svd(cv2.dct(np.ascontiguousarray(b)))[1][0] % 36 > 18 for b in blocks])
     np.testing.assert_array_equal(fast._votes_top_singular_value(blocks.reshape(-1, 16)).astype(bool), expected)
+
+
+def test_transforms_of_a_loaded_image_use_its_exact_bgr_pixels():
+    from tests.watermark_helpers import as_file
+
+    image = as_file(IMAGES["coffee-odd"])
+    np.testing.assert_array_equal(fast.of_image(image).bgr, image.rgb[:, :, ::-1])
