@@ -39,12 +39,16 @@ def cpu_capability() -> CpuCapability:
     """
     import sys
 
+    from_flags = capability_from_flags(_cpu_flags())
     if "torch" in sys.modules:
         import torch
 
-        return CpuCapability(torch.backends.cpu.get_cpu_capability(), bool(torch.cpu._is_avx512_bf16_supported()),
-                             bool(torch.cpu._is_amx_tile_supported()))
-    return capability_from_flags(_cpu_flags())
+        probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+        amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
+        return CpuCapability(torch.backends.cpu.get_cpu_capability(),
+                             bool(probe()) if probe else from_flags.avx512_bf16,
+                             bool(amx()) if amx else from_flags.amx_bf16)
+    return from_flags
 
 
 def capability_from_flags(flags: set[str]) -> CpuCapability:
