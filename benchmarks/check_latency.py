@@ -1,31 +1,120 @@
-"""``check`` latency per image against the floor: the time Pillow needs to decode the same file."""
+"""``check`` speed against the floor, Pillow decoding the same file, measured side by side:
+
+1. cold: the whole ``provenance check`` process on one 1080p JPEG (all detectors, and ``--fast``)
+   vs a Python process that only decodes the file with Pillow; wall time, CPU time, peak RSS;
+2. warm: per-image latency in a running process (models loaded), per detector, vs Pillow's decode;
+3. throughput on 512x512 JPEGs: in one process, and as separate ``check`` processes each given a
+   share of the files (what a 2-core machine gains from a second worker); a ``check -j N`` column
+   is added when the CLI has ``-j``.
+
+Every figure is a median of repeats; the machine's load and the CPU capability (which precision
+torch work would use, and what runs the CNN) are printed with the tables, since other processes on
+a shared machine move these numbers. ``PROVENANCE_BENCH_REPEATS`` and ``PROVENANCE_BENCH_FILES``
+shrink the run.
+"""
 from __future__ import annotations
 
 import io
+import os
+import statistics
+import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
 from benchmarks.timing import machine_line, median_ms, print_table
-from provenance.check import Checker
-from provenance.imageio import load_image
+
+REPEATS = int(os.environ.get("PROVENANCE_BENCH_REPEATS", "5"))
+THROUGHPUT_FILES = int(os.environ.get("PROVENANCE_BENCH_FILES", "48"))
+REPO = Path(__file__).resolve().parent.parent
 
 
 def sample_files(directory: Path) -> list[Path]:
     from skimage import data
 
-    files = []
-    astronaut = Image.fromarray(data.astronaut())
-    files.append(directory / "astronaut_512.png")
-    astronaut.save(files[-1])
     chelsea = Image.fromarray(data.chelsea()).resize((1920, 1080), Image.Resampling.LANCZOS)
-    files.append(directory / "chelsea_1920x1080_q90.jpg")
-    chelsea.save(files[-1], quality=90)
-    files.append(directory / "chelsea_1920x1080.png")
-    chelsea.save(files[-1])
+    files = [directory / "astronaut_512.png", directory / "chelsea_1920x1080_q90.jpg", directory / "chelsea_1920x1080.png"]
+    Image.fromarray(data.astronaut()).save(files[0])
+    chelsea.save(files[1], quality=90)
+    chelsea.save(files[2])
     return files
+
+
+def throughput_files(directory: Path, n: int) -> list[Path]:
+    """n different 512x512 JPEGs: crops of the scikit-image photos, scaled and shifted."""
+    import numpy as np
+    from skimage import data
+
+    photos = [data.astronaut(), data.coffee(), data.chelsea(), data.rocket(), data.immunohistochemistry()]
+    files = []
+    for i in range(n):
+        photo = Image.fromarray(photos[i % len(photos)])
+        scale = 1.0 + 0.15 * (i // len(photos))
+        big = photo.resize((max(512, int(photo.width * scale)), max(512, int(photo.height * scale))))
+        rng = np.random.default_rng(i)
+        x, y = int(rng.integers(0, big.width - 511)), int(rng.integers(0, big.height - 511))
+        files.append(directory / f"crop_{i:03d}.jpg")
+        big.crop((x, y, x + 512, y + 512)).save(files[-1], quality=88)
+    return files
+
+
+def load_now() -> str:
+    return f"{os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else "n/a"
+
+
+GNU_TIME = Path("/usr/bin/time")
+
+
+def _run(command: list[str]) -> tuple[float, float, float]:
+    """(wall s, CPU s, peak RSS MB) of one child process. The peak comes from GNU time when it is
+    installed: a child started from this (large) process would otherwise report our own peak,
+    which Linux carries across fork and exec."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
+    with tempfile.NamedTemporaryFile("r") as report:
+        wrapped = [str(GNU_TIME), "-f", "%M", "-o", report.name, *command] if GNU_TIME.is_file() else command
+        start = time.perf_counter()
+        process = subprocess.Popen(wrapped, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - start
+        code = os.waitstatus_to_exitcode(status)
+        if code not in (0, 1):
+            raise RuntimeError(f"{' '.join(command)} exited with {code}")
+        peak = float(report.read().split()[-1]) / 1024 if GNU_TIME.is_file() else float("nan")
+    return wall, usage.ru_utime + usage.ru_stime, peak
+
+
+def _median_run(command: list[str]) -> tuple[float, float, float]:
+    _run(command)  # warm the page cache
+    runs = [_run(command) for _ in range(REPEATS)]
+    return tuple(statistics.median(r[i] for r in runs) for i in range(3))  # type: ignore[return-value]
+
+
+def cold_rows(jpeg: Path) -> list[list[object]]:
+    python = sys.executable
+    pillow = [python, "-c", f"from PIL import Image; Image.open({str(jpeg)!r}).load()"]
+    cli = [python, "-m", "provenance.cli", "check"]
+    floor = _median_run(pillow)
+    rows = [["Pillow decode only (baseline)", f"{floor[0]:.2f}", f"{floor[1]:.2f}", "1.0x", f"{floor[2]:.0f}", load_now()]]
+    for label, extra in (("provenance check (all detectors)", []), ("provenance check --fast", ["--fast"])):
+        wall, cpu, rss = _median_run(cli + extra + [str(jpeg)])
+        rows.append([label, f"{wall:.2f}", f"{cpu:.2f}", f"{wall / floor[0]:.1f}x", f"{rss:.0f}", load_now()])
+    return rows
+
+
+def wall_cpu_ms(fn, repeats: int = REPEATS) -> tuple[float, float]:
+    """Median wall and CPU (this process, all threads) milliseconds of ``fn`` after one warm-up call.
+    On a shared machine CPU time is the steadier figure: wall time also counts waiting for a core."""
+    fn()
+    walls, cpus = [], []
+    for _ in range(repeats):
+        wall, cpu = time.perf_counter(), time.process_time()
+        fn()
+        walls.append((time.perf_counter() - wall) * 1000)
+        cpus.append((time.process_time() - cpu) * 1000)
+    return statistics.median(walls), statistics.median(cpus)
 
 
 def pillow_decode(path: Path) -> None:
@@ -33,19 +122,99 @@ def pillow_decode(path: Path) -> None:
         img.load()
 
 
+def warm_rows(files: list[Path]) -> list[list[object]]:
+    from provenance.check import DECLARED_SIGNAL_DETECTORS, CheckConfig, Checker
+    from provenance.imageio import load_image
+
+    full = Checker()
+    fast = Checker(CheckConfig(detectors=DECLARED_SIGNAL_DETECTORS))
+    rows = []
+    for path in files:
+        floor = wall_cpu_ms(lambda: pillow_decode(path), repeats=max(REPEATS, 5))
+        total = wall_cpu_ms(lambda: full.check_one(path))
+        quick = wall_cpu_ms(lambda: fast.check_one(path))
+        image = load_image(path)
+        parts = []
+        for detector in full.detectors:
+            def detect(detector=detector):
+                fresh = load_image(image.data)  # a new image each time: no transforms carried over
+                start = time.process_time()
+                detector.detect(fresh)
+                return time.process_time() - start
+
+            detect()
+            parts.append(f"{detector.name} {statistics.median(detect() for _ in range(REPEATS)) * 1000:.0f}")
+        rows.append([path.name, f"{floor[0]:.1f} / {floor[1]:.1f}", f"{total[0]:.0f} / {total[1]:.0f}",
+                     f"{total[0] / floor[0]:.1f}x / {total[1] / floor[1]:.1f}x", f"{quick[0]:.0f} / {quick[1]:.0f}",
+                     f"{quick[0] / floor[0]:.1f}x / {quick[1] / floor[1]:.1f}x", ", ".join(parts), load_now()])
+    return rows
+
+
+def _has_jobs_option() -> bool:
+    from provenance.commands.check_cmd import check_command
+
+    return any("-j" in param.opts for param in check_command.params)
+
+
+def throughput_rows(files: list[Path]) -> tuple[list[str], list[list[object]]]:
+    from provenance.check import DECLARED_SIGNAL_DETECTORS, CheckConfig, Checker
+
+    rows = []
+    python = sys.executable
+    cli = [python, "-m", "provenance.cli", "check", "--json"]
+    jobs = _has_jobs_option()
+    for label, config, extra in (("all detectors", CheckConfig(), []),
+                                 ("--fast", CheckConfig(detectors=DECLARED_SIGNAL_DETECTORS), ["--fast"])):
+        checker = Checker(config)
+        checker.check(files[:2])  # models loaded, as in a long scan
+        start, cpu = time.perf_counter(), time.process_time()
+        for _ in checker.iter_check(files):
+            pass
+        in_process = len(files) / (time.perf_counter() - start)
+        cpu_per_image = (time.process_time() - cpu) * 1000 / len(files)
+        one = len(files) / _run(cli + extra + [str(f) for f in files])[0]
+        half = len(files) // 2
+        start = time.perf_counter()
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        children = [subprocess.Popen(cli + extra + [str(f) for f in part], stdout=subprocess.DEVNULL, env=env)
+                    for part in (files[:half], files[half:])]
+        for child in children:
+            child.wait()
+        two = len(files) / (time.perf_counter() - start)
+        row = [label, len(files), f"{in_process:.1f}", f"{cpu_per_image:.0f}", f"{one:.1f}", f"{two:.1f}",
+               f"{two / one:.2f}x"]
+        if jobs:
+            row.append(f"{len(files) / _run(cli + extra + ['-j', '2'] + [str(f) for f in files])[0]:.1f}")
+        rows.append(row + [load_now()])
+    headers = ["detectors", "files", "in one process, warm (img/s)", "CPU ms / image", "1 check process (img/s)",
+               "2 check processes, half the files each (img/s)", "2 vs 1 process"]
+    return headers + (["check -j 2 (img/s)"] if jobs else []) + ["load(1m)"], rows
+
+
+def backend_line() -> str:
+    from detectors.classifiers import SHIPPED_WEIGHTS
+    from detectors.learned import load_classifier
+    from provenance import precision
+
+    cnn = load_classifier(SHIPPED_WEIGHTS / "cnn").backend if (SHIPPED_WEIGHTS / "cnn").is_dir() else "none"
+    return f"{precision.describe()} cnn_backend={cnn}"
+
+
 def main() -> None:
-    print(machine_line())
-    checker = Checker()
+    print(machine_line(), backend_line(), f"repeats={REPEATS}")
     with tempfile.TemporaryDirectory() as tmp:
         files = sample_files(Path(tmp))
-        rows = []
-        for path in files:
-            floor = median_ms(lambda: pillow_decode(path))
-            total = median_ms(lambda: checker.check_one(path), repeats=3)
-            image = load_image(path)
-            parts = [f"{d.name} {median_ms(lambda: d.detect(image), repeats=3):.0f}" for d in checker.detectors]
-            rows.append([path.name, f"{floor:.1f}", f"{total:.0f}", f"{total / floor:.1f}x", ", ".join(parts)])
-    print_table(["file", "Pillow decode ms", "check ms", "check / decode", "per detector ms"], rows)
+        print("\nCold: one 1920x1080 JPEG q90, whole process (median wall/CPU seconds, peak RSS)\n")
+        print_table(["process", "wall s", "CPU s", "wall / Pillow process", "peak RSS MB", "load(1m)"],
+                    cold_rows(files[1]))
+        print("\nWarm: per image in a running process (median ms, wall / CPU; per-detector CPU ms on a freshly "
+              "loaded image, each computing its own transforms)\n")
+        print_table(["file", "Pillow decode ms", "check ms", "check / decode", "--fast ms", "--fast / decode",
+                     "per detector CPU ms", "load(1m)"], warm_rows(files))
+        many = throughput_files(Path(tmp), THROUGHPUT_FILES)
+        headers, rows = throughput_rows(many)
+        print(f"\nThroughput: {len(many)} different 512x512 JPEGs q88 (CLI rows include process start-up)\n")
+        print_table(headers, rows)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """Our vectorised dwtDct/dwtDctSvd decoders vs imwatermark's, on 512x512 and 1920x1080 photos.
 
 Prints, per size and method, whether the bits are identical and the median decode time of each;
-also the PSNR of imwatermark's embed vs ours on the same image.
+the PSNR of imwatermark's embed vs ours on the same image; and what ``check`` spends on both
+watermark detectors for one image when each computes its own transforms vs when they share one
+:class:`provenance.watermark.fast.Transforms` (as ``check`` does).
 """
 from __future__ import annotations
 
@@ -28,7 +30,10 @@ def main(runs: int = RUNS) -> list[dict]:
     from provenance.watermark import fast
     from provenance.watermark.marking import psnr
 
-    print(f"{machine_line()} opencv_threads={cv2.getNumThreads()}, median of {runs} runs, {PAYLOAD_BITS}-bit payload")
+    from provenance.precision import describe
+
+    print(f"{machine_line()} {describe()} opencv_threads={cv2.getNumThreads()}, median of {runs} runs, "
+          f"{PAYLOAD_BITS}-bit payload")
     bits = np.random.default_rng(0).integers(0, 2, PAYLOAD_BITS).astype(bool)
     rows, table, psnr_rows = [], [], []
     for width, height in ((512, 512), (1920, 1080)):
@@ -52,7 +57,29 @@ def main(runs: int = RUNS) -> list[dict]:
     print_table(["size", "method", "image", "same bits", "imwatermark ms", "ours ms", "speed-up"], table)
     print()
     print_table(["embed at 512x512", "imwatermark PSNR dB", "ours PSNR dB"], psnr_rows)
+    print()
+    print_table(["1920x1080, both watermark detectors", "separate transforms ms", "one shared pass ms", "speed-up"],
+                [shared_pass_row(_photo(1920, 1080), runs)])
     return rows
+
+
+def shared_pass_row(bgr: np.ndarray, runs: int) -> list[str]:
+    """The keyed-mark detector's two decodes plus the SD detector's three colour paths."""
+    from provenance.watermark import fast, thirdparty
+
+    sd_paths = [thirdparty.PATH_OPTIONS[path] for path in sorted({p for _, p in thirdparty.tests()})]
+
+    def decodes(shared: bool) -> None:
+        image = fast.Transforms(bgr)
+        ours = [image.votes(method) if shared else fast.Transforms(bgr).votes(method) for method in fast.METHODS]
+        sd = [image.votes("dwtDct", **path) if shared else fast.Transforms(bgr).votes("dwtDct", **path)
+              for path in sd_paths]
+        assert len(ours) + len(sd) == 5
+
+    separate, _ = timed(lambda: decodes(False), runs)
+    shared, _ = timed(lambda: decodes(True), runs)
+    return ["dwtDct + dwtDctSvd (ours), dwtDct on 3 colour paths (SD)", f"{separate:.1f}", f"{shared:.1f}",
+            f"{separate / shared:.2f}x"]
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ because a low score is not proof of authenticity. Images smaller than one tile a
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Sequence
 
 import numpy as np
 
@@ -43,6 +43,31 @@ class ClassifierDetector(Detector):
         return self._model
 
     def detect(self, image: LoadedImage) -> Evidence:
+        skipped = self._skip_reason(image)
+        return skipped if skipped is not None else self.score(image.rgb)
+
+    def detect_batch(self, images: Sequence[LoadedImage]) -> list[Evidence]:
+        """Every image's tiles scored in one model call (chunked by the model): fewer, larger ONNX
+        runs. If the batched call fails, each image is scored alone so one bad file stays one error."""
+        if len(images) < 2 or not (self.weights / "classifier.json").is_file():
+            return super().detect_batch(images)
+        from detectors.learned.tiles import cut_tiles
+
+        try:
+            model = self.model
+            out: list[Evidence | None] = [self._skip_reason(image) for image in images]
+            cut = {i: cut_tiles(image.rgb, model.tile, model.max_tiles)[0]
+                   for i, image in enumerate(images) if out[i] is None}
+            logits = model.tile_logits(np.concatenate(list(cut.values()))) if cut else np.zeros(0)
+        except Exception:  # noqa: BLE001 - retried image by image, where errors become evidence
+            return super().detect_batch(images)
+        start = 0
+        for i, tiles in cut.items():
+            out[i] = self.from_logits(logits[start:start + len(tiles)])
+            start += len(tiles)
+        return out  # type: ignore[return-value]
+
+    def _skip_reason(self, image: LoadedImage) -> Evidence | None:
         if not (self.weights / "classifier.json").is_file():
             return self.evidence(Signal.SKIPPED, Strength.NONE, f"{self.name}: no trained weights",
                                  error=f"{self.weights}: no trained classifier (run `provenance train detector`)")
@@ -51,11 +76,14 @@ class ClassifierDetector(Detector):
             return self.evidence(Signal.SKIPPED, Strength.NONE,
                                  f"{self.name}: image smaller than one {model.tile}px tile; the classifier abstains",
                                  error=f"image is {image.width}x{image.height}, under {model.tile}px")
-        return self.score(image.rgb)
+        return None
 
     def score(self, rgb: np.ndarray) -> Evidence:
+        return self.from_logits(self.model.score_tiles(rgb)[0])
+
+    def from_logits(self, logits: np.ndarray) -> Evidence:
+        """The evidence of one image's tile logits (their mean, calibrated)."""
         model = self.model
-        logits, _ = model.score_tiles(rgb)
         probability = float(model.probability(np.array([logits.mean()]))[0])
         return self.judge(probability, {"tiles": len(logits), "tile_logit_mean": float(logits.mean()),
                                         "tile_logit_min": float(logits.min()), "tile_logit_max": float(logits.max())})

@@ -10,7 +10,7 @@ from typing import Sequence
 
 from provenance.imageio import LoadedImage
 from provenance.watermark import calibration as wm_calibration
-from provenance.watermark import decision, get, payload
+from provenance.watermark import decision, fast, get, payload
 from provenance.watermark.schemes import MIN_PIXELS
 
 from . import register
@@ -47,10 +47,10 @@ class KeyedWatermarkDetector(Detector):
                 Signal.SKIPPED, Strength.NONE,
                 f"image is {image.width}x{image.height}: invisible watermarks need at least 256x256 pixels in area",
             )
-        bgr = image.bgr
+        transforms = fast.of_image(image)  # shared with the SD-watermark detector
         results = [
             r for scheme in self.schemes
-            for r in decision.decode_scheme(bgr, scheme, self.keys, self.tests, self.calibration)
+            for r in decision.decode_scheme(transforms, scheme, self.keys, self.tests, self.calibration)
         ]
         top = decision.best(results)
         details = {

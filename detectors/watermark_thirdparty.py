@@ -26,10 +26,12 @@ class StableDiffusionWatermarkDetector(Detector):
     def __init__(self, calibration: wm_calibration.Calibration | None = None):
         self.calibration = calibration or wm_calibration.Calibration()
 
-    def scores(self, bgr: np.ndarray) -> list[dict]:
+    def scores(self, bgr: "np.ndarray | fast.Transforms") -> list[dict]:
+        """One record per (mark, path) test; pass an image's shared :class:`fast.Transforms` to reuse
+        the uint8 path's dwtDct votes that our keyed-mark detector computes too."""
         tests = thirdparty.tests()
-        paths = {path for _, path in tests}
-        votes = {path: fast.block_votes(bgr, "dwtDct", **thirdparty.PATH_OPTIONS[path]) for path in paths}
+        image = fast.transforms(bgr)
+        votes = {path: image.votes("dwtDct", **thirdparty.PATH_OPTIONS[path]) for path in {p for _, p in tests}}
         out = []
         for mark, path in tests:
             name = thirdparty.test_name(mark, path)
@@ -45,7 +47,7 @@ class StableDiffusionWatermarkDetector(Detector):
                 Signal.SKIPPED, Strength.NONE,
                 f"image is {image.width}x{image.height}: SD watermarks need at least 256x256 pixels in area",
             )
-        scores = self.scores(image.bgr)
+        scores = self.scores(fast.of_image(image))
         top = min(scores, key=lambda s: (s["corrected_p"], -s["matches"] / s["bits"]))
         details = {"best": top["test"], "matches": top["matches"], "bits": top["bits"], "tests": len(scores),
                    "results": scores}

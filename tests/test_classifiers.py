@@ -274,3 +274,48 @@ def test_npr_input_is_blind_to_nearest_upsampled_content_and_sees_pixel_detail()
     out = residual(detailed)
     assert out.shape == detailed.shape and torch.count_nonzero(out) > 0
     assert torch.all(out[..., ::2, ::2] == 0)  # each 2x2 block is taken relative to its top-left pixel
+
+
+def _reference_tile_features(tiles: np.ndarray) -> np.ndarray:
+    """The spectral features written plainly, one tile at a time (full FFT, scipy DCT): the
+    vectorised implementation must give the same numbers."""
+    from scipy.fft import dctn
+
+    from detectors.learned.spectral import HIST_RANGE, PEAKS, RADIAL_BINS, _grey, _radial_index, _residual
+
+    n, size = tiles.shape[0], tiles.shape[1]
+    residual = _residual(_grey(tiles))
+    window = np.hanning(size).astype(np.float32)
+    power = np.log(np.abs(np.fft.fft2(residual * window[:, None] * window[None, :])) ** 2 + 1e-3)
+    index = _radial_index(size).ravel()
+    counts = np.bincount(index, minlength=RADIAL_BINS)
+    radial = np.stack([np.bincount(index, weights=p.ravel(), minlength=RADIAL_BINS) / counts for p in power])
+    peaks = []
+    for ky, kx in PEAKS:
+        y, x = (size // ky if ky else 0), (size // kx if kx else 0)
+        peaks.append(power[:, y, x] - radial[:, _radial_index(size)[y, x]])
+    clipped = np.clip(np.round(residual), -HIST_RANGE, HIST_RANGE).astype(int) + HIST_RANGE
+    hist = np.stack([np.bincount(c.ravel(), minlength=2 * HIST_RANGE + 1) for c in clipped]) / (size * size)
+    colour = _residual(np.moveaxis(tiles.astype(np.float32), -1, 1))
+    flat = colour.reshape(n, 3, -1)
+    flat = flat - flat.mean(axis=2, keepdims=True)
+    norms = np.sqrt((flat ** 2).sum(axis=2)) + 1e-6
+    corr = [(flat[:, a] * flat[:, b]).sum(axis=1) / (norms[:, a] * norms[:, b]) for a, b in ((0, 1), (1, 2), (0, 2))]
+    grey = _grey(tiles)
+    cut = size - size % 8
+    blocks = grey[:, :cut, :cut].reshape(n, cut // 8, 8, cut // 8, 8).transpose(0, 1, 3, 2, 4)
+    dct = np.log(np.abs(dctn(blocks - 128, axes=(-2, -1), norm="ortho")) + 1).mean(axis=(1, 2)).reshape(n, 64)
+    return np.concatenate([radial, np.stack(peaks, 1), np.log(hist + 1e-4), np.stack(corr, 1), dct], axis=1)
+
+
+@pytest.mark.parametrize("size", [128, 64, 36, 35])
+def test_vectorised_spectral_features_equal_the_plain_computation(size):
+    from skimage import data
+
+    from detectors.learned.spectral import tile_features
+    from detectors.learned.tiles import cut_tiles
+
+    rng = np.random.default_rng(0)
+    tiles = np.concatenate([cut_tiles(data.astronaut(), size, 6)[0], rng.integers(0, 256, (3, size, size, 3), np.uint8),
+                            np.full((1, size, size, 3), 9, np.uint8)])
+    np.testing.assert_allclose(tile_features(tiles), _reference_tile_features(tiles), rtol=1e-4, atol=1e-4)

@@ -64,3 +64,71 @@ def test_soft_values_are_vote_fractions_consistent_with_bits():
 def test_small_image_rejected():
     with pytest.raises(ValueError, match="256x256"):
         fast.block_votes(np.zeros((200, 300, 3), np.uint8), "dwtDct")
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_haar_ll_is_pywt_bit_for_bit(dtype):
+    import pywt
+
+    rng = np.random.default_rng(3)
+    planes = [rng.integers(0, 256, (264, 300)), np.full((64, 96), 117), IMAGES["flat"][:, :, 0]]
+    for plane in planes:
+        plane = plane.astype(dtype) if dtype is np.uint8 else (plane.astype(np.float32) - 127.75)
+        np.testing.assert_array_equal(fast.haar_ll(plane), pywt.dwt2(plane, "haar")[0])
+
+
+@pytest.mark.parametrize("name", list(IMAGES))
+def test_one_shared_transform_object_gives_the_library_bits_on_every_path(name):
+    """All decoders reading one Transforms (as the two watermark detectors do) get imwatermark's bits."""
+    bgr = IMAGES[name]
+    shared = fast.Transforms(bgr)
+    for float_path, swap_rgb in ((False, False), (True, False), (True, True), (False, True)):
+        library_input = bgr[:, :, ::-1] if swap_rgb else bgr
+        library_input = np.ascontiguousarray(library_input, dtype=np.float32 if float_path else np.uint8)
+        for method in fast.METHODS:
+            expected = np.asarray(WatermarkDecoder("bits", 48).decode(library_input, method), dtype=bool)
+            votes = shared.votes(method, float_path=float_path, swap_rgb=swap_rgb)
+            np.testing.assert_array_equal(votes.bits(48), expected, err_msg=f"{name} {method} {float_path} {swap_rgb}")
+            assert shared.votes(method, float_path=float_path, swap_rgb=swap_rgb) is votes  # computed once
+
+
+def test_both_watermark_detectors_share_one_transform_pass_per_image():
+    import detectors
+    from tests.watermark_helpers import as_file
+
+    image = as_file(IMAGES["astronaut-marked"])
+    ours, sd = detectors.create("watermark"), detectors.create("sd-watermark")
+    evidence = [ours.detect(image), sd.detect(image)]
+    shared = fast.of_image(image)
+    assert fast.of_image(image) is shared
+    assert set(shared._blocks) == {(False, False), (True, False), (True, True)}  # one per colour path
+    # the same evidence as detectors given plain pixels (nothing shared)
+    fresh = as_file(IMAGES["astronaut-marked"])
+    assert [e.p_value for e in evidence] == [ours.detect(fresh).p_value, sd.detect(fresh).p_value]
+    assert sd.scores(fresh.bgr) == evidence[1].details["results"]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_svd_votes_match_the_library_rule_on_blocks_near_decision_edges(dtype):
+    """Rank-1 blocks scaled so s0 lands on or within rounding of a multiple of 18, plus random
+    and flat ones: the bracketed votes equal imwatermark's svd(cv2.dct(block)) rule block by block."""
+    import cv2
+
+    rng = np.random.default_rng(7)
+    u, v = rng.normal(size=(2000, 4, 1)), rng.normal(size=(2000, 1, 4))
+    rank1 = u @ v
+    rank1 /= np.linalg.norm(rank1, axis=(1, 2), keepdims=True)  # s0 = 1
+    targets = 18.0 * rng.integers(1, 40, 2000) + rng.choice([0.0, 1e-13, -1e-13, 1e-9, -1e-9, 1e-6, 0.3], 2000)
+    near_edges = rank1 * targets[:, None, None] + rng.normal(scale=1e-3, size=(2000, 4, 4)) * (rng.random((2000, 1, 1)) < 0.5)
+    blocks = np.concatenate([near_edges, rng.normal(scale=80, size=(2000, 4, 4)),
+                             np.repeat(np.arange(0, 600, 1.125)[:, None, None], 16, axis=1).reshape(-1, 4, 4)])
+    blocks = blocks.astype(dtype)
+    expected = np.array([np.linalg.svd(cv2.dct(np.ascontiguousarray(b)))[1][0] % 36 > 18 for b in blocks])
+    np.testing.assert_array_equal(fast._votes_top_singular_value(blocks.reshape(-1, 16)).astype(bool), expected)
+
+
+def test_transforms_of_a_loaded_image_use_its_exact_bgr_pixels():
+    from tests.watermark_helpers import as_file
+
+    image = as_file(IMAGES["coffee-odd"])
+    np.testing.assert_array_equal(fast.of_image(image).bgr, image.rgb[:, :, ::-1])

@@ -5,6 +5,10 @@ not its colours, and the stem's stride and max-pool are removed (as GRIP-style f
 the first layers see pixel-level traces instead of averaging them away or learning scene content. The
 same augmentations (JPEG 50-100, resize 0.5-1.5, blur, noise) are drawn for both classes, so the
 network learns generator traces rather than format. Training is seeded and resumable.
+
+Inference runs the exported ``cnn.onnx`` (uint8 tiles in, logits out) with onnxruntime when it sits
+next to the weights, so ``check`` never imports torch or timm (importing timm alone costs seconds);
+torch and timm remain for training, export, and runs not yet exported.
 """
 from __future__ import annotations
 
@@ -17,10 +21,12 @@ from typing import Callable
 
 import numpy as np
 
-from .augment import augment
 from .base import CLASSIFIERS, ImageClassifier
 
 CHECKPOINT = "checkpoint.pt"
+WEIGHTS_FILE = "cnn.safetensors"
+ONNX_FILE = "cnn.onnx"
+ONNX_TOLERANCE = 1e-3  # max |logit difference| allowed between the exported graph and torch fp32
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,56 @@ def _residual_module():
     return NeighbourResidual
 
 
+def _scale(tiles):
+    """(n, T, T, 3) uint8 tensor -> (n, 3, T, T) float in [-1, 1], channels-last in memory."""
+    import torch
+
+    x = tiles.permute(0, 3, 1, 2).float() / 127.5 - 1
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+def _tile_scorer(network):
+    """The network with its input scaling in front: what ``cnn.onnx`` holds (uint8 tiles -> logits)."""
+    from torch import nn
+
+    class TileScorer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.network = network
+
+        def forward(self, tiles):
+            return self.network(_scale(tiles)).squeeze(1)
+
+    return TileScorer().eval()
+
+
+class OnnxTileModel:
+    """``cnn.onnx`` run by onnxruntime on the CPU, float32. One intra-op thread without spinning:
+    on a shared 2-core machine a second spinning thread costs more than it gains (64 tiles: 103 ms
+    on 1 thread vs 162-329 ms on 2 under a foreign load), and parallel scans run one worker per core."""
+
+    def __init__(self, path: Path, threads: int = 1):
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.log_severity_level = 3
+        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+
+    def __call__(self, tiles: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: np.ascontiguousarray(tiles, dtype=np.uint8)})[0]
+
+
+def _onnxruntime_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
 @CLASSIFIERS.register("cnn")
 class CNNClassifier(ImageClassifier):
     family = "cnn"
@@ -83,9 +139,38 @@ class CNNClassifier(ImageClassifier):
 
     def __init__(self, **config):
         super().__init__(**config)
-        self.network = build_network(self.config)
+        self._network = None
+        self._weights_dir: Path | None = None  # torch weights to load when the network is first needed
+        self.runtime: OnnxTileModel | None = None  # set when loaded from a folder with cnn.onnx
+
+    @property
+    def network(self):
+        """The torch network (built, and loaded from the weights folder, on first use)."""
+        if self._network is None:
+            network = build_network(self.config)
+            if self._weights_dir is not None:
+                from safetensors.torch import load_file
+
+                network.load_state_dict(load_file(str(self._weights_dir / WEIGHTS_FILE)))
+            self._network = network.eval()
+        return self._network
+
+    @network.setter
+    def network(self, value) -> None:
+        self._network = value
+
+    @property
+    def backend(self) -> str:
+        """What scores tiles: ``onnxruntime-fp32`` or ``torch-fp32`` / ``torch-bf16`` (by CPU capability)."""
+        if self.runtime is not None:
+            return "onnxruntime-fp32"
+        from provenance.precision import use_bf16
+
+        return "torch-bf16" if use_bf16() else "torch-fp32"
 
     def _batch(self, images, labels, rng):
+        from .augment import augment
+
         by_class = [np.flatnonzero(labels == c) for c in (0, 1)]
         tiles, targets, t = [], [], self.tile
         while len(tiles) < self.config.batch_size:
@@ -107,10 +192,14 @@ class CNNClassifier(ImageClassifier):
             log_every: int = 50) -> "CNNClassifier":
         import torch
 
+        from provenance.precision import autocast, use_bf16
+
         labels = np.asarray(labels, int)
         if len(set(labels.tolist())) != 2:
             raise ValueError("training needs both real and synthetic images")
         torch.manual_seed(seed)
+        bf16 = use_bf16()
+        self.runtime, self._weights_dir = None, None  # a fit replaces any exported graph
         self.network = build_network(self.config).to(memory_format=torch.channels_last)
         optimizer = torch.optim.AdamW(self.network.parameters(), lr=self.config.lr,
                                       weight_decay=self.config.weight_decay)
@@ -132,7 +221,7 @@ class CNNClassifier(ImageClassifier):
         while step < steps:
             started = time.perf_counter()
             tiles, targets = self._batch(images, labels, np.random.default_rng([seed, step]))
-            with torch.autocast("cpu", dtype=torch.bfloat16):
+            with autocast(bf16):
                 logits = self.network(self._tensor(tiles)).float().squeeze(1)
             loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, torch.from_numpy(targets))
             optimizer.zero_grad(set_to_none=True)
@@ -154,34 +243,106 @@ class CNNClassifier(ImageClassifier):
                 os.replace(temporary, checkpoint)
         self.network.eval()
         self.training = {"steps": steps, "seed": seed, "seconds": round(elapsed, 1), "images": len(labels),
-                         "synthetic": int(labels.sum())}
+                         "synthetic": int(labels.sum()), "precision": "bf16" if bf16 else "fp32"}
         return self
 
     @staticmethod
     def _tensor(tiles: np.ndarray):
         import torch
 
-        x = torch.from_numpy(np.ascontiguousarray(tiles)).permute(0, 3, 1, 2).float() / 127.5 - 1
-        return x.contiguous(memory_format=torch.channels_last)
+        return _scale(torch.from_numpy(np.ascontiguousarray(tiles)))
 
     def tile_logits(self, tiles):
+        if self.runtime is not None:
+            # 64 tiles a run: full-resolution activations of more would grow onnxruntime's arena
+            # (and the peak RSS) for no speed (per-run overhead is well under 1% of the work)
+            return np.concatenate([self.runtime(tiles[i:i + 64]) for i in range(0, len(tiles), 64)]) \
+                if len(tiles) else np.zeros(0, np.float32)
+        return self.torch_tile_logits(tiles)
+
+    def torch_tile_logits(self, tiles, bf16: bool | None = None) -> np.ndarray:
+        """Tile logits from the torch network, in bf16 only where the CPU runs it natively."""
         import torch
 
-        self.network.eval()
+        from provenance.precision import autocast, use_bf16
+
+        network = self.network.eval()
+        bf16 = use_bf16() if bf16 is None else bf16
         out = []
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.inference_mode(), autocast(bf16):
             for start in range(0, len(tiles), 64):
-                out.append(self.network(self._tensor(tiles[start:start + 64])).float().squeeze(1).numpy())
+                out.append(network(self._tensor(tiles[start:start + 64])).float().squeeze(1).numpy())
         return np.concatenate(out) if out else np.zeros(0)
+
+    def export_onnx(self, path: str | Path, check_tiles: np.ndarray | None = None) -> float:
+        """Write the network with its input scaling as ONNX (needs the ``export`` extra: onnx,
+        onnxscript) and return the max |logit difference| against torch fp32 on ``check_tiles``
+        (random tiles when none are given); refuses to keep a graph that disagrees."""
+        import torch
+
+        path = Path(path)
+        t = self.tile
+        scorer = _tile_scorer(self.network.eval())
+        example = torch.zeros((2, t, t, 3), dtype=torch.uint8)
+        temporary = path.with_name(path.name + ".tmp")
+        torch.onnx.export(scorer, (example,), str(temporary), dynamo=True, external_data=False, verbose=False,
+                          input_names=["tiles"], output_names=["logits"],
+                          dynamic_shapes=({0: torch.export.Dim("n", min=1, max=4096)},))
+        if check_tiles is None:
+            check_tiles = np.random.default_rng(0).integers(0, 256, (32, t, t, 3), dtype=np.uint8)
+        difference = float(np.max(np.abs(OnnxTileModel(temporary)(check_tiles) -
+                                          self.torch_tile_logits(check_tiles, bf16=False))))
+        if not difference <= ONNX_TOLERANCE:
+            temporary.unlink()
+            raise ValueError(f"exported graph differs from the torch model by {difference:.2e} (> {ONNX_TOLERANCE})")
+        _stamp_weights(temporary, self.network)
+        temporary.replace(path)
+        return difference
 
     def _save_weights(self, directory: Path) -> None:
         from safetensors.torch import save_file
 
         state = {k: v.detach().contiguous() for k, v in self.network.state_dict().items()}
-        save_file(state, str(directory / "cnn.safetensors"))
+        save_file(state, str(directory / WEIGHTS_FILE))
 
     def _load_weights(self, directory: Path) -> None:
-        from safetensors.torch import load_file
+        """Nothing torch is loaded here: with ``cnn.onnx`` present (and onnxruntime installed)
+        inference never needs it; otherwise the network loads on first use."""
+        if not (directory / WEIGHTS_FILE).is_file():
+            raise FileNotFoundError(f"{directory}: no {WEIGHTS_FILE}")
+        self._network, self._weights_dir = None, directory
+        onnx = directory / ONNX_FILE
+        self.runtime = None
+        if onnx.is_file() and _onnxruntime_available():
+            runtime = OnnxTileModel(onnx)
+            # a graph exported from other weights (the folder was retrained since) is not used
+            if runtime.metadata.get(WEIGHTS_DIGEST_KEY) == _file_digest(directory / WEIGHTS_FILE):
+                self.runtime = runtime
 
-        self.network.load_state_dict(load_file(str(directory / "cnn.safetensors")))
-        self.network.eval()
+
+WEIGHTS_DIGEST_KEY = "provenance.weights_sha256"
+
+
+def _file_digest(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _weights_digest(network) -> str:
+    """sha256 of the safetensors file these weights save to (what :func:`_file_digest` reads back)."""
+    import hashlib
+
+    from safetensors.torch import save
+
+    return hashlib.sha256(save({k: v.detach().contiguous() for k, v in network.state_dict().items()})).hexdigest()
+
+
+def _stamp_weights(onnx_path: Path, network) -> None:
+    """Record which weights the graph was exported from, so a stale graph is never used."""
+    import onnx
+
+    model = onnx.load(str(onnx_path))
+    entry = model.metadata_props.add()
+    entry.key, entry.value = WEIGHTS_DIGEST_KEY, _weights_digest(network)
+    onnx.save(model, str(onnx_path))

@@ -11,6 +11,7 @@ from .base import META_FILE
 
 CARD_FILE = "MODEL_CARD.md"
 WEIGHT_FILES = ("cnn.safetensors", "spectral.safetensors")
+INFERENCE_HEADING = "## Inference"
 
 
 def export_classifier(run: str | Path, name: str, dest_root: str | Path, dataset: str | Path | None = None,
@@ -26,10 +27,9 @@ def export_classifier(run: str | Path, name: str, dest_root: str | Path, dataset
     images, labels, rows = load_split(dataset, split)
     report, scores = evaluate(model, images, labels, rows, name)
     dest.mkdir(parents=True, exist_ok=True)
-    for file in (META_FILE, *WEIGHT_FILES):
-        if (run / file).is_file():
-            shutil.copyfile(run / file, dest / file)
+    copy_classifier(run, name, dest_root)
     write_reports([report], {name: scores}, labels, dest / "eval")
+    inference = export_inference(dest, write_card=False)
     point, training = model.operating_point, model.training
     card = [
         f"# Model card: `{name}` ({model.family} classifier)",
@@ -64,6 +64,7 @@ def export_classifier(run: str | Path, name: str, dest_root: str | Path, dataset
         *reproduce_commands(dataset, run, name, model),
         "```",
         "",
+        *inference,
         "## Limits",
         "",
         "- Trained against our own small CPU-trained generators: it learns their traces; it says little "
@@ -73,6 +74,75 @@ def export_classifier(run: str | Path, name: str, dest_root: str | Path, dataset
     ]
     (dest / CARD_FILE).write_text("\n".join(card))
     return dest
+
+
+def copy_classifier(run: str | Path, name: str, dest_root: str | Path) -> Path:
+    """Copy RUN's classifier files (not its evaluation or card) into DEST_ROOT/NAME."""
+    run, dest = Path(run), Path(dest_root) / name
+    dest.mkdir(parents=True, exist_ok=True)
+    if run.resolve() != dest.resolve():
+        for file in (META_FILE, *WEIGHT_FILES):
+            if (run / file).is_file():
+                shutil.copyfile(run / file, dest / file)
+    return dest
+
+
+def export_inference(folder: str | Path, write_card: bool = True) -> list[str]:
+    """Write the family's run-time format next to its weights (the CNN: ``cnn.onnx`` for
+    onnxruntime, checked against the torch model on real-photo and random tiles) and return the
+    model card's section on it; with ``write_card``, also put that section into the card."""
+    import platform
+
+    from . import load_classifier
+    from .cnn import ONNX_FILE, CNNClassifier
+
+    folder = Path(folder)
+    model = load_classifier(folder)
+    if not isinstance(model, CNNClassifier):
+        lines = [INFERENCE_HEADING, "", f"- Runs as shipped: numpy arrays in `{WEIGHT_FILES[1]}`, no torch.", ""]
+    else:
+        import onnx
+        import torch
+
+        tiles = _check_tiles(model.tile)
+        difference = model.export_onnx(folder / ONNX_FILE, tiles)
+        lines = [
+            INFERENCE_HEADING,
+            "",
+            f"- `check` runs `{ONNX_FILE}` with onnxruntime (float32, no torch or timm import); "
+            f"`{WEIGHT_FILES[0]}` stays the source of truth for training and re-export.",
+            f"- Exported by `provenance train export-detector` with torch {torch.__version__} "
+            f"(dynamo exporter, onnx {onnx.__version__}, {platform.machine()}); the graph records the "
+            "sha256 of the weights it came from and is ignored if they differ.",
+            f"- Max |tile logit difference| against the torch model in float32 on {len(tiles)} tiles "
+            f"(real photos and noise): {difference:.1e} (refused above 1e-3).",
+            "",
+        ]
+    if write_card and (folder / CARD_FILE).is_file():
+        card = (folder / CARD_FILE).read_text()
+        start = card.find(INFERENCE_HEADING)
+        if start >= 0:
+            end = card.find("\n## ", start + len(INFERENCE_HEADING))
+            card = card[:start] + "\n".join(lines) + (card[end + 1:] if end >= 0 else "")
+        else:
+            limits = card.find("## Limits")
+            card = card[:limits] + "\n".join(lines) + "\n" + card[limits:] if limits >= 0 else \
+                card.rstrip("\n") + "\n\n" + "\n".join(lines)
+        (folder / CARD_FILE).write_text(card)
+    return lines
+
+
+def _check_tiles(tile: int) -> "np.ndarray":
+    """Tiles from the scikit-image photos plus uniform noise: what the exported graph is checked on."""
+    import numpy as np
+    from skimage import data
+
+    from .tiles import cut_tiles
+
+    photos = [data.astronaut(), data.chelsea(), data.coffee(), data.rocket()]
+    tiles = [cut_tiles(photo, tile, 16)[0] for photo in photos]
+    tiles.append(np.random.default_rng(0).integers(0, 256, (16, tile, tile, 3), dtype=np.uint8))
+    return np.concatenate(tiles)
 
 
 _FLAG = {"splits": "split"}  # dataset config fields whose CLI flag has another name

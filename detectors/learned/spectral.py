@@ -15,11 +15,11 @@ logit of the mean tile features: the image score and the heatmap agree.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from .augment import augment
 from .base import CLASSIFIERS, ImageClassifier
 
 RADIAL_BINS = 24
@@ -51,37 +51,72 @@ def _radial_index(size: int) -> np.ndarray:
     return np.minimum((radius * RADIAL_BINS).astype(int), RADIAL_BINS - 1)
 
 
-def tile_features(tiles: np.ndarray) -> np.ndarray:
-    """(n, T, T, 3) uint8 -> (n, F) float32 features."""
-    n, size = tiles.shape[0], tiles.shape[1]
-    residual = _residual(_grey(tiles))
+@lru_cache(maxsize=4)
+def _spectrum_constants(size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The Hann window; and for the half spectrum ``rfft2`` returns, each coefficient's radial bin
+    and weight, so that weighted bin sums over the half plane equal the sums over the full plane (a
+    real tile's power is point-symmetric: columns 1 .. N/2-1 stand for two columns each); the bins'
+    sizes in the full plane; the full plane's bin index."""
     window = np.hanning(size).astype(np.float32)
-    power = np.log(np.abs(np.fft.fft2(residual * window[:, None] * window[None, :])) ** 2 + 1e-3)
-    index = _radial_index(size).ravel()
-    counts = np.bincount(index, minlength=RADIAL_BINS)
-    radial = np.stack([np.bincount(index, weights=p.ravel(), minlength=RADIAL_BINS) / counts for p in power])
+    index = _radial_index(size)
+    half = size // 2 + 1
+    multiplicity = np.full(half, 2.0)
+    multiplicity[0] = 1.0
+    if size % 2 == 0:
+        multiplicity[-1] = 1.0
+    counts = np.bincount(index.ravel(), minlength=RADIAL_BINS).astype(np.float64)
+    return (window[:, None] * window[None, :], index[:, :half].ravel(),
+            np.broadcast_to(multiplicity, (size, half)).ravel(), counts, index)
+
+
+@lru_cache(maxsize=4)
+def _dct_matrix(size: int = 8) -> np.ndarray:
+    """Orthonormal DCT-II: ``D @ block @ D.T`` is scipy's ``dctn(block, norm="ortho")``."""
+    k, i = np.arange(size)[:, None], np.arange(size)[None, :]
+    matrix = np.sqrt(2 / size) * np.cos(np.pi * (2 * i + 1) * k / (2 * size))
+    matrix[0] /= np.sqrt(2)
+    return matrix.astype(np.float32)
+
+
+def tile_features(tiles: np.ndarray) -> np.ndarray:
+    """(n, T, T, 3) uint8 -> (n, F) float32 features, every step batched over the tiles."""
+    n, size = tiles.shape[0], tiles.shape[1]
+    grey = _grey(tiles)
+    residual = _residual(grey)
+    window, half_index, weight, counts, index = _spectrum_constants(size)
+    spectrum = np.fft.rfft2(residual * window)
+    power = np.log(spectrum.real ** 2 + spectrum.imag ** 2 + 1e-3)  # (n, T, T/2 + 1)
+    # one bincount for all tiles (tile k's bins at k * RADIAL_BINS ...): no BLAS call, whose
+    # spinning threads cost more than the work on a busy 2-core machine
+    slots = (np.arange(n) * RADIAL_BINS)[:, None] + half_index[None, :]
+    radial = np.bincount(slots.ravel(), weights=(power.reshape(n, -1) * weight).ravel(),
+                         minlength=n * RADIAL_BINS).reshape(n, RADIAL_BINS) / counts
     peaks = []
     for ky, kx in PEAKS:
         y, x = (size // ky if ky else 0), (size // kx if kx else 0)
-        peaks.append(power[:, y, x] - radial[:, _radial_index(size)[y, x]])
-    clipped = np.clip(np.round(residual), -HIST_RANGE, HIST_RANGE).astype(int) + HIST_RANGE
-    hist = np.stack([np.bincount(c.ravel(), minlength=2 * HIST_RANGE + 1) for c in clipped]) / (size * size)
+        peaks.append(power[:, y, x] - radial[:, index[y, x]])
+    clipped = np.clip(np.round(residual), -HIST_RANGE, HIST_RANGE).astype(np.intp) + HIST_RANGE
+    bins = 2 * HIST_RANGE + 1
+    clipped += (np.arange(n) * bins)[:, None, None]
+    hist = np.bincount(clipped.ravel(), minlength=n * bins).reshape(n, bins) / (size * size)
     colour = _residual(np.moveaxis(tiles.astype(np.float32), -1, 1))  # (n, 3, T, T)
     flat = colour.reshape(n, 3, -1)
     flat = flat - flat.mean(axis=2, keepdims=True)
     norms = np.sqrt((flat ** 2).sum(axis=2)) + 1e-6
     corr = [(flat[:, a] * flat[:, b]).sum(axis=1) / (norms[:, a] * norms[:, b]) for a, b in ((0, 1), (1, 2), (0, 2))]
     return np.concatenate([radial, np.stack(peaks, 1), np.log(hist + 1e-4), np.stack(corr, 1),
-                           _block_dct(_grey(tiles))], axis=1).astype(np.float32)
+                           _block_dct(grey)], axis=1).astype(np.float32)
 
 
 def _block_dct(grey: np.ndarray) -> np.ndarray:
-    from scipy.fft import dctn
-
+    """Mean log-magnitude of each 8x8 block-DCT coefficient, per (n, T, T) plane: (n, 64)."""
     n, size = grey.shape[0], grey.shape[1] - grey.shape[1] % 8
-    blocks = grey[:, :size, :size].reshape(n, size // 8, 8, size // 8, 8).transpose(0, 1, 3, 2, 4)
-    coefficients = dctn(blocks - 128, axes=(-2, -1), norm="ortho")
-    return np.log(np.abs(coefficients) + 1).mean(axis=(1, 2)).reshape(n, 64)
+    blocks = (grey[:, :size, :size] - 128).reshape(n, size // 8, 8, size // 8, 8).transpose(0, 1, 3, 2, 4)
+    d = _dct_matrix(8)
+    # stacked 8x8 products; one large (N*8, 8) product would start OpenBLAS threads, whose
+    # spinning costs 10x the work on a busy 2-core machine
+    coefficients = d @ blocks @ d.T
+    return np.log(np.abs(coefficients) + 1).reshape(n, -1, 64).mean(axis=1)
 
 
 @CLASSIFIERS.register("spectral")
@@ -99,6 +134,8 @@ class SpectralClassifier(ImageClassifier):
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
+
+        from .augment import augment
 
         if len(set(np.asarray(labels, int).tolist())) != 2:
             raise ValueError("training needs both real and synthetic images")
@@ -127,7 +164,11 @@ class SpectralClassifier(ImageClassifier):
         return cut_tiles(rgb, self.tile, self.max_tiles)[0]
 
     def tile_logits(self, tiles):
-        return self.model.decision_function(tile_features(tiles))
+        # chunks of 16 tiles keep the float intermediates (several arrays per tile) to ~20 MB
+        if not len(tiles):
+            return np.zeros(0)
+        return np.concatenate([self.model.decision_function(tile_features(tiles[i:i + 16]))
+                               for i in range(0, len(tiles), 16)])
 
     def _save_weights(self, directory: Path) -> None:
         """Plain arrays in safetensors, not a pickle: loading a shipped model must not run code."""

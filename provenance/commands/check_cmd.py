@@ -31,6 +31,9 @@ LABEL_COLOUR = {
 @click.option("--detector", "detector_names", multiple=True,
               help="Run only these detectors (repeatable): c2pa, watermark, sd-watermark, metadata, cnn, spectral. "
                    "Default: all (the classifiers when their weights are shipped).")
+@click.option("--fast", "fast_profile", is_flag=True,
+              help="Run only the declared signals (c2pa, watermark, sd-watermark, metadata): no trained "
+                   "classifiers. For pipelines that want those alone; a missing signal says little.")
 @click.option("--watermark-key", "watermark_keys", multiple=True,
               help="Watermark key to test (repeatable; default: the project's public key). "
                    "Each key tried widens the multiple-testing correction.")
@@ -44,8 +47,8 @@ LABEL_COLOUR = {
 @click.option("--heatmap", type=click.Path(dir_okay=False, path_type=Path),
               help="Write a PNG of a classifier's per-tile scores (one input image; the --classifier one, "
                    "else cnn, else spectral).")
-def check_command(paths, as_json, trust_anchors, no_trust_store, detector_names, watermark_keys, schemes,
-                  max_mb, max_megapixels, verbose, classifier_dirs, heatmap):
+def check_command(paths, as_json, trust_anchors, no_trust_store, detector_names, fast_profile, watermark_keys,
+                  schemes, max_mb, max_megapixels, verbose, classifier_dirs, heatmap):
     """Check images, video, audio and PDFs (files or folders, recursively) for evidence of AI generation.
 
     \b
@@ -54,7 +57,11 @@ def check_command(paths, as_json, trust_anchors, no_trust_store, detector_names,
     Exit status: 0 none synthetic, 1 some synthetic or likely synthetic, 4 some files could not be
     checked (1+4=5 when both), 2 usage error.
     """
-    from provenance.check import CheckConfig, Checker, default_detectors, expand_paths
+    from provenance.check import DECLARED_SIGNAL_DETECTORS, CheckConfig, Checker, default_detectors, expand_paths
+
+    if fast_profile and (detector_names or classifier_dirs or heatmap):
+        raise click.UsageError("--fast runs the declared-signal detectors only; it cannot be combined with "
+                               "--detector, --classifier or --heatmap")
 
     options: dict[str, dict] = {"c2pa": {"trust_anchors": list(trust_anchors), "use_trust_store": not no_trust_store}}
     watermark_options: dict = {}
@@ -63,7 +70,7 @@ def check_command(paths, as_json, trust_anchors, no_trust_store, detector_names,
     if schemes:
         watermark_options["schemes"] = list(schemes)
     options["watermark"] = watermark_options
-    names = tuple(detector_names) or default_detectors()
+    names = tuple(detector_names) or (DECLARED_SIGNAL_DETECTORS if fast_profile else default_detectors())
     for folder in classifier_dirs:
         family = _classifier_family(folder)
         options[family] = {"weights": folder}

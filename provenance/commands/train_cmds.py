@@ -42,7 +42,9 @@ def _training_options(func):
         click.option("--scale", "scales", type=float, multiple=True,
                      help="Rescale photos by this before cropping (repeatable). Default: 0.5."),
         click.option("--threads", type=int, default=None, help="Torch CPU threads (default: torch's choice)."),
-        click.option("--bf16/--fp32", "bf16", default=None, help="bfloat16 autocast. Default: gan fp32, diffusion bf16."),
+        click.option("--bf16/--fp32", "bf16", default=None,
+                     help="bfloat16 autocast. Default: gan fp32; diffusion bf16 where the CPU runs bf16 natively "
+                          "(AMX / AVX512-BF16), else fp32 (emulated bf16 is several times slower)."),
         click.option("--width", type=int, help="Model width: GAN latent channels x8 at the top / UNet base channels."),
         click.option("--sample-every", type=int, help="Write a sample grid every N steps."),
         click.option("--checkpoint-every", type=int, default=500, show_default=True),
@@ -58,6 +60,7 @@ def _run_training(family: str, real, out, steps, seed, batch_size, patch, scales
     import torch
 
     from provenance.generators.training import TrainConfig, Trainer
+    from provenance.precision import use_bf16
 
     if threads:
         torch.set_num_threads(threads)
@@ -65,7 +68,7 @@ def _run_training(family: str, real, out, steps, seed, batch_size, patch, scales
     config = TrainConfig(
         real=str(real), steps=steps, seed=seed, batch_size=batch_size or defaults["batch_size"],
         patch=patch or defaults["patch"], scales=tuple(scales) or (0.5,),
-        bf16=defaults["bf16"] if bf16 is None else bf16, log_every=log_every,
+        bf16=use_bf16(defaults["bf16"]) if bf16 is None else bf16, log_every=log_every,
         sample_every=sample_every or defaults["sample_every"], checkpoint_every=checkpoint_every,
         grid_options=defaults["grid_options"])
     model_config = _width_overrides(family, width)
@@ -315,13 +318,23 @@ def _parse_settings(settings) -> dict:
               help="Folder of classifiers (default: the package's detectors/weights).")
 @click.option("--dataset", type=click.Path(file_okay=False, exists=True, path_type=Path),
               help="Dataset to evaluate on (default: the one it was trained on; its test split).")
-def export_detector_command(run: Path, name: str, dest: Path | None, dataset: Path | None) -> None:
-    """Ship a trained classifier with a model card holding its test-split evaluation."""
+@click.option("--inference-only", is_flag=True,
+              help="Only copy the weights and (re)write the run-time format (the CNN's cnn.onnx) and its "
+                   "model-card section; no evaluation. Needs the `export` extra (onnx, onnxscript).")
+def export_detector_command(run: Path, name: str, dest: Path | None, dataset: Path | None, inference_only: bool) -> None:
+    """Ship a trained classifier with a model card holding its test-split evaluation, and the CNN
+    as ONNX (cnn.onnx) for onnxruntime, checked to give the torch model's scores."""
     from detectors.classifiers import SHIPPED_WEIGHTS
-    from detectors.learned.model_card import export_classifier
+    from detectors.learned.model_card import copy_classifier, export_classifier, export_inference
 
     try:
-        folder = export_classifier(run, name, dest or SHIPPED_WEIGHTS, dataset)
+        if inference_only:
+            folder = copy_classifier(run, name, dest or SHIPPED_WEIGHTS)
+            export_inference(folder)
+        else:
+            folder = export_classifier(run, name, dest or SHIPPED_WEIGHTS, dataset)
+    except ImportError as exc:
+        fail(run, f"{exc}; install the export extra: pip install -e '.[export]'", EXIT_FAILED)
     except (FileNotFoundError, ValueError, KeyError) as exc:
         fail(run, str(exc), EXIT_FAILED)
-    click.echo(f"{folder}: classifier, MODEL_CARD.md, eval/")
+    click.echo(f"{folder}: classifier, {'inference format' if inference_only else 'MODEL_CARD.md, eval/'}")

@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from . import get, payload
+from . import fast, get, payload
 from .calibration import TARGET_FPR, Calibration
 from .schemes import WatermarkScheme
 
@@ -66,14 +66,15 @@ class DecodeResult:
 
 
 def decode_scheme(
-    bgr: np.ndarray,
+    bgr: "np.ndarray | fast.Transforms",
     scheme: WatermarkScheme,
     keys: Sequence[str],
     tests: int,
     calibration: Calibration,
     level: float = TARGET_FPR,
 ) -> list[DecodeResult]:
-    """Decode ``scheme`` once and score the word against every key; ``tests`` is the Bonferroni factor."""
+    """Decode ``scheme`` once and score the word against every key; ``tests`` is the Bonferroni factor.
+    ``bgr`` may be an image's shared :class:`fast.Transforms`."""
     layout = payload.layout_for(scheme.capacity)
     null = calibration.null(f"{scheme.name}/uint8")
     bits = scheme.decode_bits(bgr, layout.length)

@@ -44,7 +44,8 @@ class WatermarkScheme(ABC):
 
     @abstractmethod
     def decode_soft(self, bgr: np.ndarray, length: int) -> np.ndarray:
-        """Per-bit confidence in [0, 1] that the bit is 1."""
+        """Per-bit confidence in [0, 1] that the bit is 1 (``bgr`` may also be an image's
+        :class:`fast.Transforms`, which block schemes share across decoders)."""
 
     def decode_bits(self, bgr: np.ndarray, length: int) -> np.ndarray:
         return self.decode_soft(bgr, length) > 0.5
@@ -63,8 +64,10 @@ class BlockVoteScheme(WatermarkScheme):
         embedder = self._embedder_class()(list(bits.astype(int)), wmLen=bits.size, scales=list(self.scales))
         return embedder.encode(np.ascontiguousarray(bgr))
 
-    def block_votes(self, bgr: np.ndarray, *, float_path: bool = False, swap_rgb: bool = False) -> fast.BlockVotes:
-        self.check_image(bgr)
+    def block_votes(self, bgr: "np.ndarray | fast.Transforms", *, float_path: bool = False,
+                    swap_rgb: bool = False) -> fast.BlockVotes:
+        """Votes on a BGR image, or on an image's shared :class:`fast.Transforms` (computed once)."""
+        self.check_image(fast.pixels(bgr))
         return fast.block_votes(bgr, self.method, float_path=float_path, swap_rgb=swap_rgb)
 
     def decode_soft(self, bgr: np.ndarray, length: int) -> np.ndarray:
@@ -151,6 +154,7 @@ class RivaGan(WatermarkScheme):
         return np.clip(np.rint(pixels), 0, 255).astype(np.uint8)  # the library truncates
 
     def decode_soft(self, bgr: np.ndarray, length: int) -> np.ndarray:
+        bgr = fast.pixels(bgr)
         self.check_image(bgr)
         self.check_length(length)
         if self._decoder is None:
