@@ -52,7 +52,7 @@ def main() -> None:
     from detectors.fusion import fuse
     from detectors.learned import load_classifier
     from detectors.results import Label
-    from detectors.learned.calibration import tpr_at_fpr
+    from provenance.metrics import tpr_at_fpr
     from provenance.datasets.perturbations import jpeg_round_trip
     from provenance.datasets.reading import load_split
 

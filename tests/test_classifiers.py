@@ -10,7 +10,8 @@ import torch
 from detectors.classifiers import CNNDetector, SpectralDetector
 from detectors.fusion import fuse
 from detectors.learned import create, load_classifier
-from detectors.learned.calibration import OperatingPoint, expected_calibration_error, tpr_at_fpr
+from detectors.learned.calibration import OperatingPoint
+from provenance.metrics import expected_calibration_error, tpr_at_fpr
 from detectors.learned.tiles import cut_tiles, tile_grid
 from detectors.results import Label, Signal, Strength
 from provenance.imageio import load_image

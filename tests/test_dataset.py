@@ -17,9 +17,9 @@ from PIL import Image
 
 from provenance.cli import main
 from provenance.datasets import DatasetConfig, build_dataset, verify_dataset
-from provenance.datasets.build import BUILD_DIR, METADATA_FILE, TRUST_ROOT_FILE
+from provenance.datasets.layout import BUILD_DIR, METADATA_FILE, SPLITS, TRUST_ROOT_FILE
 from provenance.datasets.perturbations import PERTURBATIONS, apply_all
-from provenance.datasets.plan import SPLITS, make_plan
+from provenance.datasets.plan import make_plan
 from provenance.generators.photos import default_photos
 
 

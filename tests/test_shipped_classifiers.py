@@ -11,7 +11,7 @@ from PIL import Image
 
 from detectors.classifiers import SHIPPED_WEIGHTS, shipped_classifiers
 from detectors.learned import load_classifier
-from detectors.learned.model_card import CARD_FILE
+from provenance.shipped import MODEL_CARD_FILE as CARD_FILE
 from detectors.results import Label, Signal
 from provenance.check import CheckConfig, Checker, default_detectors
 from provenance.generators import load_generator

@@ -318,7 +318,7 @@ def _parse_settings(settings) -> dict:
 def export_detector_command(run: Path, name: str, dest: Path | None, dataset: Path | None) -> None:
     """Ship a trained classifier with a model card holding its test-split evaluation."""
     from detectors.classifiers import SHIPPED_WEIGHTS
-    from detectors.learned.model_card import export_classifier
+    from provenance.classifier_card import export_classifier
 
     try:
         folder = export_classifier(run, name, dest or SHIPPED_WEIGHTS, dataset)

@@ -14,10 +14,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from provenance.generators.photos import Photo
+from .layout import SPLITS, file_name
 from .perturbations import PERTURBATIONS
-
-SPLITS = ("train", "validation", "test")
-GENERATOR_FAMILIES = ("gan", "diffusion")
 
 
 @dataclass(frozen=True)
@@ -87,6 +85,10 @@ class Item:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def file_name(self) -> str:
+        return file_name(self.id, self.encode["format"])
 
     def labels(self) -> dict:
         """The metadata.jsonl columns: flat and typed alike in every row (no nulls, nested parts as

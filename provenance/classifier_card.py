@@ -7,26 +7,24 @@ import shutil
 from dataclasses import asdict
 from pathlib import Path
 
-from .base import META_FILE
+from detectors.learned import load_classifier
+from provenance.datasets.layout import CONFIG_FILE
+from provenance.datasets.plan import DatasetConfig
+from provenance.datasets.reading import load_split
+from provenance.evaluation import evaluate, markdown, write_reports
+from provenance.shipped import CLASSIFIER_META_FILE, CLASSIFIER_WEIGHTS_FILES, CLASSIFIERS_DIR
+from provenance.shipped import MODEL_CARD_FILE as CARD_FILE
 
-CARD_FILE = "MODEL_CARD.md"
-WEIGHT_FILES = ("cnn.safetensors", "spectral.safetensors")
 
-
-def export_classifier(run: str | Path, name: str, dest_root: str | Path, dataset: str | Path | None = None,
-                      split: str = "test") -> Path:
-    from provenance.datasets.reading import load_split
-    from provenance.evaluation import evaluate, markdown, write_reports
-
-    from . import load_classifier
-
+def export_classifier(run: str | Path, name: str, dest_root: str | Path = CLASSIFIERS_DIR,
+                      dataset: str | Path | None = None, split: str = "test") -> Path:
     run, dest = Path(run), Path(dest_root) / name
     model = load_classifier(run)
     dataset = Path(dataset or model.training.get("dataset", ""))
     images, labels, rows = load_split(dataset, split)
     report, scores = evaluate(model, images, labels, rows, name)
     dest.mkdir(parents=True, exist_ok=True)
-    for file in (META_FILE, *WEIGHT_FILES):
+    for file in (CLASSIFIER_META_FILE, *CLASSIFIER_WEIGHTS_FILES.values()):
         if (run / file).is_file():
             shutil.copyfile(run / file, dest / file)
     write_reports([report], {name: scores}, labels, dest / "eval")
@@ -81,9 +79,7 @@ _NO_FLAG = ("real", "real_scale")
 
 def reproduce_commands(dataset: Path, run: Path, name: str, model) -> list[str]:
     """The commands that rebuild the dataset (its non-default options) and retrain this classifier."""
-    from provenance.datasets import DatasetConfig
-
-    config_file = dataset / ".build" / "config.json"
+    config_file = dataset / CONFIG_FILE
     lines = []
     if config_file.is_file():
         saved, default = json.loads(config_file.read_text()), asdict(DatasetConfig())
