@@ -10,10 +10,24 @@ from pathlib import Path
 from detectors.learned import load_classifier
 from provenance.datasets.layout import CONFIG_FILE
 from provenance.datasets.plan import DatasetConfig
-from provenance.datasets.reading import load_split
+from provenance.datasets.layout import SPLITS
+from provenance.datasets.reading import load_split, read_rows
+from provenance.files import write_atomically
 from provenance.evaluation import evaluate, markdown, write_reports
-from provenance.shipped import CLASSIFIER_META_FILE, CLASSIFIER_WEIGHTS_FILES, CLASSIFIERS_DIR
+from provenance.shipped import CLASSIFIER_META_FILE, CLASSIFIER_WEIGHTS_FILES, CLASSIFIERS_DIR, SPLITS_FILE
 from provenance.shipped import MODEL_CARD_FILE as CARD_FILE
+
+
+def split_membership(dataset: str | Path) -> dict:
+    """Which real-photo groups (a photo and its near-duplicates) fed each split, and how many images
+    each split had: the record a test reads before calling a photo "held out"."""
+    record: dict = {"dataset": str(dataset), "real_photo_groups": {}, "images": {}}
+    for split in SPLITS:
+        rows = read_rows(dataset, split)
+        record["real_photo_groups"][split] = sorted({r["source_group"] for r in rows if r["label"] == "real"})
+        record["images"][split] = {"real": sum(r["label"] == "real" for r in rows),
+                                   "synthetic": sum(r["label"] == "synthetic" for r in rows)}
+    return record
 
 
 def export_classifier(run: str | Path, name: str, dest_root: str | Path = CLASSIFIERS_DIR,
@@ -28,6 +42,7 @@ def export_classifier(run: str | Path, name: str, dest_root: str | Path = CLASSI
         if (run / file).is_file():
             shutil.copyfile(run / file, dest / file)
     write_reports([report], {name: scores}, labels, dest / "eval")
+    write_atomically(dest / SPLITS_FILE, json.dumps(split_membership(dataset), indent=1) + "\n")
     point, training = model.operating_point, model.training
     card = [
         f"# Model card: `{name}` ({model.family} classifier)",
@@ -56,6 +71,8 @@ def export_classifier(run: str | Path, name: str, dest_root: str | Path = CLASSI
         "Synthetic images of each stratum are compared with real images that had the same perturbation "
         "(or all reals when fewer than 5). Plots: `eval/roc.png`, `eval/robustness.png`.",
         "",
+        f"Real photos by split (near-duplicate groups never cross splits): `{SPLITS_FILE}`.",
+        "",
         "## Reproduce",
         "",
         "```",
@@ -69,7 +86,7 @@ def export_classifier(run: str | Path, name: str, dest_root: str | Path = CLASSI
         "- A score is a statistical guess: alone it makes an image at most `likely_synthetic`.",
         "",
     ]
-    (dest / CARD_FILE).write_text("\n".join(card))
+    write_atomically(dest / CARD_FILE, "\n".join(card))
     return dest
 
 

@@ -20,6 +20,7 @@ GENERATOR_CONFIG_FILE = "config.json"
 GENERATOR_WEIGHTS_FILE = "weights.safetensors"
 
 MODEL_CARD_FILE = "MODEL_CARD.md"
+SPLITS_FILE = "splits.json"  # a shipped classifier's record of which real photos fed which split
 
 
 def _names(folder: Path, marker: str) -> list[str]:

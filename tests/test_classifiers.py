@@ -211,6 +211,10 @@ def test_cli_trains_a_spectral_detector_on_a_built_dataset_and_evaluates_it(tiny
     assert result.exit_code == 0, result.output
     card = (tmp_path / "shipped" / "spectral" / "MODEL_CARD.md").read_text()
     assert "## Evaluation on the `test` split" in card and "| spectral | **all**" in card
+    splits = json.loads((tmp_path / "shipped" / "spectral" / "splits.json").read_text())
+    test_rows = [json.loads(line) for line in (tmp_path / "set" / "test" / "metadata.jsonl").read_text().splitlines()]
+    assert splits["real_photo_groups"]["test"] == sorted({r["source_group"] for r in test_rows if r["label"] == "real"})
+    assert sum(splits["images"]["test"].values()) == len(test_rows)
     assert load_classifier(tmp_path / "shipped" / "spectral").operating_point is not None
 
 
