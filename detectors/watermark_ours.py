@@ -11,13 +11,12 @@ from typing import Sequence
 from provenance.imageio import LoadedImage
 from provenance.watermark import calibration as wm_calibration
 from provenance.watermark import decision, get, payload
-from provenance.watermark.schemes import MIN_PIXELS
+from provenance.watermark.decision import DEFAULT_SCHEMES
+from provenance.watermark.size import size_problem
 
 from . import register
 from .base import Detector
 from .results import Evidence, Signal, Strength
-
-DEFAULT_SCHEMES = ("dwtDct", "dwtDctSvd")
 
 
 @register("watermark")
@@ -42,11 +41,9 @@ class KeyedWatermarkDetector(Detector):
         return len(self.schemes) * len(self.keys)
 
     def detect(self, image: LoadedImage) -> Evidence:
-        if image.width * image.height < MIN_PIXELS:
-            return self.evidence(
-                Signal.SKIPPED, Strength.NONE,
-                f"image is {image.width}x{image.height}: invisible watermarks need at least 256x256 pixels in area",
-            )
+        too_small = size_problem(image.width, image.height, "invisible watermarks")
+        if too_small:
+            return self.evidence(Signal.SKIPPED, Strength.NONE, too_small)
         bgr = image.bgr
         results = [
             r for scheme in self.schemes

@@ -10,8 +10,8 @@ import numpy as np
 
 from provenance.imageio import LoadedImage
 from provenance.watermark import calibration as wm_calibration
-from provenance.watermark import fast, thirdparty
-from provenance.watermark.schemes import MIN_PIXELS
+from provenance.watermark import thirdparty
+from provenance.watermark.size import size_problem
 
 from . import register
 from .base import Detector
@@ -28,23 +28,20 @@ class StableDiffusionWatermarkDetector(Detector):
 
     def scores(self, bgr: np.ndarray) -> list[dict]:
         tests = thirdparty.tests()
-        paths = {path for _, path in tests}
-        votes = {path: fast.block_votes(bgr, "dwtDct", **thirdparty.PATH_OPTIONS[path]) for path in paths}
+        counts = thirdparty.match_counts(thirdparty.path_votes(bgr))
         out = []
         for mark, path in tests:
             name = thirdparty.test_name(mark, path)
-            matches = int(np.count_nonzero(votes[path].bits(mark.length) == mark.bits))
+            matches = counts[name]
             p = self.calibration.null(name).p_value(matches)
             out.append({"test": name, "mark": mark.label, "path": path, "matches": matches, "bits": mark.length,
                         "p_value": p, "corrected_p": min(1.0, p * len(tests))})
         return out
 
     def detect(self, image: LoadedImage) -> Evidence:
-        if image.width * image.height < MIN_PIXELS:
-            return self.evidence(
-                Signal.SKIPPED, Strength.NONE,
-                f"image is {image.width}x{image.height}: SD watermarks need at least 256x256 pixels in area",
-            )
+        too_small = size_problem(image.width, image.height, "SD watermarks")
+        if too_small:
+            return self.evidence(Signal.SKIPPED, Strength.NONE, too_small)
         scores = self.scores(image.bgr)
         top = min(scores, key=lambda s: (s["corrected_p"], -s["matches"] / s["bits"]))
         details = {"best": top["test"], "matches": top["matches"], "bits": top["bits"], "tests": len(scores),

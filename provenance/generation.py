@@ -24,6 +24,7 @@ from .c2pa.signing import C2paSigner, SigningError
 from .imageio import encode_image
 from .watermark import payload
 from .watermark.marking import DEFAULT_SCHEME, Mark, embed_mark
+from .watermark.size import size_problem
 
 # The 8-bit "generator" field of our watermark ID, per model family.
 WATERMARK_CODES = {family: payload.GENERATOR_CODES[f"provenance {family}"] for family in ("gan", "diffusion")}
@@ -117,11 +118,8 @@ class ImageMaker:
             scheme = SCHEMES.create(self.options.scheme) if self.options.watermark else None
         except (ValueError, KeyError) as exc:
             raise GenerationError(str(exc).strip("'\"")) from None
-        if scheme is not None:
-            needed = scheme.min_pixels
-            if height * width < needed:
-                raise GenerationError(f"{width}x{height} is under the 256x256-pixel area watermarks need "
-                                      "(use a larger --size, or --no-watermark)")
+        if scheme is not None and height * width < scheme.min_pixels:
+            raise GenerationError(f"{size_problem(width, height)} (use a larger --size, or --no-watermark)")
 
     def close(self) -> None:
         if self._signer is not None:

@@ -12,10 +12,11 @@ from provenance.imageio import ImageLoadError, encode_image, format_for_path, lo
 from provenance.watermark import calibration as wm_calibration
 from provenance.watermark import decision, payload, thirdparty
 from provenance.watermark.marking import Mark, MarkingError, embed_mark, psnr
+from provenance.watermark.size import size_problem
 
 from .common import emit_json, fail, json_option
 
-DEFAULT_DECODE_SCHEMES = ("dwtDct", "dwtDctSvd")
+DEFAULT_DECODE_SCHEMES = decision.DEFAULT_SCHEMES
 
 
 def _load(path: str):
@@ -95,8 +96,9 @@ def decode_cmd(src, schemes, keys, as_json):
     image = _load(src)
     schemes = _schemes_option(schemes)
     keys = tuple(keys) or (payload.DEFAULT_KEY,)
-    if image.width * image.height < watermark.get(schemes[0]).min_pixels:
-        fail(src, f"image is {image.width}x{image.height}, under the 256x256-pixel area watermarks need")
+    too_small = size_problem(image.width, image.height)
+    if too_small:
+        fail(src, too_small)
     try:
         results = decision.decode_watermark(image.bgr, schemes, keys)
     except wm_calibration.MissingCalibration as exc:

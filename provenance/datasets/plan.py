@@ -16,6 +16,7 @@ import numpy as np
 from provenance.generators.photos import Photo
 from .layout import SPLITS, file_name
 from .perturbations import PERTURBATIONS
+from provenance.watermark.size import MIN_SIDE, size_problem
 
 
 @dataclass(frozen=True)
@@ -58,9 +59,9 @@ class DatasetConfig:
         for name in self.perturbations:
             if name not in PERTURBATIONS:
                 raise ValueError(f"unknown perturbation {name!r}; available: {', '.join(PERTURBATIONS.available())}")
-        if self.watermark_fraction > 0 and self.n_gan + self.n_diffusion > 0 and self.size < 256:
-            raise ValueError(f"watermarks need images of at least 256x256; use --size 256 or more, "
-                             f"or --watermark-fraction 0 (size is {self.size})")
+        too_small = size_problem(self.size, self.size)
+        if self.watermark_fraction > 0 and self.n_gan + self.n_diffusion > 0 and too_small:
+            raise ValueError(f"{too_small}; use --size {MIN_SIDE} or more, or --watermark-fraction 0")
         if self.format not in ("jpeg", "png", "webp"):
             raise ValueError(f"format must be jpeg, png or webp, not {self.format!r}")
         low, high = self.jpeg_quality

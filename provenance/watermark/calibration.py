@@ -33,7 +33,9 @@ import numpy as np
 from PIL import Image
 
 from . import fast, payload, thirdparty
-from .schemes import MIN_PIXELS, SCHEMES
+from .schemes import SCHEMES
+from .size import MIN_PIXELS
+from provenance.generators.photos import sample_photo
 
 CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
 TARGET_FPR = 1e-6
@@ -48,24 +50,6 @@ COLOUR_PHOTOS = (
 )
 GREY_PHOTOS = ("brick", "camera", "cell", "clock", "coins", "grass", "gravel", "moon", "page", "text")
 GREY_SHARE = 0.2
-
-
-def load_photo(name: str) -> np.ndarray:
-    """An RGB uint8 photo by name (scikit-image / scikit-learn sample data, shipped offline)."""
-    from skimage import data
-
-    if name.startswith("sklearn_"):
-        from sklearn.datasets import load_sample_image
-
-        rgb = load_sample_image(name.removeprefix("sklearn_") + ".jpg")
-    elif name.startswith("motorcycle_"):
-        left, right, _ = data.stereo_motorcycle()
-        rgb = left if name.endswith("left") else right
-    else:
-        rgb = getattr(data, name)()
-    if rgb.ndim == 2:
-        rgb = np.repeat(rgb[:, :, None], 3, axis=2)
-    return np.ascontiguousarray(rgb[:, :, :3], dtype=np.uint8)
 
 
 def make_variant(rgb: np.ndarray, rng: np.random.Generator, max_pixels: int = MAX_VARIANT_PIXELS) -> np.ndarray:
@@ -100,7 +84,7 @@ def _variant(index: int, seed: int, cache: dict) -> np.ndarray:
     pool = GREY_PHOTOS if rng.random() < GREY_SHARE else COLOUR_PHOTOS
     name = pool[int(rng.integers(len(pool)))]
     if name not in cache:
-        cache[name] = load_photo(name)
+        cache[name] = sample_photo(name)
     return make_variant(cache[name], rng)
 
 
@@ -112,14 +96,13 @@ def _decode_chunk(args: tuple[list[int], int, int]) -> dict[str, np.ndarray]:
     out: dict[str, list] = {}
     for index in indices:
         bgr = np.ascontiguousarray(_variant(index, seed, cache)[:, :, ::-1])
-        votes = {path: fast.block_votes(bgr, "dwtDct", **opts) for path, opts in thirdparty.PATH_OPTIONS.items()}
+        votes = thirdparty.path_votes(bgr)
         svd = fast.block_votes(bgr, "dwtDctSvd")
         layout = payload.layout_for(None)
         out.setdefault("dwtDct/uint8", []).append(votes["uint8"].bits(layout.length)[: layout.sync_bits])
         out.setdefault("dwtDctSvd/uint8", []).append(svd.bits(layout.length)[: layout.sync_bits])
-        for mark, path in thirdparty.tests():
-            matches = np.count_nonzero(votes[path].bits(mark.length) == mark.bits)
-            out.setdefault(thirdparty.test_name(mark, path), []).append(matches)
+        for name, matches in thirdparty.match_counts(votes).items():
+            out.setdefault(name, []).append(matches)
         if riva is not None and index < rivagan_images:
             h, w = bgr.shape[:2]
             if h * w > RIVAGAN_MAX_PIXELS:

@@ -16,6 +16,9 @@ from . import get, payload
 from .calibration import TARGET_FPR, Calibration
 from .schemes import WatermarkScheme
 
+# The schemes a check decodes unless told otherwise (rivaGan costs seconds per image).
+DEFAULT_SCHEMES = ("dwtDct", "dwtDctSvd")
+
 
 def key_label(key: str) -> str:
     """How a key is named in reports: secret keys are never printed."""
@@ -92,7 +95,7 @@ def decode_scheme(
 
 def decode_watermark(
     bgr: np.ndarray,
-    schemes: Sequence[str] = ("dwtDct", "dwtDctSvd"),
+    schemes: Sequence[str] = DEFAULT_SCHEMES,
     keys: Sequence[str] = (payload.DEFAULT_KEY,),
     calibration: Calibration | None = None,
 ) -> list[DecodeResult]:

@@ -18,10 +18,11 @@ import cv2
 import numpy as np
 import pywt
 
+from .size import MIN_PIXELS, size_problem
+
 METHODS = ("dwtDct", "dwtDctSvd")
 SCALE = 36  # imwatermark's quantisation step for the U channel
 BLOCK = 4  # block side in the LL band (8x8 pixels)
-MIN_PIXELS = 256 * 256
 
 
 @dataclass(frozen=True)
@@ -63,8 +64,9 @@ def _u_channel(bgr: np.ndarray, float_path: bool, swap_rgb: bool) -> np.ndarray:
     if bgr.ndim != 3 or bgr.shape[2] != 3:
         raise ValueError(f"expected an HxWx3 image, got shape {bgr.shape}")
     rows, cols = bgr.shape[:2]
-    if rows * cols < MIN_PIXELS:
-        raise ValueError(f"image is {cols}x{rows}, smaller than 256x256 pixels in area")
+    problem = size_problem(cols, rows)
+    if problem:
+        raise ValueError(problem)
     image = bgr[:, :, ::-1] if swap_rgb else bgr
     image = np.ascontiguousarray(image, dtype=np.float32 if float_path else image.dtype)
     yuv = cv2.cvtColor(image, cv2.COLOR_BGR2YUV)
