@@ -48,7 +48,8 @@ def held_out_photos(dataset: Path, split: str = "test") -> list:
 
 def main() -> None:
     import detectors
-    from detectors.classifiers import SHIPPED_WEIGHTS, shipped_classifiers
+    from provenance.shipped import CLASSIFIERS_DIR as SHIPPED_WEIGHTS
+    from provenance.shipped import shipped_classifiers
     from detectors.fusion import fuse
     from detectors.learned import load_classifier
     from detectors.results import Label

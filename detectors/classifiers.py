@@ -13,25 +13,18 @@ from typing import ClassVar
 import numpy as np
 
 from provenance.imageio import LoadedImage
+from provenance.shipped import CLASSIFIER_META_FILE, CLASSIFIERS_DIR
 
 from . import register
 from .base import Detector
 from .results import Evidence, Signal, Strength
-
-SHIPPED_WEIGHTS = Path(__file__).parent / "weights"
-
-
-def shipped_classifiers() -> list[str]:
-    return sorted(p.name for p in SHIPPED_WEIGHTS.iterdir() if (p / "classifier.json").is_file()) \
-        if SHIPPED_WEIGHTS.is_dir() else []
-
 
 class ClassifierDetector(Detector):
     family = "classifier"
     default_weights: ClassVar[str]
 
     def __init__(self, weights: str | Path | None = None):
-        self.weights = Path(weights) if weights else SHIPPED_WEIGHTS / self.default_weights
+        self.weights = Path(weights) if weights else CLASSIFIERS_DIR / self.default_weights
         self._model = None
 
     @property
@@ -43,7 +36,7 @@ class ClassifierDetector(Detector):
         return self._model
 
     def detect(self, image: LoadedImage) -> Evidence:
-        if not (self.weights / "classifier.json").is_file():
+        if not (self.weights / CLASSIFIER_META_FILE).is_file():
             return self.evidence(Signal.SKIPPED, Strength.NONE, f"{self.name}: no trained weights",
                                  error=f"{self.weights}: no trained classifier (run `provenance train detector`)")
         model = self.model

@@ -109,14 +109,14 @@ def reproduce_commands(dataset: Path, run: Path, name: str, model) -> list[str]:
             options.append(f"--{_FLAG.get(key, key).replace('_', '-')} {text}")
         real = saved.get("real", "default")
         if real != "default":
-            lines.append(f"provenance train photos {real}")
+            lines.append(f"provenance dataset photos {real}")
             options.append(f"--real {real}")
         lines.append(f"provenance dataset build --out {dataset} {' '.join(options)} --workers 2")
     training = model.training
-    train = f"provenance train detector --dataset {dataset} --model {model.family} --out {run} --seed {training.get('seed', 0)}"
-    if model.family == "cnn":
-        train += f" --steps {training.get('steps')}"
+    train = f"provenance train detector {model.family} --dataset {dataset} --out {run} --seed {training.get('seed', 0)}"
+    if "steps" in training:  # iterative families record their steps
+        train += f" --steps {training['steps']}"
     if training.get("generators", "all") != "all":
         train += f" --generators {training['generators']}"
-    lines += [train + "   # re-run to resume", f"provenance train export-detector {run} --name {name}"]
+    lines += [train + "   # re-run to resume", f"provenance train detector export {run} --name {name}"]
     return lines

@@ -1,10 +1,9 @@
 """The ``provenance`` command: a thin shell over the library; each area lives in provenance/commands/."""
 from __future__ import annotations
 
-import os
+from .threads import apply_thread_policy
 
-# Spin-waiting OpenMP threads collapse on a shared 2-core machine; must be set before torch loads.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+apply_thread_policy()  # before anything imports torch
 
 import click  # noqa: E402
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -21,6 +20,8 @@ from typing import Iterator
 import numpy as np
 
 from .c2pa.signing import C2paSigner, SigningError
+from .errors import first_line
+from .files import write_atomically
 from .imageio import encode_image
 from .watermark import payload
 from .watermark.marking import DEFAULT_SCHEME, Mark, embed_mark
@@ -95,7 +96,7 @@ class ImageMaker:
             directory = resolve_export_dir(model)
             self.generator = load_generator(directory)
         except (FileNotFoundError, KeyError, ValueError) as exc:
-            raise GenerationError(str(exc).splitlines()[0]) from None
+            raise GenerationError(first_line(exc)) from None
         self.options = options
         self._check_size()
         self.model_name = f"provenance-{Path(directory).name}"
@@ -184,10 +185,7 @@ def file_name(image: GeneratedImage) -> str:
 
 def write_image(image: GeneratedImage, out: Path) -> Path:
     """Write atomically (temp file, then rename), so a killed run never leaves a half image."""
-    path = out / file_name(image)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_bytes(image.data)
-    os.replace(temporary, path)
+    path = write_atomically(out / file_name(image), image.data)
     image.path = path
     return path
 

@@ -43,6 +43,7 @@ LAYERS: dict[str, int] = {
     "provenance.check": ORCHESTRATION,
     "provenance.evaluation": ORCHESTRATION,
     "provenance.classifier_card": ORCHESTRATION,
+    "provenance.detector_training": ORCHESTRATION,
     "provenance.generators.model_card": ORCHESTRATION,
     "provenance.generation": ORCHESTRATION,
     "provenance.heatmap": ORCHESTRATION,

@@ -8,8 +8,6 @@ network learns generator traces rather than format. Training is seeded and resum
 """
 from __future__ import annotations
 
-import json
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -17,10 +15,14 @@ from typing import Callable
 
 import numpy as np
 
+from provenance.files import save_atomically
+from provenance.shipped import CLASSIFIER_WEIGHTS_FILES
+
 from .augment import augment
 from .base import CLASSIFIERS, ImageClassifier
 
 CHECKPOINT = "checkpoint.pt"
+WEIGHTS_FILE = CLASSIFIER_WEIGHTS_FILES["cnn"]
 
 
 @dataclass(frozen=True)
@@ -149,10 +151,9 @@ class CNNClassifier(ImageClassifier):
                 state = {"config": asdict(self.config), "seed": seed, "steps": steps, "step": step,
                          "elapsed": elapsed, "network": self.network.state_dict(),
                          "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict()}
-                temporary = checkpoint.with_name(CHECKPOINT + ".tmp")
-                torch.save(state, temporary)
-                os.replace(temporary, checkpoint)
+                save_atomically(checkpoint, lambda path: torch.save(state, path))
         self.network.eval()
+        self._fitted = True
         self.training = {"steps": steps, "seed": seed, "seconds": round(elapsed, 1), "images": len(labels),
                          "synthetic": int(labels.sum())}
         return self
@@ -178,10 +179,10 @@ class CNNClassifier(ImageClassifier):
         from safetensors.torch import save_file
 
         state = {k: v.detach().contiguous() for k, v in self.network.state_dict().items()}
-        save_file(state, str(directory / "cnn.safetensors"))
+        save_file(state, str(directory / WEIGHTS_FILE))
 
     def _load_weights(self, directory: Path) -> None:
         from safetensors.torch import load_file
 
-        self.network.load_state_dict(load_file(str(directory / "cnn.safetensors")))
+        self.network.load_state_dict(load_file(str(directory / WEIGHTS_FILE)))
         self.network.eval()

@@ -20,7 +20,6 @@ import c2pa
 from .trust import TrustAnchor, load_trust_anchors
 from .vocabulary import CAPTURE, GENERATIVE_AI, SYNTHETIC, c2pa_mime_type, source_type_name
 
-UNTRUSTED_CODE = "signingCredential.untrusted"
 ORIGIN_ACTIONS = ("c2pa.created", "c2pa.opened")
 
 
@@ -102,10 +101,6 @@ class ManifestReport:
     @property
     def capture_declared(self) -> bool:
         return self.digital_source_type in CAPTURE and not self.synthetic_declared
-
-    @property
-    def signer_untrusted(self) -> bool:
-        return any(f.code == UNTRUSTED_CODE for f in self.failures)
 
 
 class ManifestReader:

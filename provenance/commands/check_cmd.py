@@ -11,6 +11,7 @@ from detectors.results import Label, Verdict
 from provenance.imageio import LoadLimits
 
 from .common import EXIT_FOUND_SYNTHETIC, EXIT_OK, EXIT_SOME_FILES_FAILED, emit_json, error_line, json_option
+from .progress import progress_bar
 
 LABEL_COLOUR = {
     Label.SYNTHETIC: "red",
@@ -133,18 +134,10 @@ def _write_heatmap(checker, files: list[Path], out: Path, given: list[str]) -> N
 
 
 def _with_progress(verdicts, total: int):
-    if total < 2 or not sys.stderr.isatty():
-        yield from verdicts
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    with Progress(TextColumn("checking"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=Console(stderr=True), transient=True) as progress:
-        task = progress.add_task("check", total=total)
+    with progress_bar("checking", total=total, enabled=total >= 2) as bar:
         for verdict in verdicts:
             yield verdict
-            progress.advance(task)
+            bar.advance()
 
 
 def print_verdict(verdict: Verdict, verbose: bool) -> None:

@@ -5,7 +5,6 @@ import json
 from pathlib import Path
 
 import click
-import numpy as np
 
 from provenance import watermark
 from provenance.imageio import ImageLoadError, encode_image, format_for_path, load_image

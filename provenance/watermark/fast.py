@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import pywt
 
-from .size import MIN_PIXELS, size_problem
+from .size import size_problem
 
 METHODS = ("dwtDct", "dwtDctSvd")
 SCALE = 36  # imwatermark's quantisation step for the U channel
