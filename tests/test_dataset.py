@@ -168,8 +168,11 @@ def test_rerun_with_other_settings_is_refused_in_one_line(tiny_gan, tiny_diffusi
     assert len(result.output.strip().splitlines()) == 1
 
 
-def test_loads_with_hugging_face_datasets(tiny_gan, tiny_diffusion, tmp_path):
-    datasets = pytest.importorskip("datasets")
+def test_loads_with_hugging_face_datasets(tiny_gan, tiny_diffusion, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # a local folder: nothing may be fetched
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+    datasets = pytest.importorskip("datasets", reason="the [test] extra installs it")
     build_dataset(tmp_path, small_config(tiny_gan, tiny_diffusion, c2pa_fraction=0.0))
     loaded = datasets.load_dataset("imagefolder", data_dir=str(tmp_path))
     assert sum(len(loaded[s]) for s in loaded) == 16
