@@ -1,7 +1,7 @@
 """Our keyed invisible watermark (dwtDct / dwtDctSvd by default, rivaGan on request).
 
 Decision: the calibrated p-value of the sync-bit matches, Bonferroni-corrected by the number of
-(scheme, key) tests, at <= 1e-6 (see ``provenance.watermark.calibration``). The BCH-protected ID
+(scheme, key) tests, at <= 1e-6 (see ``provenance.watermark.null_model``). The BCH-protected ID
 is read only once the mark is detected, and never decides.
 """
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from provenance.imageio import LoadedImage
-from provenance.watermark import calibration as wm_calibration
+from provenance.watermark import null_model as wm_calibration
 from provenance.watermark import decision, get, payload
 from provenance.watermark.decision import DEFAULT_SCHEMES
 from provenance.watermark.size import size_problem

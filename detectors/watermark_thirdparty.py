@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from provenance.imageio import LoadedImage
-from provenance.watermark import calibration as wm_calibration
+from provenance.watermark import null_model as wm_calibration
 from provenance.watermark import thirdparty
 from provenance.watermark.size import size_problem
 

@@ -8,7 +8,7 @@ import click
 
 from provenance import watermark
 from provenance.imageio import ImageLoadError, encode_image, format_for_path, load_image
-from provenance.watermark import calibration as wm_calibration
+from provenance.watermark import null_model as wm_calibration
 from provenance.watermark import decision, payload, thirdparty
 from provenance.watermark.marking import Mark, MarkingError, embed_mark, psnr
 from provenance.watermark.size import size_problem
@@ -128,7 +128,9 @@ def calibrate_cmd(n_images, n_keys, rivagan_images, seed, workers, out, as_json)
         if not as_json:
             click.echo(f"  decoded {done}/{total} variants", err=True)
 
-    result = wm_calibration.run_calibration(n_images, n_keys, seed, rivagan_images, workers, progress)
+    from provenance.watermark.calibration import run_calibration
+
+    result = run_calibration(n_images, n_keys, seed, rivagan_images, workers, progress)
     try:
         Path(out).write_text(json.dumps(result, indent=1) + "\n")
     except OSError as exc:

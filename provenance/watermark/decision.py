@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from . import get, payload
-from .calibration import TARGET_FPR, Calibration
+from .null_model import TARGET_FPR, Calibration
 from .schemes import WatermarkScheme
 
 # The schemes a check decodes unless told otherwise (rivaGan costs seconds per image).

@@ -1,7 +1,7 @@
 """Watermark schemes wrapping imwatermark: ``dwtDct``, ``dwtDctSvd`` and ``rivaGan``.
 
 Every scheme embeds a bit array into a BGR uint8 image and reads it back; payload layout and
-decisions live in :mod:`provenance.watermark.payload` and :mod:`provenance.watermark.calibration`.
+decisions live in :mod:`provenance.watermark.payload` and :mod:`provenance.watermark.decision`.
 """
 from __future__ import annotations
 
