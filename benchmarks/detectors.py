@@ -38,11 +38,12 @@ def _rate(flags: np.ndarray) -> str:
 
 def held_out_photos(dataset: Path, split: str = "test") -> list:
     """The test split's source photos, whole and at native resolution (no size cap)."""
+    from provenance.datasets.layout import CONFIG_FILE
     from provenance.datasets.reading import read_rows
     from provenance.generators.photos import load_photos
 
     names = {row["source_photo"] for row in read_rows(dataset, split) if row["label"] == "real"}
-    source = json.loads((dataset / ".build" / "config.json").read_text())["real"]
+    source = json.loads((dataset / CONFIG_FILE).read_text())["real"]
     return [photo for photo in load_photos(source, max_side=None) if photo.name in names]
 
 

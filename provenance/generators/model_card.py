@@ -13,11 +13,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from provenance.shipped import MODEL_CARD_FILE as CARD_FILE
+
 from . import CONFIG_FILE, SHIPPED_WEIGHTS_DIR, WEIGHTS_FILE, load_generator
 from .quality import format_table, quality_report
 from .training import LOG_FILE, image_grid
 
-CARD_FILE = "MODEL_CARD.md"
 GRID_FILE = "samples.jpg"
 QUALITY_FILE = "quality.json"
 
