@@ -4,18 +4,21 @@ under the final name either."""
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Callable
 
 
 def save_atomically(path: str | Path, write: Callable[[Path], None], mode: int = 0o644) -> Path:
     """``write(temporary_path)`` then fsync and rename onto ``path`` (for writers such as
-    ``torch.save`` that want a path). ``mode`` is set before the rename: 0o600 for private keys."""
+    ``torch.save`` that want a path). ``mode`` is set before the rename: 0o600 for private keys.
+
+    The temporary file is ``.NAME.tmp`` beside ``path``, created 0600 (a key is never readable by
+    others, not even for an instant); one left by a killed run is reused, never accumulated."""
     path = Path(path)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # created 0600
+    temporary = path.with_name(f".{path.name}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # a stale temporary may carry another mode
     os.close(fd)
-    temporary = Path(name)
     try:
         write(temporary)
         with open(temporary, "rb+") as handle:
