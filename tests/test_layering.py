@@ -72,11 +72,16 @@ def all_modules() -> dict[str, Path]:
 MODULES = all_modules()
 
 
+# Names that classify themselves only, never the modules below them (a new provenance/x.py must be
+# given its own layer, not inherit the facade's).
+EXACT_ONLY = {"provenance"}
+
+
 def layer_of(name: str) -> int | None:
     parts = name.split(".")
     for end in range(len(parts), 0, -1):
         prefix = ".".join(parts[:end])
-        if prefix in LAYERS:
+        if prefix in LAYERS and (prefix == name or prefix not in EXACT_ONLY):
             return LAYERS[prefix]
     return None
 
@@ -153,3 +158,4 @@ def test_the_checker_sees_relative_and_function_local_imports(tmp_path):
     assert found == {"provenance.check", "provenance.datasets.build"}, found
     assert layer_of("provenance.check") > layer_of("provenance.datasets.reading") and module.is_file()
     assert layer_of("provenance.service.app") == FRONT_DOOR and layer_of("detectors.anything_new") == MODELS
+    assert layer_of("provenance.anything_new") is None  # must be assigned, not inherit the facade's layer
