@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from provenance.threads import apply_thread_policy
+
+apply_thread_policy()  # before any benchmark imports torch
 
 BENCHMARKS = ["watermark_decode", "watermark_robustness", "check_latency", "generation", "dataset_build", "detectors", "service_load"]
 

@@ -27,11 +27,10 @@ def build_rate(counts: dict, workers: int) -> tuple[int, float]:
 
 
 def sampling_rate(family: str, n: int) -> float:
-    import torch
-
     from provenance.generation import GenerateOptions, ImageMaker
+    from provenance.threads import set_torch_threads
 
-    torch.set_num_threads(1)
+    set_torch_threads(1)  # as one dataset-build worker runs
     options = GenerateOptions(c2pa=False, sample_options={"steps": DIFFUSION_STEPS} if family == "diffusion" else {})
     with ImageMaker(family, options) as maker:
         maker.sample(0, 1)  # warm-up

@@ -38,21 +38,23 @@ def _rate(flags: np.ndarray) -> str:
 
 def held_out_photos(dataset: Path, split: str = "test") -> list:
     """The test split's source photos, whole and at native resolution (no size cap)."""
+    from provenance.datasets.layout import CONFIG_FILE
     from provenance.datasets.reading import read_rows
     from provenance.generators.photos import load_photos
 
     names = {row["source_photo"] for row in read_rows(dataset, split) if row["label"] == "real"}
-    source = json.loads((dataset / ".build" / "config.json").read_text())["real"]
+    source = json.loads((dataset / CONFIG_FILE).read_text())["real"]
     return [photo for photo in load_photos(source, max_side=None) if photo.name in names]
 
 
 def main() -> None:
     import detectors
-    from detectors.classifiers import SHIPPED_WEIGHTS, shipped_classifiers
+    from provenance.shipped import CLASSIFIERS_DIR as SHIPPED_WEIGHTS
+    from provenance.shipped import shipped_classifiers
     from detectors.fusion import fuse
     from detectors.learned import load_classifier
     from detectors.results import Label
-    from detectors.learned.calibration import tpr_at_fpr
+    from provenance.metrics import tpr_at_fpr
     from provenance.datasets.perturbations import jpeg_round_trip
     from provenance.datasets.reading import load_split
 

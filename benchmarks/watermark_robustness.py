@@ -50,7 +50,7 @@ def main() -> None:
     import detectors
     from detectors.results import Signal
     from provenance.imageio import encode_image, load_image
-    from provenance.watermark.calibration import load_photo
+    from provenance.generators.photos import sample_photo as load_photo
     from provenance.watermark.marking import Mark, embed_mark
     from provenance.watermark.payload import WatermarkId
 

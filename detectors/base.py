@@ -5,6 +5,7 @@ from abc import ABC, abstractmethod
 from typing import ClassVar, Sequence, Union
 
 from provenance.assets import LoadedAsset
+from provenance.errors import first_line
 from provenance.imageio import LoadedImage
 
 from .results import Evidence, Signal, Strength
@@ -43,7 +44,7 @@ class Detector(ABC):
                 Signal.ERROR,
                 Strength.NONE,
                 f"{self.name} failed on this file",
-                error=f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}",
+                error=first_line(exc, with_type=True),
             )
 
     def evidence(self, signal: Signal, strength: Strength, summary: str, **fields) -> Evidence:

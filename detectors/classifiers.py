@@ -13,25 +13,18 @@ from typing import ClassVar, Sequence
 import numpy as np
 
 from provenance.imageio import LoadedImage
+from provenance.shipped import CLASSIFIER_META_FILE, CLASSIFIERS_DIR
 
 from . import register
 from .base import Detector
 from .results import Evidence, Signal, Strength
-
-SHIPPED_WEIGHTS = Path(__file__).parent / "weights"
-
-
-def shipped_classifiers() -> list[str]:
-    return sorted(p.name for p in SHIPPED_WEIGHTS.iterdir() if (p / "classifier.json").is_file()) \
-        if SHIPPED_WEIGHTS.is_dir() else []
-
 
 class ClassifierDetector(Detector):
     family = "classifier"
     default_weights: ClassVar[str]
 
     def __init__(self, weights: str | Path | None = None):
-        self.weights = Path(weights) if weights else SHIPPED_WEIGHTS / self.default_weights
+        self.weights = Path(weights) if weights else CLASSIFIERS_DIR / self.default_weights
         self._model = None
 
     @property
@@ -49,7 +42,7 @@ class ClassifierDetector(Detector):
     def detect_batch(self, images: Sequence[LoadedImage]) -> list[Evidence]:
         """Every image's tiles scored in one model call (chunked by the model): fewer, larger ONNX
         runs. If the batched call fails, each image is scored alone so one bad file stays one error."""
-        if len(images) < 2 or not (self.weights / "classifier.json").is_file():
+        if len(images) < 2 or not (self.weights / CLASSIFIER_META_FILE).is_file():
             return super().detect_batch(images)
         from detectors.learned.tiles import cut_tiles
 
@@ -68,7 +61,7 @@ class ClassifierDetector(Detector):
         return out  # type: ignore[return-value]
 
     def _skip_reason(self, image: LoadedImage) -> Evidence | None:
-        if not (self.weights / "classifier.json").is_file():
+        if not (self.weights / CLASSIFIER_META_FILE).is_file():
             return self.evidence(Signal.SKIPPED, Strength.NONE, f"{self.name}: no trained weights",
                                  error=f"{self.weights}: no trained classifier (run `provenance train detector`)")
         model = self.model

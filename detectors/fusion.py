@@ -21,7 +21,6 @@ from .results import Evidence, Label, Signal, Strength
 
 CONFIDENTLY_NOT_SYNTHETIC = 0.05  # calibrated P(synthetic) at or below which a classifier contradicts another
 DECISIVE = (Strength.DECLARED_TRUSTED, Strength.DECLARED, Strength.STRONG)
-SUGGESTIVE = (Strength.MODERATE, Strength.WEAK)
 _RANK = {s: i for i, s in enumerate(
     [Strength.DECLARED_TRUSTED, Strength.DECLARED, Strength.STRONG, Strength.MODERATE, Strength.WEAK, Strength.NONE]
 )}

@@ -105,7 +105,7 @@ class Verdict:
 
 
 def _finite(value):
-    """JSON has no NaN/inf; p-values can underflow, keep them as 0.0 rather than invalid JSON."""
+    """JSON has no NaN/inf: non-finite floats become null (JSON-valid, and not mistaken for a number)."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):

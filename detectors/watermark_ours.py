@@ -1,7 +1,7 @@
 """Our keyed invisible watermark (dwtDct / dwtDctSvd by default, rivaGan on request).
 
 Decision: the calibrated p-value of the sync-bit matches, Bonferroni-corrected by the number of
-(scheme, key) tests, at <= 1e-6 (see ``provenance.watermark.calibration``). The BCH-protected ID
+(scheme, key) tests, at <= 1e-6 (see ``provenance.watermark.null_model``). The BCH-protected ID
 is read only once the mark is detected, and never decides.
 """
 from __future__ import annotations
@@ -9,15 +9,14 @@ from __future__ import annotations
 from typing import Sequence
 
 from provenance.imageio import LoadedImage
-from provenance.watermark import calibration as wm_calibration
+from provenance.watermark import null_model as wm_calibration
 from provenance.watermark import decision, fast, get, payload
-from provenance.watermark.schemes import MIN_PIXELS
+from provenance.watermark.decision import DEFAULT_SCHEMES
+from provenance.watermark.size import size_problem
 
 from . import register
 from .base import Detector
 from .results import Evidence, Signal, Strength
-
-DEFAULT_SCHEMES = ("dwtDct", "dwtDctSvd")
 
 
 @register("watermark")
@@ -42,11 +41,9 @@ class KeyedWatermarkDetector(Detector):
         return len(self.schemes) * len(self.keys)
 
     def detect(self, image: LoadedImage) -> Evidence:
-        if image.width * image.height < MIN_PIXELS:
-            return self.evidence(
-                Signal.SKIPPED, Strength.NONE,
-                f"image is {image.width}x{image.height}: invisible watermarks need at least 256x256 pixels in area",
-            )
+        too_small = size_problem(image.width, image.height, "invisible watermarks")
+        if too_small:
+            return self.evidence(Signal.SKIPPED, Strength.NONE, too_small)
         transforms = fast.of_image(image)  # shared with the SD-watermark detector
         results = [
             r for scheme in self.schemes

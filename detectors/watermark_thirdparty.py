@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 
 from provenance.imageio import LoadedImage
-from provenance.watermark import calibration as wm_calibration
+from provenance.watermark import null_model as wm_calibration
 from provenance.watermark import fast, thirdparty
-from provenance.watermark.schemes import MIN_PIXELS
+from provenance.watermark.size import size_problem
 
 from . import register
 from .base import Detector
@@ -30,24 +30,21 @@ class StableDiffusionWatermarkDetector(Detector):
         """One record per (mark, path) test; pass an image's shared :class:`fast.Transforms` to reuse
         the uint8 path's dwtDct votes that our keyed-mark detector computes too."""
         tests = thirdparty.tests()
-        image = fast.transforms(bgr)
-        votes = {path: image.votes("dwtDct", **thirdparty.PATH_OPTIONS[path]) for path in {p for _, p in tests}}
+        counts = thirdparty.match_counts(thirdparty.path_votes(bgr))
         out = []
         for mark, path in tests:
             name = thirdparty.test_name(mark, path)
-            matches = int(np.count_nonzero(votes[path].bits(mark.length) == mark.bits))
+            matches = counts[name]
             p = self.calibration.null(name).p_value(matches)
             out.append({"test": name, "mark": mark.label, "path": path, "matches": matches, "bits": mark.length,
                         "p_value": p, "corrected_p": min(1.0, p * len(tests))})
         return out
 
     def detect(self, image: LoadedImage) -> Evidence:
-        if image.width * image.height < MIN_PIXELS:
-            return self.evidence(
-                Signal.SKIPPED, Strength.NONE,
-                f"image is {image.width}x{image.height}: SD watermarks need at least 256x256 pixels in area",
-            )
-        scores = self.scores(fast.of_image(image))
+        too_small = size_problem(image.width, image.height, "SD watermarks")
+        if too_small:
+            return self.evidence(Signal.SKIPPED, Strength.NONE, too_small)
+        scores = self.scores(fast.of_image(image))  # shared with our keyed-mark detector
         top = min(scores, key=lambda s: (s["corrected_p"], -s["matches"] / s["bits"]))
         details = {"best": top["test"], "matches": top["matches"], "bits": top["bits"], "tests": len(scores),
                    "results": scores}

@@ -26,7 +26,7 @@ DECLARED_SIGNAL_DETECTORS = ("c2pa", "watermark", "sd-watermark", "metadata")
 
 def default_detectors() -> tuple[str, ...]:
     """The declared-signal detectors, plus each trained classifier whose weights are shipped."""
-    from detectors.classifiers import shipped_classifiers
+    from .shipped import shipped_classifiers
 
     return DECLARED_SIGNAL_DETECTORS + tuple(shipped_classifiers())
 

@@ -6,10 +6,10 @@ dataset or signing code), so a one-image check starts fast.
 from __future__ import annotations
 
 import importlib
-import os
 
-# Spin-waiting OpenMP threads collapse on a shared 2-core machine; must be set before torch loads.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from .threads import apply_thread_policy
+
+apply_thread_policy()  # before anything imports torch
 
 import click  # noqa: E402
 

@@ -79,9 +79,9 @@ def _unlabelled_gan_sample() -> np.ndarray:
 
 
 def _sample_photo() -> np.ndarray:
-    from skimage import data
+    from .generators.photos import sample_photo
 
-    return np.ascontiguousarray(data.astronaut())
+    return sample_photo("astronaut")
 
 
 def _edit_keeping_manifest(signed_jpeg: bytes) -> bytes:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from detectors.learned.calibration import binary_metrics
+from provenance.metrics import binary_metrics
 from provenance.markdown import markdown_table
 
 MIN_STRATUM_REALS = 5

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -21,9 +20,12 @@ from typing import Iterator
 import numpy as np
 
 from .c2pa.signing import C2paSigner, SigningError
+from .errors import first_line
+from .files import write_atomically
 from .imageio import encode_image
 from .watermark import payload
 from .watermark.marking import DEFAULT_SCHEME, Mark, embed_mark
+from .watermark.size import size_problem
 
 # The 8-bit "generator" field of our watermark ID, per model family.
 WATERMARK_CODES = {family: payload.GENERATOR_CODES[f"provenance {family}"] for family in ("gan", "diffusion")}
@@ -94,7 +96,7 @@ class ImageMaker:
             directory = resolve_export_dir(model)
             self.generator = load_generator(directory)
         except (FileNotFoundError, KeyError, ValueError) as exc:
-            raise GenerationError(str(exc).splitlines()[0]) from None
+            raise GenerationError(first_line(exc)) from None
         self.options = options
         self._check_size()
         self.model_name = f"provenance-{Path(directory).name}"
@@ -117,11 +119,8 @@ class ImageMaker:
             scheme = SCHEMES.create(self.options.scheme) if self.options.watermark else None
         except (ValueError, KeyError) as exc:
             raise GenerationError(str(exc).strip("'\"")) from None
-        if scheme is not None:
-            needed = scheme.min_pixels
-            if height * width < needed:
-                raise GenerationError(f"{width}x{height} is under the 256x256-pixel area watermarks need "
-                                      "(use a larger --size, or --no-watermark)")
+        if scheme is not None and height * width < scheme.min_pixels:
+            raise GenerationError(f"{size_problem(width, height)} (use a larger --size, or --no-watermark)")
 
     def close(self) -> None:
         if self._signer is not None:
@@ -186,10 +185,7 @@ def file_name(image: GeneratedImage) -> str:
 
 def write_image(image: GeneratedImage, out: Path) -> Path:
     """Write atomically (temp file, then rename), so a killed run never leaves a half image."""
-    path = out / file_name(image)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_bytes(image.data)
-    os.replace(temporary, path)
+    path = write_atomically(out / file_name(image), image.data)
     image.path = path
     return path
 

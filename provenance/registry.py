@@ -38,6 +38,12 @@ class Registry(Generic[T]):
             ) from None
         return factory(**kwargs)
 
+    def factory(self, name: str) -> Callable[..., T]:
+        """What ``create(name)`` would call (for registered classes: the class itself)."""
+        if name not in self._factories:
+            self.create(name)  # raises the UnknownNameError
+        return self._factories[name]
+
     def available(self) -> list[str]:
         return sorted(self._factories)
 

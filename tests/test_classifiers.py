@@ -10,7 +10,8 @@ import torch
 from detectors.classifiers import CNNDetector, SpectralDetector
 from detectors.fusion import fuse
 from detectors.learned import create, load_classifier
-from detectors.learned.calibration import OperatingPoint, expected_calibration_error, tpr_at_fpr
+from detectors.learned.calibration import OperatingPoint
+from provenance.metrics import expected_calibration_error, tpr_at_fpr
 from detectors.learned.tiles import cut_tiles, tile_grid
 from detectors.results import Label, Signal, Strength
 from provenance.imageio import load_image
@@ -97,24 +98,75 @@ def test_spectral_separates_the_toy_problem_and_round_trips(spectral):
     assert json.loads((directory / "classifier.json").read_text())["operating_point"]["target_fpr"] == 0.01
 
 
-def test_spectral_also_fits_augmented_copies_drawn_alike_for_both_classes():
+def test_spectral_augments_an_image_the_same_way_whatever_its_class(monkeypatch):
+    """Augmentation must not tell the classes apart: an image gets exactly the same augmented copies
+    when it is labelled real as when it is labelled synthetic."""
+    import detectors.learned.spectral as spectral_module
+
     images, labels = toy_set(6, 0)
     images = [np.concatenate([im, im], axis=1) for im in images]  # 128x256: two tiles, one after a 0.5x resize
+
+    def copies_by_class(fit_labels):
+        made = []
+        original = spectral_module.augment
+
+        def recording(rgb, rng):
+            out = original(rgb, rng)
+            made.append(out)
+            return out
+
+        monkeypatch.setattr(spectral_module, "augment", recording)
+        model = create("spectral", augmented_copies=3).fit(images, fit_labels, seed=4)
+        monkeypatch.setattr(spectral_module, "augment", original)
+        return made, model
+
+    as_given, model = copies_by_class(labels)
+    flipped, _ = copies_by_class(1 - labels)
+    assert len(as_given) == len(flipped) == 3 * len(images)
+    for a, b in zip(as_given, flipped):
+        assert np.array_equal(a, b)
+    changed = [not (a.shape == images[i // 3].shape and np.array_equal(a, images[i // 3]))
+               for i, a in enumerate(as_given)]
+    assert any(changed[:9]) and any(changed[9:])  # both classes' copies were actually augmented
     plain = create("spectral", augmented_copies=0).fit(images, labels)
-    augmented = create("spectral", augmented_copies=3).fit(images, labels, seed=4)
-    assert plain.training["tiles"] == 24 and augmented.training["tiles"] > 24
-    again = create("spectral", augmented_copies=3).fit(images, labels, seed=4)
-    assert again.training["tiles"] == augmented.training["tiles"]
-    assert np.allclose(again.decision_function(images), augmented.decision_function(images))
+    assert plain.training["tiles"] == 24 and model.training["tiles"] > 24
 
 
-def test_image_score_is_the_mean_of_tile_logits_not_the_max(spectral):
+def test_one_fake_looking_tile_is_averaged_with_the_real_ones_not_maxed(spectral):
+    """The image score is the mean of its tiles' scores, each tile scored as an image of its own,
+    not the max: a large real photo is not flagged for having more tiles, and one odd tile is diluted."""
     model, _ = spectral
     image = toy_images(1, False, 5, size=256)[0]
-    image[:64, :64] = toy_images(1, True, 6, size=64)[0]  # one fake-looking tile in a real image
-    logits, corners = model.score_tiles(image)
-    assert len(corners) == 4
-    assert model.decision_function([image])[0] == pytest.approx(logits.mean())
+    image[:128, :128] = toy_images(1, True, 6, size=128)[0]  # one fake-looking tile in a real image
+    crops = [image[y:y + 128, x:x + 128] for y in (0, 128) for x in (0, 128)]
+    alone = model.decision_function(crops)
+    whole = model.decision_function([image])[0]
+    assert whole == pytest.approx(alone.mean(), abs=1e-4) and whole < alone.max() - 1
+    assert model.predict_proba(crops[:1])[0, 1] > 0.8 and model.predict_proba([image])[0, 1] < 0.5
+
+
+def test_an_unfitted_classifier_refuses_to_score(tmp_path):
+    """scikit-learn's contract: a new network has random weights, so it raises NotFittedError
+    instead of scoring, until it is fitted or loaded."""
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    images, labels = toy_set(4, 0)
+    config = dict(channels=(8, 8, 16, 16), stem_width=8, batch_size=8, tile=32)
+    for model in (create("cnn", **config), create("spectral")):
+        with pytest.raises(NotFittedError):
+            check_is_fitted(model)
+        with pytest.raises(NotFittedError, match="not fitted"):
+            model.decision_function(images[:1])
+        with pytest.raises(NotFittedError):
+            model.calibrate(images, labels)
+    cnn = create("cnn", **config).fit(images, labels, steps=1)
+    check_is_fitted(cnn)
+    assert np.isfinite(cnn.decision_function(images[:1])).all()
+    with pytest.raises(NotFittedError, match="not calibrated"):
+        cnn.predict_proba(images[:1])
+    cnn.calibrate(images, labels).save(tmp_path)
+    check_is_fitted(load_classifier(tmp_path))
 
 
 def test_cnn_training_resumes_exactly_after_an_interruption(tmp_path):
@@ -192,7 +244,7 @@ def test_cli_trains_a_spectral_detector_on_a_built_dataset_and_evaluates_it(tiny
                                                    gan_model=str(tiny_gan), diffusion_model=str(tiny_diffusion),
                                                    c2pa_fraction=0.0, watermark_fraction=0.0))
     runner = CliRunner()
-    result = runner.invoke(main, ["train", "detector", "--dataset", str(tmp_path / "set"), "--model", "spectral",
+    result = runner.invoke(main, ["train", "detector", "spectral", "--dataset", str(tmp_path / "set"),
                                   "--out", str(tmp_path / "spectral")])
     assert result.exit_code == 0, result.output
     assert "cannot pin a 1.0% false-positive rate" in result.output  # honest about a tiny validation set
@@ -205,11 +257,15 @@ def test_cli_trains_a_spectral_detector_on_a_built_dataset_and_evaluates_it(tiny
     for name in ("eval.json", "eval.md", "roc.png", "robustness.png"):
         assert (tmp_path / "eval" / name).stat().st_size > 100
 
-    result = runner.invoke(main, ["train", "export-detector", str(tmp_path / "spectral"), "--name", "spectral",
+    result = runner.invoke(main, ["train", "detector", "export", str(tmp_path / "spectral"), "--name", "spectral",
                                   "--dest", str(tmp_path / "shipped")])
     assert result.exit_code == 0, result.output
     card = (tmp_path / "shipped" / "spectral" / "MODEL_CARD.md").read_text()
     assert "## Evaluation on the `test` split" in card and "| spectral | **all**" in card
+    splits = json.loads((tmp_path / "shipped" / "spectral" / "splits.json").read_text())
+    test_rows = [json.loads(line) for line in (tmp_path / "set" / "test" / "metadata.jsonl").read_text().splitlines()]
+    assert splits["real_photo_groups"]["test"] == sorted({r["source_group"] for r in test_rows if r["label"] == "real"})
+    assert sum(splits["images"]["test"].values()) == len(test_rows)
     assert load_classifier(tmp_path / "shipped" / "spectral").operating_point is not None
 
 
@@ -235,7 +291,7 @@ def test_check_uses_a_given_classifier_and_writes_a_heatmap(spectral, tmp_path):
     assert result.exit_code == 2 and "exactly one image" in result.output
 
 
-def _classifier(name: str, signal: Signal, probability: float = 0.5) -> "Evidence":
+def _classifier(name: str, signal: Signal, probability: float = 0.5):
     from detectors.results import Evidence
 
     strength = Strength.MODERATE if signal == Signal.SYNTHETIC else Strength.NONE

@@ -17,9 +17,9 @@ from PIL import Image
 
 from provenance.cli import main
 from provenance.datasets import DatasetConfig, build_dataset, verify_dataset
-from provenance.datasets.build import BUILD_DIR, METADATA_FILE, TRUST_ROOT_FILE
+from provenance.datasets.layout import BUILD_DIR, METADATA_FILE, SPLITS, TRUST_ROOT_FILE
 from provenance.datasets.perturbations import PERTURBATIONS, apply_all
-from provenance.datasets.plan import SPLITS, make_plan
+from provenance.datasets.plan import make_plan
 from provenance.generators.photos import default_photos
 
 
@@ -96,7 +96,10 @@ def test_each_perturbation_is_reproducible_from_its_recorded_parameters(name):
     params = PERTURBATIONS.create(name).draw(np.random.default_rng(1))
     once = apply_all(rgb, [{"name": name, "params": params}])
     assert np.array_equal(once, apply_all(rgb, [{"name": name, "params": json.loads(json.dumps(params))}]))
-    assert once.dtype == np.uint8 and not np.array_equal(once, rgb) or name == "resize"
+    assert once.dtype == np.uint8 and once.ndim == 3 and once.shape[2] == 3
+    assert not np.array_equal(once, rgb), "the perturbation changed nothing"
+    if name == "resize":
+        assert once.shape[:2] == (round(64 * params["factor"]),) * 2
 
 
 def _build_args(out: Path, tiny_gan, tiny_diffusion) -> list[str]:
@@ -165,8 +168,11 @@ def test_rerun_with_other_settings_is_refused_in_one_line(tiny_gan, tiny_diffusi
     assert len(result.output.strip().splitlines()) == 1
 
 
-def test_loads_with_hugging_face_datasets(tiny_gan, tiny_diffusion, tmp_path):
-    datasets = pytest.importorskip("datasets")
+def test_loads_with_hugging_face_datasets(tiny_gan, tiny_diffusion, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # a local folder: nothing may be fetched
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+    datasets = pytest.importorskip("datasets", reason="the [test] extra installs it")
     build_dataset(tmp_path, small_config(tiny_gan, tiny_diffusion, c2pa_fraction=0.0))
     loaded = datasets.load_dataset("imagefolder", data_dir=str(tmp_path))
     assert sum(len(loaded[s]) for s in loaded) == 16

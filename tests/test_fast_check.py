@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from PIL import Image
 from skimage import data
 
-from detectors.classifiers import SHIPPED_WEIGHTS
+from provenance.shipped import CLASSIFIERS_DIR as SHIPPED_WEIGHTS
 from detectors.learned import load_classifier
 from detectors.learned.cnn import ONNX_FILE, WEIGHTS_FILE
 from detectors.learned.tiles import cut_tiles
@@ -88,7 +88,7 @@ def test_a_graph_exported_from_other_weights_is_not_used(tmp_path):
 def test_export_writes_a_graph_that_loads_and_matches_the_torch_model(tmp_path):
     from detectors.learned import create
     from detectors.learned.calibration import OperatingPoint, PlattCalibration
-    from detectors.learned.model_card import export_inference
+    from provenance.classifier_card import export_inference
 
     model = create("cnn", channels=[4, 4, 8, 8], stem_width=4, tile=32)
     model.calibration = PlattCalibration(1.0, 0.0)

@@ -121,7 +121,7 @@ def test_swd_is_seeded_and_sizes_must_match():
 
 
 def test_cli_trains_resumes_and_reports_quality(tmp_path):
-    from provenance.commands.train_cmds import train_group
+    from provenance.commands.train_cmds import generator_group as train_group
 
     runner = CliRunner()
     args = ["gan", "--out", str(tmp_path / "run"), "--steps", "2", "--patch", "16", "--batch-size", "4",
@@ -139,6 +139,8 @@ def test_cli_trains_resumes_and_reports_quality(tmp_path):
                                          "--sample-size", "64", "--threads", "1"])
     assert result.exit_code == 0, result.output
     assert str(tmp_path / "run") in result.output and "uniform noise" in result.output
+    result = runner.invoke(train_group, ["quality", "--model", str(tmp_path / "run"), "--sample-steps", "3"])
+    assert result.exit_code == 2 and "--sample-steps" in result.output  # a GAN samples in one step
 
 
 def test_curated_package_photos_have_unique_names_and_pairs_share_a_group():

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from detectors.classifiers import SHIPPED_WEIGHTS, shipped_classifiers
 from detectors.learned import load_classifier
-from detectors.learned.model_card import CARD_FILE
+from provenance.shipped import CLASSIFIERS_DIR as SHIPPED_WEIGHTS
+from provenance.shipped import MODEL_CARD_FILE as CARD_FILE
+from provenance.shipped import SPLITS_FILE, shipped_classifiers
 from detectors.results import Label, Signal
 from provenance.check import CheckConfig, Checker, NamedBytes, default_detectors
 from provenance.generators import load_generator
@@ -58,10 +59,35 @@ def test_shipped_classifiers_flag_fresh_unmarked_generator_output(fresh_fakes):
         assert all("not proof" in r or "statistical guess" in r for r in verdict.reasons if "classifier" in r)
 
 
+@pytest.mark.parametrize("name", SHIPPED)
+def test_split_record_matches_the_model_it_describes(name):
+    """The record of which photos fed which split must be the one of this model's dataset: its image
+    counts are the ones the model saw (training, calibration, validation reals)."""
+    model = load_classifier(SHIPPED_WEIGHTS / name)
+    record = json.loads((SHIPPED_WEIGHTS / name / SPLITS_FILE).read_text())
+    images = record["images"]
+    assert sum(images["train"].values()) == model.training["images"]
+    assert images["train"]["synthetic"] == model.training["synthetic"]
+    assert sum(images["validation"].values()) == model.training["calibration_images"]
+    assert images["validation"]["real"] == model.operating_point.n_real
+    groups = record["real_photo_groups"]
+    assert not set(groups["test"]) & (set(groups["train"]) | set(groups["validation"]))
+
+
+def _split_of(group_suffix: str) -> set[str]:
+    """The splits, by every shipped model's record, holding the real photo group ending in ``group_suffix``."""
+    found = set()
+    for name in SHIPPED:
+        groups = json.loads((SHIPPED_WEIGHTS / name / SPLITS_FILE).read_text())["real_photo_groups"]
+        found |= {split for split, members in groups.items() if any(g.endswith(group_suffix) for g in members)}
+    return found
+
+
 def test_shipped_classifiers_leave_a_held_out_real_photo_alone():
     from skimage import data
 
-    photo = data.astronaut()  # in the test split of the classifiers' dataset: never trained on
+    assert _split_of("astronaut") == {"test"}  # never trained on, nor used to set the threshold
+    photo = data.astronaut()
     for name, blob in (("astronaut.png", _png(photo)), ("astronaut_q80.jpg", jpeg_bytes(photo, 80))):
         verdict = Checker(CLASSIFIERS_ONLY).check_one(NamedBytes(name, blob))
         assert verdict.label == Label.NO_EVIDENCE, (name, verdict.reasons)

@@ -8,7 +8,7 @@ from imwatermark import WatermarkEncoder
 import detectors
 from detectors.results import Signal, Strength
 from provenance import watermark
-from provenance.watermark import calibration, payload
+from provenance.watermark import calibration, null_model, null_statistics, payload
 from tests.watermark_helpers import as_file, photo_bgr
 
 SDXL_MESSAGE = 0b101100111110110010010000011110111011000110011110  # generative-models WATERMARK_MESSAGE
@@ -127,7 +127,7 @@ def test_sd_mark_is_not_our_keyed_mark():
 def test_shipped_calibration_meets_the_target():
     from scipy import stats
 
-    data = calibration.Calibration().data
+    data = null_model.Calibration().data
     for test in ("dwtDct/uint8", "dwtDctSvd/uint8"):
         entry = data["tests"][test]
         assert entry["trials"] >= 1_000_000
@@ -137,14 +137,14 @@ def test_shipped_calibration_meets_the_target():
         assert stats.chi2.ppf(0.95, 2 * (hits + 1)) / 2 / entry["trials"] <= 1e-6
         assert entry["tail_ratio_max"] <= 1.0  # the p-value model is no lighter than the measured tail
     for name, entry in data["tests"].items():
-        null = calibration.Calibration().null(name)
+        null = null_model.Calibration().null(name)
         assert null.p_value(entry["threshold_at_1e-6"]) <= 1e-6 < null.p_value(entry["threshold_at_1e-6"] - 1)
 
 
 def test_keyed_p_value_is_not_binomial_and_is_monotone():
     from scipy import stats
 
-    null = calibration.Calibration().null("dwtDctSvd/uint8")
+    null = null_model.Calibration().null("dwtDctSvd/uint8")
     p = [null.p_value(m) for m in range(30, 65)]
     assert all(a >= b for a, b in zip(p, p[1:]))
     # Balanced keyed sync bits: the worst image gives about twice the binomial tail at 52/64.
@@ -162,8 +162,20 @@ def test_calibration_run_small():
 def test_keyed_matches_counts_agreements():
     words = np.array([[1, 0, 1, 0], [0, 0, 0, 0]], dtype=bool)
     keys = ["a", "b", "c"]
-    counts = calibration.keyed_matches(words, "dwtDct", keys)
+    counts = null_statistics.keyed_matches(words, "dwtDct", keys)
     for i, word in enumerate(words):
         for j, key in enumerate(keys):
             assert counts[i, j] == np.count_nonzero(word == payload.sync_pattern(key, "dwtDct", 4))
     assert np.all(counts[1] == 2)  # a collapsed word meets a balanced pattern exactly half-way
+
+
+def test_calibration_variants_are_reproducible_big_enough_and_varied():
+    from provenance.generators.photos import sample_photo
+    from provenance.watermark.size import MIN_PIXELS
+
+    photo = sample_photo("coins")  # a small greyscale photo (303x384): resizes must keep 256x256 of area
+    variants = [calibration.make_variant(photo, np.random.default_rng([5, i])) for i in range(40)]
+    again = calibration.make_variant(photo, np.random.default_rng([5, 3]))
+    assert np.array_equal(again, variants[3])
+    assert all(v.dtype == np.uint8 and v.shape[2] == 3 and v.shape[0] * v.shape[1] >= MIN_PIXELS for v in variants)
+    assert len({v.shape for v in variants}) > 5  # rescaled and cropped, not one size

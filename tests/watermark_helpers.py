@@ -2,15 +2,13 @@
 from __future__ import annotations
 
 import numpy as np
-from skimage import data
 
+from provenance.generators.photos import sample_photo
 from provenance.imageio import LoadedImage, encode_image, load_image
 
 
 def photo_bgr(name: str, size: tuple[int, int] | None = None) -> np.ndarray:
-    rgb = getattr(data, name)()
-    if rgb.ndim == 2:
-        rgb = np.repeat(rgb[:, :, None], 3, axis=2)
+    rgb = sample_photo(name)
     if size is not None:
         rgb = rgb[: size[0], : size[1]]
     return np.ascontiguousarray(rgb[:, :, ::-1])

@@ -1,6 +1,11 @@
 """The shape every trained classifier shares, scikit-learn style: ``fit`` on training images,
 ``calibrate`` on held-out images, then ``decision_function`` / ``predict_proba``.
 
+scikit-learn's fitted-ness contract holds: ``sklearn.utils.validation.check_is_fitted(model)``
+passes only after ``fit`` or loading trained weights, and scoring before that raises
+``sklearn.exceptions.NotFittedError`` (a new CNN must never score with its random weights);
+``predict_proba`` also needs ``calibrate``. sklearn is imported only to raise, never to score.
+
 Images are scored at native resolution: tiles of ``tile`` pixels, tile logits averaged (the mean,
 not the max, so a large real photo is not flagged just because it has more tiles). Saved as a
 folder: ``classifier.json`` (family, config, calibration, operating point, training summary) plus
@@ -16,15 +21,11 @@ from typing import Sequence
 import numpy as np
 
 from provenance.registry import Registry
+from provenance.shipped import CLASSIFIER_META_FILE as META_FILE
 from .calibration import OperatingPoint, PlattCalibration
 from .tiles import cut_tiles
 
 CLASSIFIERS: Registry[type["ImageClassifier"]] = Registry("classifier")
-META_FILE = "classifier.json"
-
-
-class NotFittedError(RuntimeError):
-    pass
 
 
 class ImageClassifier:
@@ -36,6 +37,25 @@ class ImageClassifier:
         self.calibration: PlattCalibration | None = None
         self.operating_point: OperatingPoint | None = None
         self.training: dict = {}
+        self._fitted = False  # trained weights, from fit() or a saved folder
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return self._fitted
+
+    def __sklearn_tags__(self):
+        """What sklearn's validation asks of an estimator (BaseEstimator is not inherited: importing
+        sklearn costs seconds that a check must not pay, and our config is a dataclass, not params)."""
+        from sklearn.utils import ClassifierTags, Tags, TargetTags
+
+        return Tags(estimator_type="classifier", target_tags=TargetTags(required=True),
+                    classifier_tags=ClassifierTags())
+
+    def _check_fitted(self) -> None:
+        if not self._fitted:
+            from sklearn.exceptions import NotFittedError
+
+            raise NotFittedError(f"this {self.family} classifier is not fitted: call fit() or load trained "
+                                 "weights with load_classifier() (untrained weights are random)")
 
     @property
     def tile(self) -> int:
@@ -46,6 +66,11 @@ class ImageClassifier:
         return self.config.max_tiles
 
     # -- the family's part --
+    def fit(self, images: Sequence[np.ndarray], labels: Sequence[int], **options) -> "ImageClassifier":
+        """Train on ``images`` (RGB uint8) with ``labels`` (1 = synthetic); ends with ``self._fitted = True``.
+        Options every family takes: ``seed``, ``steps``, ``out`` (checkpoints), ``on_log`` (progress)."""
+        raise NotImplementedError
+
     def tile_logits(self, tiles: np.ndarray) -> np.ndarray:
         """(n, tile, tile, 3) uint8 -> (n,) raw logits (higher = more likely synthetic)."""
         raise NotImplementedError
@@ -58,6 +83,7 @@ class ImageClassifier:
 
     # -- shared --
     def score_tiles(self, rgb: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int]]]:
+        self._check_fitted()
         tiles, corners = cut_tiles(rgb, self.tile, self.max_tiles)
         return (self.tile_logits(tiles) if len(tiles) else np.zeros(0)), corners
 
@@ -71,6 +97,8 @@ class ImageClassifier:
 
     def probability(self, logits: np.ndarray) -> np.ndarray:
         if self.calibration is None:
+            from sklearn.exceptions import NotFittedError
+
             raise NotFittedError(f"{self.family} classifier is not calibrated; call calibrate() on held-out data")
         return self.calibration(logits)
 
@@ -112,6 +140,7 @@ def load_classifier(directory: str | Path) -> ImageClassifier:
     meta = json.loads(meta_path.read_text())
     model = CLASSIFIERS.create(meta["family"], **meta["config"])
     model._load_weights(directory)
+    model._fitted = True
     if meta.get("calibration"):
         model.calibration = PlattCalibration(**meta["calibration"])
     if meta.get("operating_point"):

@@ -12,8 +12,6 @@ torch and timm remain for training, export, and runs not yet exported.
 """
 from __future__ import annotations
 
-import json
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,10 +19,13 @@ from typing import Callable
 
 import numpy as np
 
+from provenance.files import save_atomically
+from provenance.shipped import CLASSIFIER_WEIGHTS_FILES
+
 from .base import CLASSIFIERS, ImageClassifier
 
 CHECKPOINT = "checkpoint.pt"
-WEIGHTS_FILE = "cnn.safetensors"
+WEIGHTS_FILE = CLASSIFIER_WEIGHTS_FILES["cnn"]
 ONNX_FILE = "cnn.onnx"
 ONNX_TOLERANCE = 1e-3  # max |logit difference| allowed between the exported graph and torch fp32
 
@@ -238,10 +239,9 @@ class CNNClassifier(ImageClassifier):
                 state = {"config": asdict(self.config), "seed": seed, "steps": steps, "step": step,
                          "elapsed": elapsed, "network": self.network.state_dict(),
                          "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict()}
-                temporary = checkpoint.with_name(CHECKPOINT + ".tmp")
-                torch.save(state, temporary)
-                os.replace(temporary, checkpoint)
+                save_atomically(checkpoint, lambda path: torch.save(state, path))
         self.network.eval()
+        self._fitted = True
         self.training = {"steps": steps, "seed": seed, "seconds": round(elapsed, 1), "images": len(labels),
                          "synthetic": int(labels.sum()), "precision": "bf16" if bf16 else "fp32"}
         return self

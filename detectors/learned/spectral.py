@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from provenance.shipped import CLASSIFIER_WEIGHTS_FILES
+
 from .base import CLASSIFIERS, ImageClassifier
 
 RADIAL_BINS = 24
@@ -128,9 +130,11 @@ class SpectralClassifier(ImageClassifier):
         super().__init__(**config)
         self.model = None
 
-    def fit(self, images, labels, seed: int = 0) -> "SpectralClassifier":
+    def fit(self, images, labels, seed: int = 0, steps: int | None = None, out=None, on_log=None
+            ) -> "SpectralClassifier":
         """Every tile of every training image, and of ``augmented_copies`` augmented versions of it,
-        is one sample labelled as its image."""
+        is one sample labelled as its image. ``steps``, ``out`` and ``on_log`` are the iterative
+        families' fit options: a closed-form fit has no steps, checkpoints or progress to report."""
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
@@ -154,6 +158,7 @@ class SpectralClassifier(ImageClassifier):
                                                                        random_state=seed))
         pipeline.fit(np.concatenate(features), np.array(targets))
         self.model = LinearTileModel.from_pipeline(pipeline)
+        self._fitted = True
         self.training = {"tiles": len(targets), "images": len(images), "synthetic": int(np.sum(labels)),
                          "seed": seed}
         return self
@@ -182,7 +187,7 @@ class SpectralClassifier(ImageClassifier):
         self.model = LinearTileModel(**load_file(str(directory / WEIGHTS_FILE)))
 
 
-WEIGHTS_FILE = "spectral.safetensors"
+WEIGHTS_FILE = CLASSIFIER_WEIGHTS_FILES["spectral"]
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,6 @@ from .vocabulary import (
     source_type_name,
 )
 
-UNTRUSTED_CODE = "signingCredential.untrusted"
 ORIGIN_ACTIONS = ("c2pa.created", "c2pa.opened")
 # Actions that change content that already exists: a synthetic source type on one of them
 # describes what was added (e.g. generative fill), so the asset is a composite, not generated whole.
@@ -175,10 +174,6 @@ class ManifestReport:
     @property
     def capture_declared(self) -> bool:
         return self.digital_source_type in CAPTURE and not self.synthetic_declared
-
-    @property
-    def signer_untrusted(self) -> bool:
-        return any(f.code == UNTRUSTED_CODE for f in self.failures)
 
 
 class ManifestReader:

@@ -9,8 +9,10 @@ import click
 
 from detectors.results import Label, Verdict
 from provenance.imageio import LoadLimits
+from provenance.shipped import CLASSIFIER_META_FILE
 
 from .common import EXIT_FOUND_SYNTHETIC, EXIT_OK, EXIT_SOME_FILES_FAILED, emit_json, error_line, json_option
+from .progress import progress_bar
 
 LABEL_COLOUR = {
     Label.SYNTHETIC: "red",
@@ -112,7 +114,7 @@ def _classifier_family(folder: Path) -> str:
     import json
 
     try:
-        return json.loads((folder / "classifier.json").read_text())["family"]
+        return json.loads((folder / CLASSIFIER_META_FILE).read_text())["family"]
     except (OSError, ValueError, KeyError):
         raise click.BadParameter(f"{folder}: not a trained classifier folder (no classifier.json)") from None
 
@@ -127,7 +129,7 @@ def _write_heatmap(checker, files: list[Path], out: Path, given: list[str]) -> N
         raise click.UsageError("--heatmap takes exactly one image")
     classifiers = sorted((d for d in checker.detectors if isinstance(d, ClassifierDetector)),
                          key=lambda d: (d.name not in given, d.name != "cnn"))
-    usable = [d for d in classifiers if (d.weights / "classifier.json").is_file()]
+    usable = [d for d in classifiers if (d.weights / CLASSIFIER_META_FILE).is_file()]
     if not usable:
         raise click.UsageError("--heatmap needs a trained classifier (cnn or spectral weights)")
     try:
@@ -140,18 +142,10 @@ def _write_heatmap(checker, files: list[Path], out: Path, given: list[str]) -> N
 
 
 def _with_progress(verdicts, total: int):
-    if total < 2 or not sys.stderr.isatty():
-        yield from verdicts
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    with Progress(TextColumn("checking"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=Console(stderr=True), transient=True) as progress:
-        task = progress.add_task("check", total=total)
+    with progress_bar("checking", total=total, enabled=total >= 2) as bar:
         for verdict in verdicts:
             yield verdict
-            progress.advance(task)
+            bar.advance()
 
 
 def print_verdict(verdict: Verdict, verbose: bool) -> None:

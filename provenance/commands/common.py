@@ -3,20 +3,20 @@
 Exit codes (documented in README):
   0  success (for ``check``: every file checked, none synthetic or likely synthetic)
   1  ``check``: at least one file is synthetic or likely synthetic; other commands: the work failed
-  2  usage error (bad option or argument)
+  2  usage error (bad option or argument; click's own exit status for usage errors)
   4  ``check``: at least one file could not be checked (added to 1 when both happen: 5)
 """
 from __future__ import annotations
 
 import json
 import sys
+from typing import NoReturn
 
 import click
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_FOUND_SYNTHETIC = 1
-EXIT_USAGE = 2
 EXIT_SOME_FILES_FAILED = 4
 
 
@@ -24,7 +24,7 @@ def error_line(source: object, problem: str) -> str:
     return f"provenance: {source}: {problem}"
 
 
-def fail(source: object, problem: str, code: int = EXIT_FAILED) -> "NoReturn":  # type: ignore[name-defined]
+def fail(source: object, problem: str, code: int = EXIT_FAILED) -> NoReturn:
     """Print one line naming the file and the problem, then exit; never a traceback."""
     click.echo(error_line(source, problem), err=True)
     sys.exit(code)

@@ -5,7 +5,10 @@ from pathlib import Path
 
 import click
 
+from provenance.errors import first_line
+
 from .common import EXIT_FAILED, emit_json, fail, json_option
+from .progress import progress_bar
 
 
 def _range(text: str, kind=float) -> tuple:
@@ -24,7 +27,7 @@ def dataset_group() -> None:
 @dataset_group.command("build")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--real", default="default", show_default=True,
-              help="Folder of real photos (see `provenance train photos`), or 'default' (wheel photos).")
+              help="Folder of real photos (see `provenance dataset photos`), or 'default' (wheel photos).")
 @click.option("--n-real", default=100, show_default=True, type=click.IntRange(min=0))
 @click.option("--n-gan", default=50, show_default=True, type=click.IntRange(min=0))
 @click.option("--n-diffusion", default=50, show_default=True, type=click.IntRange(min=0))
@@ -55,8 +58,6 @@ def build_command(out, real, n_real, n_gan, n_diffusion, size, seed, workers, sp
                   perturb_fraction, perturbations, watermark_fraction, c2pa_fraction, stripped_fraction, gan_model,
                   diffusion_model, diffusion_steps, keys, as_json) -> None:
     """Build a labelled dataset in OUT; after a crash, the same command finishes it."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     from provenance.datasets import DatasetConfig, DatasetError, build_dataset
 
     try:
@@ -75,14 +76,12 @@ def build_command(out, real, n_real, n_gan, n_diffusion, size, seed, workers, sp
         config.check()
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
-    columns = (TextColumn("dataset"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     try:
-        with Progress(*columns, transient=True, disable=as_json) as progress:
-            task = progress.add_task("build", total=None)
+        with progress_bar("dataset", enabled=not as_json) as bar:
             result = build_dataset(out, config, workers=workers, keys=keys,
-                                   on_progress=lambda done, total: progress.update(task, completed=done, total=total))
+                                   on_progress=lambda done, total: bar.update(completed=done, total=total))
     except (DatasetError, ValueError, FileNotFoundError) as exc:
-        fail(out, str(exc).splitlines()[0], EXIT_FAILED)
+        fail(out, first_line(exc), EXIT_FAILED)
     for failure in result.failed:
         click.echo(f"provenance: {out}: {failure['id']}: {failure['error']}", err=True)
     if as_json:
@@ -111,3 +110,17 @@ def verify_command(directory: Path, deep: bool, as_json: bool) -> None:
         click.echo(f"{directory}: {checked} images, {len(problems)} problems")
     if problems:
         raise SystemExit(EXIT_FAILED)
+
+
+@dataset_group.command("photos")
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--no-wheels", is_flag=True, help="Skip the photos from scikit-image/scikit-learn.")
+def photos_command(out: Path, no_wheels: bool) -> None:
+    """Collect ~75 offline real photos into OUT (Debian photo packages + wheels) for --real OUT."""
+    from provenance.generators.photo_packages import PhotoInstallError, install_photos
+
+    try:
+        written = install_photos(out, include_wheels=not no_wheels)
+    except PhotoInstallError as exc:
+        fail(out, str(exc), EXIT_FAILED)
+    click.echo(f"{out}: {len(written)} photos; use with --real {out}")

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import click
 
+from provenance.threads import set_torch_threads
+
 from .common import EXIT_FAILED, emit_json, fail, json_option
 
 
@@ -19,15 +21,12 @@ from .common import EXIT_FAILED, emit_json, fail, json_option
 @json_option
 def eval_command(dataset: Path, detectors, split: str, out: Path | None, threads, as_json: bool) -> None:
     """AUC, AP, balanced accuracy, TPR at 1% / 0.1% FPR and ECE, overall and per generator x perturbation."""
-    import torch
-
-    from detectors.classifiers import SHIPPED_WEIGHTS, shipped_classifiers
     from detectors.learned import load_classifier
     from provenance.datasets.reading import load_split
     from provenance.evaluation import evaluate, markdown, write_reports
+    from provenance.shipped import classifier_dir, shipped_classifiers
 
-    if threads:
-        torch.set_num_threads(threads)
+    set_torch_threads(threads)
     names = list(detectors) or shipped_classifiers()
     if not names:
         fail(dataset, "no --detector given and no trained classifier is shipped", EXIT_FAILED)
@@ -37,7 +36,7 @@ def eval_command(dataset: Path, detectors, split: str, out: Path | None, threads
         fail(dataset, str(exc), EXIT_FAILED)
     reports, scores = [], {}
     for name in names:
-        folder = Path(name) if Path(name).is_dir() else SHIPPED_WEIGHTS / name
+        folder = classifier_dir(name)
         try:
             model = load_classifier(folder)
         except (FileNotFoundError, KeyError) as exc:

@@ -5,7 +5,10 @@ from pathlib import Path
 
 import click
 
+from provenance.threads import set_torch_threads
+
 from .common import EXIT_FAILED, emit_json, fail, json_option
+from .progress import progress_bar
 
 
 @click.command("generate", context_settings={"help_option_names": ["-h", "--help"]})
@@ -33,25 +36,20 @@ def generate_command(model, count, size, out, seed, fmt, quality, no_watermark, 
     Each image carries our invisible watermark (ID = model code + serial) and a C2PA manifest
     declaring trainedAlgorithmicMedia, signed with your keys (`provenance keys init`).
     """
-    import torch
-    from rich.progress import Progress
-
     from provenance.generation import GenerateOptions, GenerationError, iter_generate
     from provenance.watermark.marking import DEFAULT_SCHEME, MarkingError
 
-    if threads:
-        torch.set_num_threads(threads)
+    set_torch_threads(threads)
     options = GenerateOptions(
         size=size, seed=seed, format=fmt, quality=quality, watermark=not no_watermark,
         scheme=scheme or DEFAULT_SCHEME, c2pa=not no_c2pa, keys=keys,
         sample_options={"steps": steps} if steps else {})
     records = []
     try:
-        with Progress(transient=True, disable=as_json or count < 2) as progress:
-            task = progress.add_task("generating", total=count)
+        with progress_bar("generating", total=count, enabled=not as_json and count >= 2) as bar:
             for image in iter_generate(model, count, out, options):
                 records.append(image.to_dict())
-                progress.advance(task)
+                bar.advance()
     except (GenerationError, MarkingError) as exc:
         fail(model, str(exc), EXIT_FAILED)
     except ValueError as exc:  # e.g. a size the network cannot make

@@ -1,35 +1,71 @@
-"""``provenance train gan|diffusion|quality``: train our own generators on CPU and measure them.
+"""``provenance train generator ...`` and ``provenance train detector ...``: grouped by what they train.
 
-Re-running the same ``train`` command continues from the latest checkpoint in ``--out``.
+    train generator gan|diffusion   train one of our generators on photo patches (resumable)
+    train generator quality         SWD of generator samples vs held-out photos, next to baselines
+    train generator export          ship a run with its model card
+    train detector cnn|spectral     fit a passive classifier on a built dataset, calibrate it (resumable)
+    train detector export           ship a classifier with its test-split evaluation
+
+Each command parses its options and calls the library (provenance.generators.training,
+provenance.detector_training, the model-card exporters); per-family choices live with the families.
+Re-running the same training command continues from the latest checkpoint in ``--out``.
 """
 from __future__ import annotations
 
 import json
-import os
-import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable, Iterator
 
-# Spin-waiting OpenMP threads collapse on a shared machine; must be set before torch loads.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import click
 
-import click  # noqa: E402
+from provenance.errors import first_line
+from provenance.threads import set_torch_threads
 
-from .common import EXIT_FAILED, emit_json, fail, json_option  # noqa: E402
+from .common import EXIT_FAILED, emit_json, fail, json_option
+from .progress import on_terminal, progress_bar
 
-# Per-family defaults chosen from measured CPU step times (see benchmarks/generation.py).
-FAMILY_DEFAULTS = {
-    "gan": {"patch": 32, "batch_size": 32, "bf16": False, "sample_every": 500, "grid_options": {}},
-    "diffusion": {"patch": 32, "batch_size": 32, "bf16": True, "sample_every": 1000,
-                  "grid_options": {"steps": 25}},
-}
+# One command per registered family, named here so that `--help` does not import torch to list
+# them; tests/test_registries.py checks these against the registries.
+TRAINABLE_GENERATORS = ("gan", "diffusion")
+TRAINABLE_DETECTORS = ("cnn", "spectral")
 
 
 @click.group("train", context_settings={"help_option_names": ["-h", "--help"]})
 def train_group() -> None:
-    """Train our generators (GAN, diffusion) on patches of real photos, and measure their quality."""
+    """Train our generators and our detectors (real photos: `provenance dataset photos`)."""
 
 
-def _training_options(func):
+@train_group.group("generator")
+def generator_group() -> None:
+    """Train our generators (GAN, diffusion) on patches of real photos, measure and ship them."""
+
+
+@train_group.group("detector")
+def detector_group() -> None:
+    """Train passive classifiers (cnn, spectral) on a built dataset, and ship them."""
+
+
+@contextmanager
+def training_progress(total: int, completed: int = 0) -> Iterator[Callable[[dict], None]]:
+    """An ``on_log`` callback: a progress bar with the latest losses on a terminal, else one JSON
+    line per log record on stderr (for log files)."""
+    if not on_terminal():
+        yield lambda record: click.echo(json.dumps(record), err=True)
+        return
+    # The total shows once a first record arrives: a closed-form fit reports none and stays a spinner.
+    with progress_bar("training", completed=completed, transient=False, note=True) as bar:
+        def on_log(record: dict) -> None:
+            shown = {k: v for k, v in record.items() if k not in ("step", "seconds", "load_1m")}
+            bar.update(completed=record["step"], total=total,
+                       note=" ".join(f"{k}={v:.3g}" for k, v in shown.items()))
+
+        yield on_log
+
+
+# -- generators ------------------------------------------------------------------------------------
+
+def _generator_training_options(func):
     options = [
         click.option("--real", default="default", show_default=True,
                      help="Folder of real photos, or 'default' (photos shipped with scikit-image/scikit-learn)."),
@@ -37,8 +73,8 @@ def _training_options(func):
                      help="Run directory: checkpoints, log.jsonl, samples/, weights.safetensors, config.json."),
         click.option("--steps", default=10_000, show_default=True, help="Total steps (a resumed run counts earlier ones)."),
         click.option("--seed", default=0, show_default=True),
-        click.option("--batch-size", type=int, help="Default: 32."),
-        click.option("--patch", type=int, help="Training patch size in pixels. Default: 32."),
+        click.option("--batch-size", type=int, help="Default: the family's (32)."),
+        click.option("--patch", type=int, help="Training patch size in pixels. Default: the family's (32)."),
         click.option("--scale", "scales", type=float, multiple=True,
                      help="Rescale photos by this before cropping (repeatable). Default: 0.5."),
         click.option("--threads", type=int, default=None, help="Torch CPU threads (default: torch's choice)."),
@@ -55,27 +91,20 @@ def _training_options(func):
     return func
 
 
-def _run_training(family: str, real, out, steps, seed, batch_size, patch, scales, threads, bf16, width,
-                  sample_every, checkpoint_every, log_every) -> None:
+def _train_generator(family: str, real, out, steps, seed, batch_size, patch, scales, threads, bf16, width,
+                     sample_every, checkpoint_every, log_every) -> None:
+    set_torch_threads(threads)
     import torch
 
-    from provenance.generators.training import TrainConfig, Trainer
-    from provenance.precision import use_bf16
+    from provenance.generators.training import Trainer, family_model_config, family_train_config
 
-    if threads:
-        torch.set_num_threads(threads)
-    defaults = FAMILY_DEFAULTS[family]
-    config = TrainConfig(
-        real=str(real), steps=steps, seed=seed, batch_size=batch_size or defaults["batch_size"],
-        patch=patch or defaults["patch"], scales=tuple(scales) or (0.5,),
-        bf16=use_bf16(defaults["bf16"]) if bf16 is None else bf16, log_every=log_every,
-        sample_every=sample_every or defaults["sample_every"], checkpoint_every=checkpoint_every,
-        grid_options=defaults["grid_options"])
-    model_config = _width_overrides(family, width)
+    config = family_train_config(family, real=str(real), steps=steps, seed=seed, batch_size=batch_size, patch=patch,
+                                 scales=tuple(scales) or None, bf16=bf16, log_every=log_every,
+                                 sample_every=sample_every, checkpoint_every=checkpoint_every)
     try:
-        trainer = Trainer(family, out, config, model_config)
+        trainer = Trainer(family, out, config, family_model_config(family, width))
     except (ValueError, FileNotFoundError) as exc:
-        fail(out, str(exc), EXIT_FAILED)
+        fail(out, first_line(exc), EXIT_FAILED)
     if trainer.step >= steps:
         click.echo(f"{out}: already at step {trainer.step} of {steps}; nothing to do", err=True)
         return
@@ -83,62 +112,25 @@ def _run_training(family: str, real, out, steps, seed, batch_size, patch, scales
     click.echo(f"{family}: {params / 1e6:.2f}M sampling parameters, {len(trainer.train_photos)} training photos, "
                f"{len(trainer.held_out_photos)} held out; from step {trainer.step} to {steps}; "
                f"{torch.get_num_threads()} threads, {'bf16' if config.bf16 else 'fp32'}", err=True)
-    _with_progress(trainer.config.steps, trainer.step, lambda on_log: trainer.run(on_log=on_log))
-    click.echo(f"{out}: step {trainer.step}; weights in {Path(out) / 'weights.safetensors'}", err=True)
+    with training_progress(trainer.config.steps, trainer.step) as on_log:
+        trainer.run(on_log=on_log)
+    click.echo(f"{out}: step {trainer.step}; weights in {trainer.out}", err=True)
 
 
-def _width_overrides(family: str, width: int | None) -> dict:
-    if width is None:
-        return {}
-    if family == "gan":
-        return {"generator_widths": (8 * width, 4 * width, 2 * width, width),
-                "discriminator_widths": (2 * width, 4 * width, 8 * width)}
-    return {"base_channels": width}
+def _generator_command(family: str) -> click.Command:
+    @_generator_training_options
+    def command(**options) -> None:
+        _train_generator(family, **options)
+
+    command.__doc__ = f"Train our {family} generator on photo patches (re-run to resume)."
+    return click.command(family)(command)
 
 
-def _with_progress(total: int, completed: int, run, also=None):
-    """``run(on_log)`` with a progress bar on a terminal, or one JSON line per log record on a log file;
-    ``also`` gets every record too (e.g. to append it to the run's log.jsonl)."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    console = Console(stderr=True)
-    if not console.is_terminal:
-        def log_line(record: dict) -> None:
-            if also:
-                also(record)
-            click.echo(json.dumps(record), err=True)
-
-        return run(log_line)
-    with Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  TextColumn("{task.fields[losses]}"), console=console) as progress:
-        task = progress.add_task("train", total=total, completed=completed, losses="")
-
-        def on_log(record: dict) -> None:
-            if also:
-                also(record)
-            shown = {k: v for k, v in record.items() if k not in ("step", "seconds", "load_1m")}
-            progress.update(task, completed=record["step"],
-                            losses=" ".join(f"{k}={v:.3g}" for k, v in shown.items()))
-
-        return run(on_log)
+for _family in TRAINABLE_GENERATORS:
+    generator_group.add_command(_generator_command(_family))
 
 
-@train_group.command("gan")
-@_training_options
-def gan_command(**options) -> None:
-    """Train the fully convolutional GAN (hinge loss, spectral-norm critic) on photo patches."""
-    _run_training("gan", **options)
-
-
-@train_group.command("diffusion")
-@_training_options
-def diffusion_command(**options) -> None:
-    """Train the diffusion UNet (DDPM, epsilon prediction) on photo patches; samples with DDIM."""
-    _run_training("diffusion", **options)
-
-
-@train_group.command("quality")
+@generator_group.command("quality")
 @click.option("--model", "models", multiple=True,
               help="Export directory or shipped name (repeatable). Omit to print the baselines only.")
 @click.option("--real", default="default", show_default=True, help="Photo source; its held-out split is the reference.")
@@ -152,29 +144,24 @@ def diffusion_command(**options) -> None:
 @json_option
 def quality_command(models, real, n, size, sample_size, sample_steps, scales, seed, threads, as_json) -> None:
     """Sliced Wasserstein distance (ProGAN) of generator samples vs held-out real photos, next to baselines."""
-    import torch
-
     from provenance.generators import load_generator
     from provenance.generators.quality import format_table, quality_report
 
-    if threads:
-        torch.set_num_threads(threads)
+    set_torch_threads(threads)
     loaded = {}
     for name in models:
         try:
             loaded[name] = load_generator(name)
         except (FileNotFoundError, ValueError, KeyError) as exc:
-            fail(name, str(exc))
-    options = {}
-    if sample_steps:
-        if any(m.family != "diffusion" for m in loaded.values()):
-            raise click.UsageError("--sample-steps applies to diffusion models only")
-        options["steps"] = sample_steps
+            fail(name, first_line(exc))
+    options = {"steps": sample_steps} if sample_steps else {}
     try:
         rows = quality_report(loaded, real=real, n=n, size=size, sample_size=sample_size,
                               scales=tuple(scales) or (0.5,), seed=seed, sample_options=options)
+    except TypeError as exc:  # a sampler that takes no such option
+        raise click.UsageError(f"--sample-steps: {first_line(exc)}") from None
     except (ValueError, FileNotFoundError) as exc:
-        fail(real, str(exc))
+        fail(real, first_line(exc))
     if as_json:
         emit_json([{"images": name, "swd_mean": r.mean, "swd_per_level": dict(zip(map(str, r.resolutions), r.per_level))}
                    for name, r in rows])
@@ -183,21 +170,7 @@ def quality_command(models, real, n, size, sample_size, sample_steps, scales, se
         click.echo("SWD x1e3 on 7x7 Laplacian-pyramid neighbourhoods vs held-out real crops; lower is better.")
 
 
-@train_group.command("photos")
-@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--no-wheels", is_flag=True, help="Skip the photos from scikit-image/scikit-learn.")
-def photos_command(out: Path, no_wheels: bool) -> None:
-    """Collect ~75 offline real photos into OUT (Debian photo packages + wheels) for --real OUT."""
-    from provenance.generators.photo_packages import PhotoInstallError, install_photos
-
-    try:
-        written = install_photos(out, include_wheels=not no_wheels)
-    except PhotoInstallError as exc:
-        fail(out, str(exc), EXIT_FAILED)
-    click.echo(f"{out}: {len(written)} photos; train with --real {out}")
-
-
-@train_group.command("export")
+@generator_group.command("export")
 @click.argument("run", type=click.Path(file_okay=False, exists=True, path_type=Path))
 @click.option("--name", required=True, help="Shipped name, e.g. gan or diffusion.")
 @click.option("--dest", type=click.Path(file_okay=False, path_type=Path),
@@ -205,91 +178,64 @@ def photos_command(out: Path, no_wheels: bool) -> None:
 @click.option("-n", "--images", "n", default=128, show_default=True, help="Images per set for the SWD figure.")
 @click.option("--sample-steps", type=int, help="DDIM steps for a diffusion model (default: the model's).")
 @click.option("--threads", type=int, default=None)
-def export_command(run: Path, name: str, dest: Path | None, n: int, sample_steps: int | None, threads) -> None:
+def export_generator_command(run: Path, name: str, dest: Path | None, n: int, sample_steps: int | None,
+                             threads) -> None:
     """Ship RUN's weights as NAME with a model card (data, steps, time, hardware, SWD vs baselines, grid)."""
-    import shlex
-    import sys
-
-    import torch
-
-    from provenance.generators import SHIPPED_WEIGHTS_DIR
     from provenance.generators.model_card import export_run
+    from provenance.shipped import GENERATORS_DIR
 
-    if threads:
-        torch.set_num_threads(threads)
-    config = json.loads((run / "config.json").read_text())
-    training = config["training"]
-    reproduce = "\n".join([
-        "provenance train photos photos/   # Debian photo packages + wheel photos, offline",
-        f"provenance train {config['family']} --real photos/ --out {run} --steps {config['step']} "
-        f"--seed {training['seed']} --threads 1   # re-run to resume",
-        "provenance train export " + " ".join(shlex.quote(a) for a in sys.argv[3:]),
-    ])
+    set_torch_threads(threads)
     try:
-        dest_dir = export_run(run, name, dest or SHIPPED_WEIGHTS_DIR, n=n,
-                              sample_options={"steps": sample_steps} if sample_steps else None,
-                              reproduce=reproduce)
+        dest_dir = export_run(run, name, dest or GENERATORS_DIR, n=n,
+                              sample_options={"steps": sample_steps} if sample_steps else None)
     except (FileNotFoundError, ValueError, KeyError) as exc:
-        fail(run, str(exc), EXIT_FAILED)
+        fail(run, first_line(exc), EXIT_FAILED)
     click.echo(f"{dest_dir}: weights, config, MODEL_CARD.md, samples.jpg, quality.json")
 
 
-@train_group.command("detector")
-@click.option("--dataset", required=True, type=click.Path(file_okay=False, exists=True, path_type=Path),
-              help="A dataset built by `provenance dataset build` (train split fits, validation calibrates).")
-@click.option("--model", "family", type=click.Choice(["cnn", "spectral"]), required=True)
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--steps", default=3000, show_default=True, help="CNN optimisation steps (re-run to resume).")
-@click.option("--seed", default=0, show_default=True)
-@click.option("--target-fpr", default=0.01, show_default=True, help="False-positive rate on validation reals.")
-@click.option("--generators", default=None,
-              help="Train and calibrate on these generators' images only, e.g. 'gan' (cross-generator tests).")
-@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
-              help="Override a field of the family's config (repeatable), e.g. --set input=npr --set tile=96.")
-@click.option("--threads", type=int, default=None)
-def detector_command(dataset: Path, family: str, out: Path, steps: int, seed: int, target_fpr: float,
-                     generators: str | None, settings, threads) -> None:
-    """Train a passive classifier on DATASET's train split and calibrate it on its validation split."""
-    import torch
+# -- detectors -------------------------------------------------------------------------------------
 
+def _detector_training_options(func):
+    options = [
+        click.option("--dataset", required=True, type=click.Path(file_okay=False, exists=True, path_type=Path),
+                     help="A dataset built by `provenance dataset build` (train split fits, validation calibrates)."),
+        click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path)),
+        click.option("--steps", default=3000, show_default=True,
+                     help="Optimisation steps of an iterative family (cnn; re-run to resume)."),
+        click.option("--seed", default=0, show_default=True),
+        click.option("--target-fpr", default=0.01, show_default=True, help="False-positive rate on validation reals."),
+        click.option("--generators", default=None,
+                     help="Train and calibrate on these generators' images only, e.g. 'gan' (cross-generator tests)."),
+        click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+                     help="Override a field of the family's config (repeatable), e.g. --set input=npr --set tile=96."),
+        click.option("--threads", type=int, default=None),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _train_detector(family: str, dataset: Path, out: Path, steps: int, seed: int, target_fpr: float,
+                    generators: str | None, settings, threads) -> None:
+    set_torch_threads(threads)
     from detectors.learned import create
-    from provenance.datasets.reading import load_split
+    from provenance.detector_training import load_training_data, train_detector
 
-    if threads:
-        torch.set_num_threads(threads)
     try:
-        only = tuple(generators.split(",")) if generators else None
-        train_images, train_labels, _ = load_split(dataset, "train", only)
-        val_images, val_labels, _ = load_split(dataset, "validation", only)
+        data = load_training_data(dataset, generators.split(",") if generators else None)
     except (FileNotFoundError, ValueError) as exc:
-        fail(dataset, str(exc), EXIT_FAILED)
-    click.echo(f"{family}: {len(train_labels)} training images ({int(train_labels.sum())} synthetic), "
-               f"{len(val_labels)} for calibration", err=True)
+        fail(dataset, first_line(exc), EXIT_FAILED)
+    click.echo(f"{family}: {len(data.train_labels)} training images ({int(data.train_labels.sum())} synthetic), "
+               f"{len(data.validation_labels)} for calibration", err=True)
     try:
         model = create(family, **_parse_settings(settings))
     except (TypeError, ValueError) as exc:
         raise click.BadParameter(f"{family}: {exc}", param_hint="--set") from None
-    out.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
     try:
-        if family == "cnn":
-            with open(out / "log.jsonl", "a") as log:
-                def append(record: dict) -> None:
-                    log.write(json.dumps(record) + "\n")
-                    log.flush()
-
-                _with_progress(steps, 0, lambda on_log: model.fit(train_images, train_labels, steps=steps, seed=seed,
-                                                                  out=out, on_log=on_log), also=append)
-        else:
-            model.fit(train_images, train_labels, seed=seed)
-        model.calibrate(val_images, val_labels, target_fpr=target_fpr)
+        with training_progress(steps) as on_log:
+            train_detector(model, data, out, steps=steps, seed=seed, target_fpr=target_fpr, on_log=on_log)
     except ValueError as exc:
-        fail(out, str(exc), EXIT_FAILED)
-    model.training.setdefault("seconds", round(time.perf_counter() - started, 1))
-    model.training.update(dataset=str(dataset), generators=generators or "all",
-                          hardware=f"{os.cpu_count()} CPU cores, {torch.get_num_threads()} torch threads",
-                          calibration_images=len(val_labels))
-    model.save(out)
+        fail(out, first_line(exc), EXIT_FAILED)
     point = model.operating_point
     click.echo(f"{out}: threshold {point.threshold:.3f} (FPR {point.measured_fpr:.3%} on {point.n_real} "
                "validation reals); evaluate with `provenance eval`")
@@ -311,7 +257,20 @@ def _parse_settings(settings) -> dict:
     return parsed
 
 
-@train_group.command("export-detector")
+def _detector_command(family: str) -> click.Command:
+    @_detector_training_options
+    def command(**options) -> None:
+        _train_detector(family, **options)
+
+    command.__doc__ = (f"Fit a {family} classifier on DATASET's train split and calibrate it on its validation split.")
+    return click.command(family)(command)
+
+
+for _family in TRAINABLE_DETECTORS:
+    detector_group.add_command(_detector_command(_family))
+
+
+@detector_group.command("export")
 @click.argument("run", type=click.Path(file_okay=False, exists=True, path_type=Path))
 @click.option("--name", required=True, help="Shipped detector name: cnn or spectral.")
 @click.option("--dest", type=click.Path(file_okay=False, path_type=Path),
@@ -324,17 +283,17 @@ def _parse_settings(settings) -> dict:
 def export_detector_command(run: Path, name: str, dest: Path | None, dataset: Path | None, inference_only: bool) -> None:
     """Ship a trained classifier with a model card holding its test-split evaluation, and the CNN
     as ONNX (cnn.onnx) for onnxruntime, checked to give the torch model's scores."""
-    from detectors.classifiers import SHIPPED_WEIGHTS
-    from detectors.learned.model_card import copy_classifier, export_classifier, export_inference
+    from provenance.classifier_card import copy_classifier, export_classifier, export_inference
+    from provenance.shipped import CLASSIFIERS_DIR
 
     try:
         if inference_only:
-            folder = copy_classifier(run, name, dest or SHIPPED_WEIGHTS)
+            folder = copy_classifier(run, name, dest or CLASSIFIERS_DIR)
             export_inference(folder)
         else:
-            folder = export_classifier(run, name, dest or SHIPPED_WEIGHTS, dataset)
+            folder = export_classifier(run, name, dest or CLASSIFIERS_DIR, dataset)
     except ImportError as exc:
-        fail(run, f"{exc}; install the export extra: pip install -e '.[export]'", EXIT_FAILED)
+        fail(run, f"{first_line(exc)}; install the export extra: pip install -e '.[export]'", EXIT_FAILED)
     except (FileNotFoundError, ValueError, KeyError) as exc:
-        fail(run, str(exc), EXIT_FAILED)
-    click.echo(f"{folder}: classifier, {'inference format' if inference_only else 'MODEL_CARD.md, eval/'}")
+        fail(run, first_line(exc), EXIT_FAILED)
+    click.echo(f"{folder}: classifier, {'inference format' if inference_only else 'MODEL_CARD.md, eval/, splits.json'}")

@@ -5,17 +5,17 @@ import json
 from pathlib import Path
 
 import click
-import numpy as np
 
 from provenance import watermark
 from provenance.imageio import ImageLoadError, encode_image, format_for_path, load_image
-from provenance.watermark import calibration as wm_calibration
+from provenance.watermark import null_model as wm_calibration
 from provenance.watermark import decision, payload, thirdparty
 from provenance.watermark.marking import Mark, MarkingError, embed_mark, psnr
+from provenance.watermark.size import size_problem
 
 from .common import emit_json, fail, json_option
 
-DEFAULT_DECODE_SCHEMES = ("dwtDct", "dwtDctSvd")
+DEFAULT_DECODE_SCHEMES = decision.DEFAULT_SCHEMES
 
 
 def _load(path: str):
@@ -95,8 +95,9 @@ def decode_cmd(src, schemes, keys, as_json):
     image = _load(src)
     schemes = _schemes_option(schemes)
     keys = tuple(keys) or (payload.DEFAULT_KEY,)
-    if image.width * image.height < watermark.get(schemes[0]).min_pixels:
-        fail(src, f"image is {image.width}x{image.height}, under the 256x256-pixel area watermarks need")
+    too_small = size_problem(image.width, image.height)
+    if too_small:
+        fail(src, too_small)
     try:
         results = decision.decode_watermark(image.bgr, schemes, keys)
     except wm_calibration.MissingCalibration as exc:
@@ -127,7 +128,9 @@ def calibrate_cmd(n_images, n_keys, rivagan_images, seed, workers, out, as_json)
         if not as_json:
             click.echo(f"  decoded {done}/{total} variants", err=True)
 
-    result = wm_calibration.run_calibration(n_images, n_keys, seed, rivagan_images, workers, progress)
+    from provenance.watermark.calibration import run_calibration
+
+    result = run_calibration(n_images, n_keys, seed, rivagan_images, workers, progress)
     try:
         Path(out).write_text(json.dumps(result, indent=1) + "\n")
     except OSError as exc:

@@ -1,13 +1,6 @@
 """Build a labelled dataset from a plan: parallel workers, atomic writes, resumable after a kill.
 
-Layout (Hugging Face ``imagefolder``)::
-
-    DIR/README.md                   dataset card (counts, pipeline, sources)
-    DIR/train|validation|test/      images + metadata.jsonl (file_name + labels), one row per image
-    DIR/c2pa_trust_root.pem         root certificate that signed the manifests in this set
-    DIR/.build/                     config.json, plan.jsonl, records/<id>.json, keys/ (not data)
-
-A record is written (atomically) only after its image file is in place, so after a kill the set of
+The files and folders it writes are described in :mod:`provenance.datasets.layout`. A record is written (atomically) only after its image file is in place, so after a kill the set of
 records is exactly the set of finished images; ``metadata.jsonl`` files are assembled from the
 records at the end, again atomically. Running the same command again finishes the rest.
 """
@@ -15,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,34 +17,20 @@ import numpy as np
 from PIL import Image
 
 from provenance.c2pa.strip import strip_manifest
+from provenance.errors import first_line
+from provenance.files import write_atomically
 from provenance.generators.photos import load_photos
 from provenance.imageio import encode_image
+from provenance.threads import set_torch_threads
+from .card import card_text, count_table
+from .layout import (CARD_FILE, CONFIG_FILE, KEYS_DIR, PIL_FORMATS, PLAN_FILE, RECORDS_DIR, SPLITS,
+                     TRUST_ROOT_FILE, image_path, metadata_path, record_path)
 from .perturbations import apply_all
-from .plan import SPLITS, DatasetConfig, Item, make_plan
-
-BUILD_DIR = ".build"
-METADATA_FILE = "metadata.jsonl"
-TRUST_ROOT_FILE = "c2pa_trust_root.pem"
-EXTENSIONS = {"jpeg": ".jpg", "png": ".png", "webp": ".webp"}
-PIL_FORMATS = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}
+from .plan import DatasetConfig, Item, make_plan
 
 
 class DatasetError(ValueError):
     """One line naming the dataset folder's problem."""
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_bytes(data)
-    os.replace(temporary, path)
-
-
-def file_name(item: Item) -> str:
-    return f"{item.id}{EXTENSIONS[item.encode['format']]}"
-
-
-def image_path(out: Path, row: dict) -> Path:
-    return out / row["split"] / row["file_name"]
 
 
 class ItemMaker:
@@ -112,15 +90,11 @@ class ItemMaker:
             if item.c2pa == "stripped":
                 data = strip_manifest(data)
         height, width = rgb.shape[:2]
-        row = {"file_name": file_name(item), **item.labels(), "width": width, "height": height,
+        row = {"file_name": item.file_name, **item.labels(), "width": width, "height": height,
                "sha256": hashlib.sha256(data).hexdigest(), **extra}
         write_atomically(image_path(self.out, row), data)
         write_atomically(record_path(self.out, item.id), json.dumps(row).encode())
         return row
-
-
-def record_path(out: Path, item_id: str) -> Path:
-    return out / BUILD_DIR / "records" / f"{item_id}.json"
 
 
 # -- worker processes --------------------------------------------------------------------------
@@ -128,9 +102,7 @@ _WORKER: ItemMaker | None = None
 
 
 def _init_worker(out: str, config: dict, keys_dir: str | None) -> None:
-    import torch
-
-    torch.set_num_threads(1)
+    set_torch_threads(1)
     global _WORKER
     _WORKER = ItemMaker(Path(out), DatasetConfig.from_dict(config), Path(keys_dir) if keys_dir else None)
 
@@ -139,7 +111,7 @@ def _run_item(item: dict) -> dict:
     try:
         return _WORKER.make(Item(**item))
     except Exception as exc:  # reported per item; the build goes on and a re-run retries it
-        return {"id": item["id"], "error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
+        return {"id": item["id"], "error": first_line(exc, with_type=True)}
 
 
 @dataclass
@@ -157,15 +129,14 @@ class BuildResult:
 
 
 def _prepare(out: Path, config: DatasetConfig, keys: Path | None) -> tuple[list[Item], Path | None]:
-    state = out / BUILD_DIR
-    saved = state / "config.json"
+    saved = out / CONFIG_FILE
     if saved.is_file():
         before = DatasetConfig.from_dict(json.loads(saved.read_text()))
         if before != config:
             changed = [k for k, v in config.to_dict().items() if before.to_dict()[k] != v]
             raise DatasetError(f"{out}: was built with other settings ({', '.join(changed)}); "
                                "re-run with the same options or use another --out")
-    plan_file = state / "plan.jsonl"
+    plan_file = out / PLAN_FILE
     if plan_file.is_file():
         plan = [Item(**json.loads(line)) for line in plan_file.read_text().splitlines()]
     else:
@@ -173,9 +144,9 @@ def _prepare(out: Path, config: DatasetConfig, keys: Path | None) -> tuple[list[
             plan = make_plan(config, load_photos(config.real))
         except FileNotFoundError as exc:
             raise DatasetError(str(exc)) from None
-        (state / "records").mkdir(parents=True, exist_ok=True)
-        write_atomically(saved, json.dumps(config.to_dict(), indent=2).encode())
-        write_atomically(plan_file, "".join(json.dumps(i.to_dict()) + "\n" for i in plan).encode())
+        (out / RECORDS_DIR).mkdir(parents=True, exist_ok=True)
+        write_atomically(saved, json.dumps(config.to_dict(), indent=2))
+        write_atomically(plan_file, "".join(json.dumps(i.to_dict()) + "\n" for i in plan))
     for split in SPLITS:
         (out / split).mkdir(exist_ok=True)
     keys_dir = None
@@ -191,7 +162,7 @@ def _dataset_keys(out: Path, keys: Path | None) -> Path:
     if keys is not None:
         paths = load_keys(keys)
     else:
-        directory = out / BUILD_DIR / "keys"
+        directory = out / KEYS_DIR
         paths = load_keys(directory) if (directory / "signer.pem").is_file() else init_keys(
             directory, common_name="provenance dataset signer")
     if paths.root_cert.is_file():
@@ -245,17 +216,13 @@ def build_dataset(out: str | Path, config: DatasetConfig, workers: int = 1, keys
         if pool is not None:
             pool.terminate()
     finish(out, plan, rows, config)
-    from .card import count_table
-
     return BuildResult(out, len(plan), len(rows) - already, already, failed, count_table(rows.values()))
 
 
 def finish(out: Path, plan: list[Item], rows: dict[str, dict], config: DatasetConfig) -> None:
     """Write each split's metadata.jsonl (plan order) and the dataset card from the records."""
-    from .card import write_card
-
     done = [rows[item.id] for item in plan if item.id in rows]
     for split in SPLITS:
         lines = "".join(json.dumps(row) + "\n" for row in done if row["split"] == split)
-        write_atomically(out / split / METADATA_FILE, lines.encode())
-    write_card(out, config, done, len(plan))
+        write_atomically(metadata_path(out, split), lines)
+    write_atomically(out / CARD_FILE, card_text(config, done, len(plan)))

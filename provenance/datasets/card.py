@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 from typing import Iterable
 
 from provenance.markdown import markdown_table
-from .plan import SPLITS, DatasetConfig
+from .layout import SPLITS, TRUST_ROOT_FILE
+from .plan import DatasetConfig
 
 
 def class_key(row: dict) -> str:
@@ -72,12 +72,11 @@ def _generators_used(config: DatasetConfig, rows: list[dict]) -> str:
     return ", ".join(n for n in names if n) or "none"
 
 
-def write_card(out: Path, config: DatasetConfig, rows: list[dict], planned: int) -> None:
-    from .build import TRUST_ROOT_FILE, write_atomically
-
+def card_text(config: DatasetConfig, rows: list[dict], planned: int) -> str:
+    """The card's Markdown for ``rows`` (the images made so far) out of ``planned``."""
     status = "complete" if len(rows) == planned else f"**incomplete: {len(rows)} of {planned} images** (re-run the build)"
     real_sources = sorted({r["source_photo"] for r in rows if r["label"] == "real"})
-    text = f"""---
+    return f"""---
 configs:
 - config_name: default
   data_dir: .
@@ -121,4 +120,3 @@ signed, then had their manifest store removed (JPEG APP11 / PNG caBX), as re-upl
   on photo patches by `provenance train` (see their model cards). Their training photos may overlap the
   real photos here: a detector must not be judged on recognising specific photos.
 """
-    write_atomically(out / "README.md", text.encode())

@@ -137,7 +137,3 @@ def apply_all(rgb: np.ndarray, steps: list[dict]) -> np.ndarray:
     for step in steps:
         rgb = PERTURBATIONS.create(step["name"]).apply(rgb, step["params"])
     return np.ascontiguousarray(rgb)
-
-
-def available() -> list[str]:
-    return PERTURBATIONS.available()

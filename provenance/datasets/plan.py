@@ -14,10 +14,9 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from provenance.generators.photos import Photo
+from .layout import SPLITS, file_name
 from .perturbations import PERTURBATIONS
-
-SPLITS = ("train", "validation", "test")
-GENERATOR_FAMILIES = ("gan", "diffusion")
+from provenance.watermark.size import MIN_SIDE, size_problem
 
 
 @dataclass(frozen=True)
@@ -60,9 +59,9 @@ class DatasetConfig:
         for name in self.perturbations:
             if name not in PERTURBATIONS:
                 raise ValueError(f"unknown perturbation {name!r}; available: {', '.join(PERTURBATIONS.available())}")
-        if self.watermark_fraction > 0 and self.n_gan + self.n_diffusion > 0 and self.size < 256:
-            raise ValueError(f"watermarks need images of at least 256x256; use --size 256 or more, "
-                             f"or --watermark-fraction 0 (size is {self.size})")
+        too_small = size_problem(self.size, self.size)
+        if self.watermark_fraction > 0 and self.n_gan + self.n_diffusion > 0 and too_small:
+            raise ValueError(f"{too_small}; use --size {MIN_SIDE} or more, or --watermark-fraction 0")
         if self.format not in ("jpeg", "png", "webp"):
             raise ValueError(f"format must be jpeg, png or webp, not {self.format!r}")
         low, high = self.jpeg_quality
@@ -87,6 +86,10 @@ class Item:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def file_name(self) -> str:
+        return file_name(self.id, self.encode["format"])
 
     def labels(self) -> dict:
         """The metadata.jsonl columns: flat and typed alike in every row (no nulls, nested parts as

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 
 from provenance.imageio import load_image
-from .build import METADATA_FILE, image_path
+from .layout import image_path, metadata_path
 
 
 def read_rows(directory: str | Path, split: str) -> list[dict]:
-    metadata = Path(directory) / split / METADATA_FILE
+    metadata = metadata_path(Path(directory), split)
     if not metadata.is_file():
         raise FileNotFoundError(f"{metadata}: missing (is {directory} a dataset built by `provenance dataset build`?)")
     return [json.loads(line) for line in metadata.read_text().splitlines() if line.strip()]

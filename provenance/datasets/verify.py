@@ -7,22 +7,22 @@ from pathlib import Path
 
 from PIL import Image
 
-from .build import BUILD_DIR, EXTENSIONS, METADATA_FILE, file_name, image_path
-from .plan import SPLITS, Item
+from .layout import EXTENSIONS, PLAN_FILE, SPLITS, image_path, metadata_path
+from .plan import Item
 
 
 def verify_dataset(out: str | Path, deep: bool = False) -> tuple[int, list[str]]:
     """(images checked, problems). ``deep`` also decodes watermarks and reads C2PA manifests."""
     out = Path(out)
-    plan_file = out / BUILD_DIR / "plan.jsonl"
+    plan_file = out / PLAN_FILE
     if not plan_file.is_file():
-        return 0, [f"{out}: no {BUILD_DIR}/plan.jsonl (not a dataset built by provenance)"]
+        return 0, [f"{out}: no {PLAN_FILE} (not a dataset built by provenance)"]
     plan = {item["id"]: Item(**item) for item in map(json.loads, plan_file.read_text().splitlines())}
     problems: list[str] = []
     seen: dict[str, str] = {}
     rows = []
     for split in SPLITS:
-        metadata = out / split / METADATA_FILE
+        metadata = metadata_path(out, split)
         if not metadata.is_file():
             problems.append(f"{metadata}: missing (build not finished? run the same build command again)")
             continue
@@ -40,7 +40,7 @@ def verify_dataset(out: str | Path, deep: bool = False) -> tuple[int, list[str]]
                 problems.append(f"{where}: {row['id']} is not in the plan")
                 continue
             wrong = [k for k, v in item.labels().items() if row.get(k) != v]
-            if wrong or row["split"] != split or row["file_name"] != file_name(item):
+            if wrong or row["split"] != split or row["file_name"] != item.file_name:
                 problems.append(f"{where}: labels differ from the plan ({', '.join(wrong) or 'split/file name'})")
             problems += _check_file(image_path(out, row), row)
         present = {p.name for p in (out / split).iterdir() if p.suffix in EXTENSIONS.values()} \

@@ -20,6 +20,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from provenance.registry import Registry
+from provenance.shipped import GENERATOR_CONFIG_FILE as CONFIG_FILE
+from provenance.shipped import GENERATOR_WEIGHTS_FILE as WEIGHTS_FILE
+from provenance.shipped import GENERATORS_DIR as SHIPPED_WEIGHTS_DIR
+from provenance.shipped import generator_dir as resolve_export_dir
 
 if TYPE_CHECKING:
     import numpy as np
@@ -28,9 +32,6 @@ if TYPE_CHECKING:
 GENERATORS: Registry["ImageGenerator"] = Registry("generator")
 register = GENERATORS.register
 
-SHIPPED_WEIGHTS_DIR = Path(__file__).parent / "weights"
-WEIGHTS_FILE = "weights.safetensors"
-CONFIG_FILE = "config.json"
 _FAMILY_MODULES = ("gan", "diffusion")
 
 
@@ -38,7 +39,22 @@ class ImageGenerator:
     """One model family: sampling for users, plus the hooks the shared training loop drives."""
 
     family: str = ""
-    config: Any  # the family's config dataclass
+    Config: type  # the family's config dataclass
+    config: Any  # an instance of it
+    # TrainConfig fields this family trains with unless told otherwise (measured CPU step times,
+    # see benchmarks/generation.py)
+    training_defaults: dict = {}
+
+    @classmethod
+    def from_config(cls, **fields) -> "ImageGenerator":
+        """A new, randomly initialised model; ``fields`` override the config's defaults. Registered
+        as the family's factory, so the registry also knows the family's class."""
+        return cls(cls.Config(**fields))
+
+    @classmethod
+    def width_config(cls, width: int) -> dict:
+        """Model-config fields for a model of ``width`` (the CLI's one size knob)."""
+        raise NotImplementedError
 
     @property
     def size_multiple(self) -> int:
@@ -121,17 +137,9 @@ def create(name: str, **config) -> ImageGenerator:
     return GENERATORS.create(name, **config)
 
 
-def resolve_export_dir(path_or_name: str | Path) -> Path:
-    path = Path(path_or_name)
-    if path.is_dir():
-        return path
-    shipped = SHIPPED_WEIGHTS_DIR / str(path_or_name)
-    if shipped.is_dir():
-        return shipped
-    names = sorted(p.name for p in SHIPPED_WEIGHTS_DIR.iterdir() if (p / WEIGHTS_FILE).is_file()) \
-        if SHIPPED_WEIGHTS_DIR.is_dir() else []
-    raise FileNotFoundError(f"{path_or_name}: not a directory nor a shipped generator "
-                            f"(shipped: {', '.join(names) or 'none'})")
+def family_class(name: str) -> type[ImageGenerator]:
+    _ensure_registered()
+    return GENERATORS.factory(name).__self__  # the bound ``from_config`` each family registers
 
 
 def load_generator(path_or_name: str | Path) -> ImageGenerator:
@@ -154,4 +162,4 @@ def _tuples(fields: dict) -> dict:
     return {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
 
 
-__all__ = ["GENERATORS", "ImageGenerator", "available", "create", "load_generator", "register"]
+__all__ = ["GENERATORS", "SHIPPED_WEIGHTS_DIR", "ImageGenerator", "available", "create", "load_generator", "register"]

@@ -139,6 +139,14 @@ class UNet(nn.Module):
 
 class Diffusion(ImageGenerator):
     family = "diffusion"
+    Config = DiffusionConfig
+    training_defaults = {"patch": 32, "batch_size": 32, "bf16": True, "sample_every": 1000,
+                         "grid_options": {"steps": 25}}
+
+    @classmethod
+    def width_config(cls, width: int) -> dict:
+        """``width`` UNet base channels."""
+        return {"base_channels": width}
 
     def __init__(self, config: DiffusionConfig):
         self.config = config
@@ -210,6 +218,4 @@ class Diffusion(ImageGenerator):
         return {"loss": loss.item(), "grad_norm": float(grad_norm)}
 
 
-@register("diffusion")
-def diffusion(**config) -> Diffusion:
-    return Diffusion(DiffusionConfig(**config))
+register("diffusion")(Diffusion.from_config)

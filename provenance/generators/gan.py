@@ -117,6 +117,14 @@ class Discriminator(nn.Module):
 
 class GAN(ImageGenerator):
     family = "gan"
+    Config = GANConfig
+    training_defaults = {"patch": 32, "batch_size": 32, "bf16": False, "sample_every": 500, "grid_options": {}}
+
+    @classmethod
+    def width_config(cls, width: int) -> dict:
+        """``width`` latent channels x8 at the top of the generator."""
+        return {"generator_widths": (8 * width, 4 * width, 2 * width, width),
+                "discriminator_widths": (2 * width, 4 * width, 8 * width)}
 
     def __init__(self, config: GANConfig):
         self.config = config
@@ -211,6 +219,4 @@ def update_ema(ema: nn.Module, model: nn.Module, decay: float, step: int) -> Non
         ema_buffer.copy_(buffer)
 
 
-@register("gan")
-def gan(**config) -> GAN:
-    return GAN(GANConfig(**config))
+register("gan")(GAN.from_config)

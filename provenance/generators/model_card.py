@@ -13,11 +13,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from provenance.shipped import MODEL_CARD_FILE as CARD_FILE
+
 from . import CONFIG_FILE, SHIPPED_WEIGHTS_DIR, WEIGHTS_FILE, load_generator
 from .quality import format_table, quality_report
 from .training import LOG_FILE, image_grid
 
-CARD_FILE = "MODEL_CARD.md"
 GRID_FILE = "samples.jpg"
 QUALITY_FILE = "quality.json"
 
@@ -39,6 +40,7 @@ def export_run(run: str | Path, name: str, dest_root: str | Path = SHIPPED_WEIGH
     run, dest = Path(run), Path(dest_root) / name
     config = json.loads((run / CONFIG_FILE).read_text())
     training = config["training"]
+    reproduce = reproduce or reproduce_commands(run, name, config, Path(dest_root), n, sample_options)
     log = [json.loads(line) for line in (run / LOG_FILE).read_text().splitlines() if line.strip()]
     dest.mkdir(parents=True, exist_ok=True)
     for file in (WEIGHTS_FILE, CONFIG_FILE):
@@ -61,6 +63,25 @@ def export_run(run: str | Path, name: str, dest_root: str | Path = SHIPPED_WEIGH
                  (dest / WEIGHTS_FILE).stat().st_size)
     (dest / CARD_FILE).write_text(card)
     return dest
+
+
+def reproduce_commands(run: Path, name: str, config: dict, dest_root: Path, n: int,
+                       sample_options: dict | None) -> str:
+    """The commands that collect the photos, train this run and export it, from what the run recorded."""
+    training = config["training"]
+    export = f"provenance train generator export {run} --name {name}"
+    if dest_root.resolve() != SHIPPED_WEIGHTS_DIR.resolve():
+        export += f" --dest {dest_root}"
+    if n != 128:
+        export += f" -n {n}"
+    if sample_options and "steps" in sample_options:
+        export += f" --sample-steps {sample_options['steps']}"
+    return "\n".join([
+        "provenance dataset photos photos/   # Debian photo packages + wheel photos, offline",
+        f"provenance train generator {config['family']} --real photos/ --out {run} --steps {config['step']} "
+        f"--seed {training['seed']} --threads 1   # re-run to resume",
+        export,
+    ])
 
 
 def _card(name, config, log, rows, n, size, sample_size, sample_options, quality_seconds, reproduce,
@@ -95,7 +116,7 @@ def _card(name, config, log, rows, n, size, sample_size, sample_options, quality
         "",
         f"- Source: `{training['real']}` — {len(photos['train'])} training photos, "
         f"{len(photos['held_out'])} held out (split by near-duplicate group, seed {training['holdout_seed']}).",
-        "- Made offline with `provenance train photos DIR`: natural colour photos from Debian's "
+        "- Made offline with `provenance dataset photos DIR`: natural colour photos from Debian's "
         "`opencv-doc`, `mate-backgrounds` and `plasma-workspace-wallpapers` packages plus the "
         "scikit-image / scikit-learn sample photos (each picked by eye; no renders or illustrations).",
         f"- Held out: {', '.join(photos['held_out'])}.",

@@ -44,19 +44,32 @@ def group_of(name: str) -> str:
     return (group or stem).lower()
 
 
+def sample_photo(name: str) -> np.ndarray:
+    """A photo shipped inside an installed wheel, as RGB uint8: a scikit-image ``data`` name
+    (greyscale ones repeated to three channels), ``motorcycle_left``/``motorcycle_right`` (the
+    stereo pair) or ``sklearn_china``/``sklearn_flower``. Offline, no download."""
+    from skimage import data
+
+    if name.startswith("sklearn_"):
+        from sklearn.datasets import load_sample_image
+
+        rgb = load_sample_image(name.removeprefix("sklearn_") + ".jpg")
+    elif name.startswith("motorcycle_"):
+        left, right, _disparity = data.stereo_motorcycle()
+        rgb = left if name.endswith("left") else right
+    else:
+        rgb = getattr(data, name)()
+    if rgb.ndim == 2:
+        rgb = np.repeat(rgb[:, :, None], 3, axis=2)
+    return np.ascontiguousarray(rgb[:, :, :3], dtype=np.uint8)
+
+
 def default_photos() -> list[Photo]:
     """The natural colour photos shipped by scikit-image and scikit-learn (11 images, 10 groups)."""
-    from skimage import data
-    from sklearn.datasets import load_sample_images
-
-    photos = [Photo(name, name, getattr(data, name)()) for name in (
+    photos = [Photo(name, name, sample_photo(name)) for name in (
         "astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "retina")]
-    left, right, _disparity = data.stereo_motorcycle()
-    photos += [Photo("motorcycle_left", "motorcycle", left), Photo("motorcycle_right", "motorcycle", right)]
-    sample = load_sample_images()
-    for filename, rgb in zip(sample.filenames, sample.images):
-        stem = Path(filename).stem
-        photos.append(Photo(stem, stem, rgb))
+    photos += [Photo(f"motorcycle_{side}", "motorcycle", sample_photo(f"motorcycle_{side}")) for side in ("left", "right")]
+    photos += [Photo(stem, stem, sample_photo(f"sklearn_{stem}")) for stem in ("china", "flower")]
     return photos
 
 

@@ -153,7 +153,12 @@ def quality_report(models: dict[str, object] | None = None, real: str = DEFAULT_
                    size: int = 128, sample_size: int = 256, scales: tuple[float, ...] = (0.5,), seed: int = 0,
                    holdout_seed: int = 0, sample_options: dict | None = None) -> list[tuple[str, SWDResult]]:
     """SWD against held-out real crops for each model (sampled at ``sample_size``, then randomly
-    cropped to ``size``) and for the baselines, best first."""
+    cropped to ``size``) and for the baselines, best first. A ``sample_options`` key that a model's
+    sampler does not take raises TypeError before any work."""
+    import inspect
+
+    for model in (models or {}).values():
+        inspect.signature(model.sample).bind(n, **(sample_options or {}))
     train, held_out = default_split(real, seed=holdout_seed)
     reference, sets = baseline_sets(train, held_out, n, size, scales, seed)
     for name, model in (models or {}).items():

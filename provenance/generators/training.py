@@ -23,7 +23,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import CONFIG_FILE, WEIGHTS_FILE, ImageGenerator, _tuples, create, seeded
+from provenance.files import save_atomically
+
+from . import CONFIG_FILE, WEIGHTS_FILE, ImageGenerator, _tuples, create, family_class, seeded
 from .photos import DEFAULT_SOURCE, PatchSampler, default_split
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -57,12 +59,6 @@ def real_batch(sampler: PatchSampler, n: int, rng: np.random.Generator) -> torch
     """(n, 3, P, P) float in [-1, 1]."""
     pixels = torch.from_numpy(sampler.batch(n, rng)).permute(0, 3, 1, 2).float()
     return pixels / 127.5 - 1
-
-
-def save_atomically(path: Path, write: Callable[[Path], None]) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    write(temporary)
-    os.replace(temporary, path)
 
 
 def image_grid(images: np.ndarray, columns: int | None = None, gap: int = 2) -> np.ndarray:
@@ -174,6 +170,20 @@ class Trainer:
                   "photos": {"train": [p.name for p in self.train_photos],
                              "held_out": [p.name for p in self.held_out_photos]}}
         save_atomically(self.out / CONFIG_FILE, lambda p: p.write_text(json.dumps(config, indent=2) + "\n"))
+
+
+def family_train_config(family: str, **fields) -> TrainConfig:
+    """A TrainConfig for ``family``: the given fields, the family's defaults for those given as None."""
+    from provenance.precision import use_bf16
+
+    defaults = dict(family_class(family).training_defaults)
+    defaults["bf16"] = use_bf16(defaults.get("bf16", False))  # bf16 only where the CPU runs it natively
+    chosen = {k: v for k, v in fields.items() if v is not None}
+    return TrainConfig(**{**defaults, **chosen})
+
+
+def family_model_config(family: str, width: int | None = None) -> dict:
+    return {} if width is None else family_class(family).width_config(width)
 
 
 def train(family: str, out: str | Path, config: TrainConfig = TrainConfig(), model_config: dict | None = None,

@@ -13,8 +13,11 @@ from typing import Sequence
 import numpy as np
 
 from . import fast, get, payload
-from .calibration import TARGET_FPR, Calibration
+from .null_model import TARGET_FPR, Calibration
 from .schemes import WatermarkScheme
+
+# The schemes a check decodes unless told otherwise (rivaGan costs seconds per image).
+DEFAULT_SCHEMES = ("dwtDct", "dwtDctSvd")
 
 
 def key_label(key: str) -> str:
@@ -93,7 +96,7 @@ def decode_scheme(
 
 def decode_watermark(
     bgr: np.ndarray,
-    schemes: Sequence[str] = ("dwtDct", "dwtDctSvd"),
+    schemes: Sequence[str] = DEFAULT_SCHEMES,
     keys: Sequence[str] = (payload.DEFAULT_KEY,),
     calibration: Calibration | None = None,
 ) -> list[DecodeResult]:

@@ -23,10 +23,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .size import size_problem
+
 METHODS = ("dwtDct", "dwtDctSvd")
 SCALE = 36  # imwatermark's quantisation step for the U channel
 BLOCK = 4  # block side in the LL band (8x8 pixels)
-MIN_PIXELS = 256 * 256
 
 
 @dataclass(frozen=True)
@@ -68,8 +69,9 @@ def _check_shape(bgr: np.ndarray) -> None:
     if bgr.ndim != 3 or bgr.shape[2] != 3:
         raise ValueError(f"expected an HxWx3 image, got shape {bgr.shape}")
     rows, cols = bgr.shape[:2]
-    if rows * cols < MIN_PIXELS:
-        raise ValueError(f"image is {cols}x{rows}, smaller than 256x256 pixels in area")
+    problem = size_problem(cols, rows)
+    if problem:
+        raise ValueError(problem)
 
 
 def _u_channel(bgr: np.ndarray, float_path: bool, swap_rgb: bool) -> np.ndarray:

@@ -7,6 +7,7 @@ import numpy as np
 
 from . import payload
 from .schemes import SCHEMES
+from .size import size_problem
 
 DEFAULT_SCHEME = "dwtDctSvd"  # survives JPEG q75, blur and 0.5x resize (see README robustness table)
 
@@ -27,7 +28,7 @@ def embed_mark(rgb: np.ndarray, mark: Mark = Mark()) -> np.ndarray:
     scheme = SCHEMES.create(mark.scheme)
     height, width = rgb.shape[:2]
     if height * width < scheme.min_pixels:
-        raise MarkingError(f"image is {width}x{height}, under the 256x256-pixel area watermarks need")
+        raise MarkingError(size_problem(width, height))
     layout = payload.layout_for(scheme.capacity)
     if mark.watermark_id is not None and not layout.has_id:
         raise MarkingError(f"{mark.scheme} carries {layout.length} bits: no room for an ID")

@@ -1,7 +1,7 @@
 """Watermark schemes wrapping imwatermark: ``dwtDct``, ``dwtDctSvd`` and ``rivaGan``.
 
 Every scheme embeds a bit array into a BGR uint8 image and reads it back; payload layout and
-decisions live in :mod:`provenance.watermark.payload` and :mod:`provenance.watermark.calibration`.
+decisions live in :mod:`provenance.watermark.payload` and :mod:`provenance.watermark.decision`.
 """
 from __future__ import annotations
 
@@ -15,8 +15,7 @@ import numpy as np
 from provenance.registry import Registry
 
 from . import fast
-
-MIN_PIXELS = fast.MIN_PIXELS
+from .size import MIN_PIXELS, size_problem
 
 SCHEMES: Registry["WatermarkScheme"] = Registry("watermark scheme")
 
@@ -31,7 +30,7 @@ class WatermarkScheme(ABC):
             raise ValueError(f"expected an HxWx3 uint8 image, got {bgr.dtype} {bgr.shape}")
         rows, cols = bgr.shape[:2]
         if rows * cols < self.min_pixels:
-            raise ValueError(f"image is {cols}x{rows}, under the 256x256-pixel area {self.name} needs")
+            raise ValueError(size_problem(cols, rows, self.name))
 
     def check_length(self, length: int) -> None:
         if length <= 0 or (self.capacity is not None and length != self.capacity):

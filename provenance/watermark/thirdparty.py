@@ -57,3 +57,17 @@ def tests() -> list[tuple[KnownMark, str]]:
 
 def test_name(mark: KnownMark, path: str) -> str:
     return f"{mark.name}/{path}"
+
+
+def path_votes(bgr: "np.ndarray | fast.Transforms") -> dict:
+    """``dwtDct`` block votes of a BGR uint8 image (or its shared transforms) on every colour path the reference embedders use."""
+    from .fast import block_votes
+
+    return {path: block_votes(bgr, "dwtDct", **options) for path, options in PATH_OPTIONS.items()}
+
+
+def match_counts(votes: dict) -> dict[str, int]:
+    """Bits of each known mark matched on its paths, by test name: the one SD-mark score that the
+    detector turns into p-values and the calibration run measures on unmarked photos."""
+    return {test_name(mark, path): int(np.count_nonzero(votes[path].bits(mark.length) == mark.bits))
+            for mark, path in tests()}

@@ -7,20 +7,32 @@ import shutil
 from dataclasses import asdict
 from pathlib import Path
 
-from .base import META_FILE
+from detectors.learned import load_classifier
+from provenance.datasets.layout import CONFIG_FILE, SPLITS
+from provenance.datasets.plan import DatasetConfig
+from provenance.datasets.reading import load_split, read_rows
+from provenance.files import write_atomically
+from provenance.evaluation import evaluate, markdown, write_reports
+from provenance.shipped import CLASSIFIER_META_FILE, CLASSIFIER_WEIGHTS_FILES, CLASSIFIERS_DIR, SPLITS_FILE
+from provenance.shipped import MODEL_CARD_FILE as CARD_FILE
 
-CARD_FILE = "MODEL_CARD.md"
-WEIGHT_FILES = ("cnn.safetensors", "spectral.safetensors")
 INFERENCE_HEADING = "## Inference"
 
 
-def export_classifier(run: str | Path, name: str, dest_root: str | Path, dataset: str | Path | None = None,
-                      split: str = "test") -> Path:
-    from provenance.datasets.reading import load_split
-    from provenance.evaluation import evaluate, markdown, write_reports
+def split_membership(dataset: str | Path) -> dict:
+    """Which real-photo groups (a photo and its near-duplicates) fed each split, and how many images
+    each split had: the record a test reads before calling a photo "held out"."""
+    record: dict = {"dataset": str(dataset), "real_photo_groups": {}, "images": {}}
+    for split in SPLITS:
+        rows = read_rows(dataset, split)
+        record["real_photo_groups"][split] = sorted({r["source_group"] for r in rows if r["label"] == "real"})
+        record["images"][split] = {"real": sum(r["label"] == "real" for r in rows),
+                                   "synthetic": sum(r["label"] == "synthetic" for r in rows)}
+    return record
 
-    from . import load_classifier
 
+def export_classifier(run: str | Path, name: str, dest_root: str | Path = CLASSIFIERS_DIR,
+                      dataset: str | Path | None = None, split: str = "test") -> Path:
     run, dest = Path(run), Path(dest_root) / name
     model = load_classifier(run)
     dataset = Path(dataset or model.training.get("dataset", ""))
@@ -29,6 +41,7 @@ def export_classifier(run: str | Path, name: str, dest_root: str | Path, dataset
     dest.mkdir(parents=True, exist_ok=True)
     copy_classifier(run, name, dest_root)
     write_reports([report], {name: scores}, labels, dest / "eval")
+    write_atomically(dest / SPLITS_FILE, json.dumps(split_membership(dataset), indent=1) + "\n")
     inference = export_inference(dest, write_card=False)
     point, training = model.operating_point, model.training
     card = [
@@ -58,6 +71,8 @@ def export_classifier(run: str | Path, name: str, dest_root: str | Path, dataset
         "Synthetic images of each stratum are compared with real images that had the same perturbation "
         "(or all reals when fewer than 5). Plots: `eval/roc.png`, `eval/robustness.png`.",
         "",
+        f"Real photos by split (near-duplicate groups never cross splits): `{SPLITS_FILE}`.",
+        "",
         "## Reproduce",
         "",
         "```",
@@ -72,7 +87,7 @@ def export_classifier(run: str | Path, name: str, dest_root: str | Path, dataset
         "- A score is a statistical guess: alone it makes an image at most `likely_synthetic`.",
         "",
     ]
-    (dest / CARD_FILE).write_text("\n".join(card))
+    write_atomically(dest / CARD_FILE, "\n".join(card))
     return dest
 
 
@@ -81,7 +96,7 @@ def copy_classifier(run: str | Path, name: str, dest_root: str | Path) -> Path:
     run, dest = Path(run), Path(dest_root) / name
     dest.mkdir(parents=True, exist_ok=True)
     if run.resolve() != dest.resolve():
-        for file in (META_FILE, *WEIGHT_FILES):
+        for file in (CLASSIFIER_META_FILE, *CLASSIFIER_WEIGHTS_FILES.values()):
             if (run / file).is_file():
                 shutil.copyfile(run / file, dest / file)
     return dest
@@ -93,13 +108,12 @@ def export_inference(folder: str | Path, write_card: bool = True) -> list[str]:
     model card's section on it; with ``write_card``, also put that section into the card."""
     import platform
 
-    from . import load_classifier
-    from .cnn import ONNX_FILE, CNNClassifier
+    from detectors.learned.cnn import ONNX_FILE, CNNClassifier
 
     folder = Path(folder)
     model = load_classifier(folder)
     if not isinstance(model, CNNClassifier):
-        lines = [INFERENCE_HEADING, "", f"- Runs as shipped: numpy arrays in `{WEIGHT_FILES[1]}`, no torch.", ""]
+        lines = [INFERENCE_HEADING, "", f"- Runs as shipped: numpy arrays in `{CLASSIFIER_WEIGHTS_FILES['spectral']}`, no torch.", ""]
     else:
         import onnx
         import torch
@@ -110,8 +124,8 @@ def export_inference(folder: str | Path, write_card: bool = True) -> list[str]:
             INFERENCE_HEADING,
             "",
             f"- `check` runs `{ONNX_FILE}` with onnxruntime (float32, no torch or timm import); "
-            f"`{WEIGHT_FILES[0]}` stays the source of truth for training and re-export.",
-            f"- Exported by `provenance train export-detector` with torch {torch.__version__} "
+            f"`{CLASSIFIER_WEIGHTS_FILES['cnn']}` stays the source of truth for training and re-export.",
+            f"- Exported by `provenance train detector export` with torch {torch.__version__} "
             f"(dynamo exporter, onnx {onnx.__version__}, {platform.machine()}); the graph records the "
             "sha256 of the weights it came from and is ignored if they differ.",
             f"- Max |tile logit difference| against the torch model in float32 on {len(tiles)} tiles "
@@ -137,7 +151,7 @@ def _check_tiles(tile: int) -> "np.ndarray":
     import numpy as np
     from skimage import data
 
-    from .tiles import cut_tiles
+    from detectors.learned.tiles import cut_tiles
 
     photos = [data.astronaut(), data.chelsea(), data.coffee(), data.rocket()]
     tiles = [cut_tiles(photo, tile, 16)[0] for photo in photos]
@@ -151,9 +165,7 @@ _NO_FLAG = ("real", "real_scale")
 
 def reproduce_commands(dataset: Path, run: Path, name: str, model) -> list[str]:
     """The commands that rebuild the dataset (its non-default options) and retrain this classifier."""
-    from provenance.datasets import DatasetConfig
-
-    config_file = dataset / ".build" / "config.json"
+    config_file = dataset / CONFIG_FILE
     lines = []
     if config_file.is_file():
         saved, default = json.loads(config_file.read_text()), asdict(DatasetConfig())
@@ -166,14 +178,14 @@ def reproduce_commands(dataset: Path, run: Path, name: str, model) -> list[str]:
             options.append(f"--{_FLAG.get(key, key).replace('_', '-')} {text}")
         real = saved.get("real", "default")
         if real != "default":
-            lines.append(f"provenance train photos {real}")
+            lines.append(f"provenance dataset photos {real}")
             options.append(f"--real {real}")
         lines.append(f"provenance dataset build --out {dataset} {' '.join(options)} --workers 2")
     training = model.training
-    train = f"provenance train detector --dataset {dataset} --model {model.family} --out {run} --seed {training.get('seed', 0)}"
-    if model.family == "cnn":
-        train += f" --steps {training.get('steps')}"
+    train = f"provenance train detector {model.family} --dataset {dataset} --out {run} --seed {training.get('seed', 0)}"
+    if "steps" in training:  # iterative families record their steps
+        train += f" --steps {training['steps']}"
     if training.get("generators", "all") != "all":
         train += f" --generators {training['generators']}"
-    lines += [train + "   # re-run to resume", f"provenance train export-detector {run} --name {name}"]
+    lines += [train + "   # re-run to resume", f"provenance train detector export {run} --name {name}"]
     return lines

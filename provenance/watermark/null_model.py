@@ -1,0 +1,57 @@
+"""The runtime null model of the watermark decisions: the shipped calibration file, read once,
+and each test's P(matches >= m) under "no mark". Detectors and the CLI read p-values here; the
+file is made offline by :mod:`provenance.watermark.calibration` (``provenance watermark calibrate``)."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Sequence
+
+CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
+TARGET_FPR = 1e-6
+
+
+@dataclass(frozen=True)
+class NullFit:
+    """One test's calibrated null: P(matches >= m) for m = 0..bits."""
+
+    name: str
+    bits: int
+    survival: Sequence[float]
+
+    def p_value(self, matches: int) -> float:
+        return float(self.survival[min(max(int(matches), 0), self.bits)])
+
+    def threshold(self, level: float = TARGET_FPR) -> int:
+        """Smallest match count with p-value <= level (bits + 1: none)."""
+        return next((m for m, p in enumerate(self.survival) if p <= level), self.bits + 1)
+
+
+class MissingCalibration(LookupError):
+    pass
+
+
+class Calibration:
+    """The shipped (or a given) calibration file, read once per instance."""
+
+    def __init__(self, path: str | Path | None = None):
+        self.path = Path(path) if path else CALIBRATION_FILE
+
+    @cached_property
+    def data(self) -> dict:
+        try:
+            return json.loads(self.path.read_text())
+        except FileNotFoundError:
+            raise MissingCalibration(f"no calibration file at {self.path}; run 'provenance watermark calibrate'") from None
+
+    def null(self, test: str) -> NullFit:
+        try:
+            entry = self.data["tests"][test]
+        except KeyError:
+            raise MissingCalibration(f"{self.path.name} has no calibration for {test!r}") from None
+        return NullFit(test, entry["bits"], tuple(entry["p_value_by_matches"]))
+
+    def __contains__(self, test: str) -> bool:
+        return test in self.data.get("tests", {})
