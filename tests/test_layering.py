@@ -23,6 +23,8 @@ LAYERS: dict[str, int] = {
     # leaf: no provenance/detectors imports above this line; image loading, registries, formats
     "provenance.registry": LEAF,
     "provenance.imageio": LEAF,
+    "provenance.assets": LEAF,  # non-image C2PA assets beside imageio
+    "provenance.precision": LEAF,
     "provenance.markdown": LEAF,
     "provenance.files": LEAF,
     "provenance.errors": LEAF,
