@@ -101,23 +101,23 @@ def test_spectral_separates_the_toy_problem_and_round_trips(spectral):
 def test_spectral_augments_an_image_the_same_way_whatever_its_class(monkeypatch):
     """Augmentation must not tell the classes apart: an image gets exactly the same augmented copies
     when it is labelled real as when it is labelled synthetic."""
-    import detectors.learned.spectral as spectral_module
+    import detectors.learned.augment as augment_module  # spectral imports augment() from here when fitting
 
     images, labels = toy_set(6, 0)
     images = [np.concatenate([im, im], axis=1) for im in images]  # 128x256: two tiles, one after a 0.5x resize
 
     def copies_by_class(fit_labels):
         made = []
-        original = spectral_module.augment
+        original = augment_module.augment
 
         def recording(rgb, rng):
             out = original(rgb, rng)
             made.append(out)
             return out
 
-        monkeypatch.setattr(spectral_module, "augment", recording)
+        monkeypatch.setattr(augment_module, "augment", recording)
         model = create("spectral", augmented_copies=3).fit(images, fit_labels, seed=4)
-        monkeypatch.setattr(spectral_module, "augment", original)
+        monkeypatch.setattr(augment_module, "augment", original)
         return made, model
 
     as_given, model = copies_by_class(labels)
