@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from .common import EXIT_FAILED, emit_json, fail, json_option
+from .engine_options import engine_options, ray_options, refuse_ray_only_options
 
 
 def _range(text: str, kind=float) -> tuple:
@@ -50,11 +51,15 @@ def dataset_group() -> None:
 @click.option("--diffusion-steps", default=25, show_default=True, type=click.IntRange(min=1))
 @click.option("--keys", type=click.Path(file_okay=False, path_type=Path),
               help="Signing keys (default: a key pair made for this dataset under OUT/.build/keys).")
+@engine_options
 @json_option
 def build_command(out, real, n_real, n_gan, n_diffusion, size, seed, workers, splits, fmt, jpeg_quality,
                   perturb_fraction, perturbations, watermark_fraction, c2pa_fraction, stripped_fraction, gan_model,
-                  diffusion_model, diffusion_steps, keys, as_json) -> None:
-    """Build a labelled dataset in OUT; after a crash, the same command finishes it."""
+                  diffusion_model, diffusion_steps, keys, engine, address, num_workers, as_json) -> None:
+    """Build a labelled dataset in OUT; after a crash, the same command finishes it.
+
+    With --engine ray the same plan, files and records are made by Ray actors (--num-workers, default
+    --workers); OUT must be on storage every Ray node sees."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from provenance.datasets import DatasetConfig, DatasetError, build_dataset
@@ -75,13 +80,20 @@ def build_command(out, real, n_real, n_gan, n_diffusion, size, seed, workers, sp
         config.check()
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
+    map_items, failures = None, (DatasetError, ValueError, FileNotFoundError)
+    if engine == "ray":
+        from provenance.engines.ray_engine import RayEngineError, dataset_item_runner
+
+        map_items = dataset_item_runner(ray_options(address, num_workers, default_workers=workers))
+        failures += (RayEngineError,)
+    refuse_ray_only_options(engine, address=address, num_workers=num_workers)
     columns = (TextColumn("dataset"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     try:
-        with Progress(*columns, transient=True, disable=as_json) as progress:
+        with Progress(*columns, transient=True, disable=as_json or engine == "ray") as progress:  # Ray shows its own
             task = progress.add_task("build", total=None)
-            result = build_dataset(out, config, workers=workers, keys=keys,
+            result = build_dataset(out, config, workers=workers, keys=keys, map_items=map_items,
                                    on_progress=lambda done, total: progress.update(task, completed=done, total=total))
-    except (DatasetError, ValueError, FileNotFoundError) as exc:
+    except failures as exc:
         fail(out, str(exc).splitlines()[0], EXIT_FAILED)
     for failure in result.failed:
         click.echo(f"provenance: {out}: {failure['id']}: {failure['error']}", err=True)
