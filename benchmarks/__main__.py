@@ -7,7 +7,8 @@ import sys
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-BENCHMARKS = ["watermark_decode", "watermark_robustness", "check_latency", "generation", "dataset_build", "detectors"]
+BENCHMARKS = ["watermark_decode", "watermark_robustness", "check_latency", "generation", "dataset_build", "detectors",
+              "ray_scaling"]
 
 
 def main(argv: list[str]) -> None:

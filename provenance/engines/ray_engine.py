@@ -22,6 +22,7 @@ import json
 import os
 import re
 import socket
+import sys
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -87,6 +88,15 @@ def ray_session(options: RayOptions):
         yield ray
     finally:
         ray.shutdown()
+
+
+def actor_pool(ray, options: RayOptions) -> dict:
+    """``map_batches`` arguments for a pool of ``num_workers`` actors. The pool reserves at most all CPUs
+    but one: Ray Data's file listing always asks for a whole CPU, and would wait forever behind a pool
+    that holds them all (a 2-worker pool on a 2-core machine, say)."""
+    cpus = ray.cluster_resources().get("CPU", 0)
+    per_actor = min(options.cpus_per_worker, max(cpus - 1, 0) / options.num_workers)
+    return {"compute": ray.data.ActorPoolStrategy(size=options.num_workers), "num_cpus": per_actor}
 
 
 def _first_line(exc: BaseException) -> str:
@@ -203,9 +213,13 @@ def verdict_record(path: str, verdict: Verdict, worker: str) -> dict[str, Any]:
 class CheckWorker:
     """One actor: one Checker with its models loaded at start; blocks of rows in, verdict records out."""
 
-    def __init__(self, config: "CheckConfig | None"):
+    def __init__(self, config: "CheckConfig | None", threads: int = 1):
         from provenance.check import Checker
 
+        # A fractional CPU reservation leaves Ray's thread defaults to the libraries: pin them to our share.
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(threads)
         self.checker = Checker(config)
         self.checker.detectors  # load every model now, once for this actor
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
@@ -300,8 +314,8 @@ def check_on_ray(source: str | Path, out: str | Path, config: "CheckConfig | Non
         rows = input_dataset(source, frozenset(done), options.batch_size)
         if rows is not None:
             checked = rows.map_batches(
-                CheckWorker, fn_constructor_args=(config,), batch_size=options.batch_size, batch_format="pyarrow",
-                compute=ray.data.ActorPoolStrategy(size=options.num_workers), num_cpus=options.cpus_per_worker)
+                CheckWorker, fn_constructor_args=(config, max(1, int(options.cpus_per_worker))), batch_size=options.batch_size, batch_format="pyarrow",
+                **actor_pool(ray, options))
             write = checked.write_parquet if out_format == "parquet" else checked.write_json
             try:
                 write(out, ray_remote_args={"num_cpus": IO_CPUS})
@@ -342,7 +356,7 @@ def dataset_item_runner(options: RayOptions = RayOptions()) -> Callable[[list[di
                                         override_num_blocks=min(len(todo), 10_000))
             made = items.map_batches(
                 DatasetWorker, fn_constructor_args=worker_args, batch_size=1, batch_format="pyarrow",
-                compute=ray.data.ActorPoolStrategy(size=options.num_workers), num_cpus=options.cpus_per_worker)
+                **actor_pool(ray, options))
             try:
                 for row in made.iter_rows():
                     yield json.loads(row["row"])
