@@ -165,13 +165,14 @@ def test_dataset_build_on_ray_is_the_local_build_and_resumes(ray_local, tiny_gan
 
     assert labels(distributed) == labels(local)
     assert unsigned_bytes(tmp_path / "ray", distributed) == unsigned_bytes(tmp_path / "local", local)
-    assert len(unsigned_bytes(tmp_path / "ray", distributed)) >= 5
+    compared = unsigned_bytes(tmp_path / "ray", distributed)
+    assert len(compared) >= 4 and len({i.split("_")[0] for i in compared}) >= 2, sorted(compared)  # real + synthetic
 
     # a kill leaves images without records (or none at all): the same build makes exactly those again
     for row in distributed[:2]:
         record_path(tmp_path / "ray", row["id"]).unlink()
     again = build_dataset(tmp_path / "ray", config, map_items=on_ray)
-    assert again.made_now == 2 and again.already_done == 5
+    assert again.made_now == 2 and again.already_done == 5 and not again.failed
     assert labels(rows_of(tmp_path / "ray")) == labels(local)
 
 
