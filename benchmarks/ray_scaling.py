@@ -98,7 +98,8 @@ def main() -> None:
             timed = {workers: ray_seconds(folder, workers) for workers in (1, 2)}
         finally:
             ray.shutdown()
-    rows = [["local engine (baseline), 1 process, 1 thread", N_IMAGES, f"{local:.1f}", f"{N_IMAGES / local:.2f}", "1.00"]]
+    rows = [["local engine (baseline), 1 process, 1 thread", N_IMAGES, f"{local:.1f}", f"{N_IMAGES / local:.2f}",
+             "1.00"]]
     for workers, seconds in timed.items():
         rows.append([f"Ray local mode, {workers} worker{'s' if workers > 1 else ''}", N_IMAGES, f"{seconds:.1f}",
                      f"{N_IMAGES / seconds:.2f}", f"{seconds / local:.2f}"])

@@ -97,6 +97,7 @@ def test_a_killed_job_resumes_from_a_table_input_to_jsonl(ray_local, mixed_folde
     is finished by running the same command again, each image once."""
     import pyarrow as pa
     import pyarrow.parquet
+
     from provenance.engines.ray_engine import RayOptions, check_on_ray
 
     files = list(expand_paths([mixed_folder]))
@@ -134,8 +135,8 @@ def test_a_file_of_paths_and_uris_with_missing_entries(ray_local, mixed_folder, 
 
     real = mixed_folder / "real_coffee.jpg"
     listing = tmp_path / "inputs.txt"
-    listing.write_text(f"# one path, one URI, one missing file\n{real}\n{(mixed_folder / 'synthetic_coffee.png').as_uri()}\n"
-                       f"{mixed_folder / 'gone.jpg'}\n")
+    uri = (mixed_folder / "synthetic_coffee.png").as_uri()
+    listing.write_text(f"# one path, one URI, one missing file\n{real}\n{uri}\n{mixed_folder / 'gone.jpg'}\n")
     result = check_on_ray(listing, tmp_path / "out", CONFIG, RayOptions(num_workers=1, batch_size=4))
     labels = {Path(r["path"]).name: (r["label"], r["error"]) for r in out_records(tmp_path / "out")}
     assert labels["real_coffee.jpg"] == ("no_evidence_of_synthesis", "")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -124,7 +125,7 @@ def _exit_code(counts: Counter[Label]) -> int:
     return code
 
 
-def _check_on_ray(paths, out, out_format, config, options, as_json, heatmap) -> "NoReturn":  # type: ignore[name-defined]
+def _check_on_ray(paths, out, out_format, config, options, as_json, heatmap) -> NoReturn:
     from provenance.engines.ray_engine import RayEngineError, check_on_ray
 
     if len(paths) != 1:

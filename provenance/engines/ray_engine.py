@@ -113,6 +113,9 @@ def list_inputs(source: str) -> list[str]:
     Local paths are made absolute: they are the keys that resume matches against OUT."""
     from provenance.check import expand_paths
 
+    if is_uri(source):
+        raise RayEngineError(f"{source}: a remote INPUT must be a Parquet or JSONL table (.parquet, .jsonl); "
+                             "a folder or a file of paths must be local")
     path = Path(source)
     if path.is_dir():
         return [os.path.abspath(p) for p in expand_paths([path])]
@@ -129,7 +132,7 @@ def row_key(path: str | None, data: bytes | None, base: str) -> str:
     return "sha256:" + hashlib.sha256(data or b"").hexdigest()
 
 
-def keyed_rows(batch: "pyarrow.Table", base: str, done: frozenset[str]) -> "pyarrow.Table":
+def keyed_rows(batch: pyarrow.Table, base: str, done: frozenset[str]) -> pyarrow.Table:
     """A table's rows as ``path`` (the key) and ``bytes``, less those already in OUT."""
     import pyarrow as pa
 
@@ -141,16 +144,9 @@ def keyed_rows(batch: "pyarrow.Table", base: str, done: frozenset[str]) -> "pyar
     return rows.filter(pa.array([key not in done for key in keys], pa.bool_()))
 
 
-def input_dataset(source: str, done: frozenset[str], batch_size: int):
-    """Rows (``path``, ``bytes``) still to check, or None when every input is already in OUT."""
+def table_dataset(source: str, reader: str, done: frozenset[str], batch_size: int):
+    """A table's rows (``path``, ``bytes``) still to check."""
     ray = require_ray()
-    reader = TABLE_READERS.get(Path(source).suffix.lower())
-    if reader is None:
-        todo = [p for p in list_inputs(source) if p not in done]
-        if not todo:
-            return None
-        blocks = min(-(-len(todo) // batch_size), 10_000)
-        return ray.data.from_items([{"path": p, "bytes": None} for p in todo], override_num_blocks=blocks)
     try:
         if reader == "parquet":
             table = ray.data.read_parquet(source, num_cpus=IO_CPUS)
@@ -178,14 +174,15 @@ def read_uri(uri: str, limits: LoadLimits) -> bytes:
         if info.type != pyarrow.fs.FileType.File:
             raise ImageLoadError("not a regular file")
         if info.size is not None and info.size > limits.max_bytes:
-            raise ImageLoadError(f"file is {info.size / 2**20:.0f} MiB, over the {limits.max_bytes / 2**20:.0f} MiB limit")
+            raise ImageLoadError(f"file is {info.size / 2**20:.0f} MiB, "
+                                 f"over the {limits.max_bytes / 2**20:.0f} MiB limit")
         with filesystem.open_input_stream(where) as stream:
             return stream.read()
     except (OSError, pyarrow.ArrowException) as exc:
         raise ImageLoadError(f"cannot read: {_first_line(exc)}") from None
 
 
-def row_source(path: str, data: bytes | None, limits: LoadLimits) -> "Source":
+def row_source(path: str, data: bytes | None, limits: LoadLimits) -> Source:
     """The Checker source of one input row: its bytes named by its path, a URI's bytes, or a local path."""
     if data is not None:
         return (path, data)
@@ -195,7 +192,7 @@ def row_source(path: str, data: bytes | None, limits: LoadLimits) -> "Source":
 
 
 # -- check: workers and records -----------------------------------------------------------------
-def record_schema() -> "pyarrow.Schema":
+def record_schema() -> pyarrow.Schema:
     import pyarrow as pa
 
     return pa.schema([("path", pa.string()), ("label", pa.string()), ("reasons", pa.list_(pa.string())),
@@ -213,7 +210,7 @@ def verdict_record(path: str, verdict: Verdict, worker: str) -> dict[str, Any]:
 class CheckWorker:
     """One actor: one Checker with its models loaded at start; blocks of rows in, verdict records out."""
 
-    def __init__(self, config: "CheckConfig | None", threads: int = 1):
+    def __init__(self, config: CheckConfig | None, threads: int = 1):
         from provenance.check import Checker
 
         # A fractional CPU reservation leaves Ray's thread defaults to the libraries: pin them to our share.
@@ -221,10 +218,10 @@ class CheckWorker:
         if "torch" in sys.modules:
             sys.modules["torch"].set_num_threads(threads)
         self.checker = Checker(config)
-        self.checker.detectors  # load every model now, once for this actor
+        _ = self.checker.detectors  # build every detector (loading its models) now, once for this actor
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
 
-    def __call__(self, batch: "pyarrow.Table") -> "pyarrow.Table":
+    def __call__(self, batch: pyarrow.Table) -> pyarrow.Table:
         import pyarrow as pa
 
         paths = batch.column("path").to_pylist()
@@ -253,7 +250,7 @@ def _out_filesystem(out: str):
     return pyarrow.fs.LocalFileSystem(), os.path.abspath(out)
 
 
-def _read_records(filesystem, path: str, out_format: str) -> "pyarrow.Table":
+def _read_records(filesystem, path: str, out_format: str) -> pyarrow.Table:
     import pyarrow.json
     import pyarrow.parquet
 
@@ -301,7 +298,7 @@ class RayCheckResult:
                 "counts": self.counts, "notes": self.notes}
 
 
-def check_on_ray(source: str | Path, out: str | Path, config: "CheckConfig | None" = None,
+def check_on_ray(source: str | Path, out: str | Path, config: CheckConfig | None = None,
                  options: RayOptions = RayOptions(), out_format: str = "parquet") -> RayCheckResult:
     """Check every image of ``source`` (a folder, a file of paths/URIs, or a Parquet/JSONL table with a
     ``path`` or ``bytes`` column) on Ray and write one verdict record per image to the dataset ``out``."""
@@ -310,12 +307,21 @@ def check_on_ray(source: str | Path, out: str | Path, config: "CheckConfig | Non
     require_ray()
     source, out = str(source), str(out)
     done, notes = recorded(out, out_format)
-    with ray_session(options) as ray:
-        rows = input_dataset(source, frozenset(done), options.batch_size)
-        if rows is not None:
-            checked = rows.map_batches(
-                CheckWorker, fn_constructor_args=(config, max(1, int(options.cpus_per_worker))), batch_size=options.batch_size, batch_format="pyarrow",
-                **actor_pool(ray, options))
+    reader = TABLE_READERS.get(Path(source).suffix.lower())
+    listed = None if reader else list_inputs(source)
+    if listed == []:
+        raise RayEngineError(f"{source}: no image files found")
+    todo = None if listed is None else [p for p in listed if p not in done]
+    if todo is None or todo:
+        with ray_session(options) as ray:
+            if todo is None:
+                rows = table_dataset(source, reader, frozenset(done), options.batch_size)
+            else:
+                rows = ray.data.from_items([{"path": p, "bytes": None} for p in todo],
+                                           override_num_blocks=min(-(-len(todo) // options.batch_size), 10_000))
+            threads = max(1, int(options.cpus_per_worker))
+            checked = rows.map_batches(CheckWorker, fn_constructor_args=(config, threads), batch_format="pyarrow",
+                                       batch_size=options.batch_size, **actor_pool(ray, options))
             write = checked.write_parquet if out_format == "parquet" else checked.write_json
             try:
                 write(out, ray_remote_args={"num_cpus": IO_CPUS})
@@ -335,7 +341,7 @@ class DatasetWorker:
         build._init_worker(out, config, keys_dir)
         self._run_item = build._run_item
 
-    def __call__(self, batch: "pyarrow.Table") -> "pyarrow.Table":
+    def __call__(self, batch: pyarrow.Table) -> pyarrow.Table:
         import pyarrow as pa
 
         rows = [self._run_item(json.loads(item)) for item in batch.column("item").to_pylist()]
