@@ -10,11 +10,12 @@ def engine_options(command):
     """Adds ``engine``, ``address`` and ``num_workers`` parameters."""
     for option in reversed([
         click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
-                     help="Where the work runs: this process, or a Ray cluster (pip install 'provenance[ray]')."),
+                     help="Where the work runs: this machine, or a Ray cluster (pip install 'provenance[ray]')."),
         click.option("--address", default=None, metavar="auto|ray://HOST:PORT",
                      help="Ray cluster to use (--engine ray); default: start Ray on this machine."),
         click.option("--num-workers", type=click.IntRange(min=1), default=None,
-                     help="Ray actors, each loading the models once (--engine ray; default 2)."),
+                     help="Ray actors, each loading the models once (--engine ray; default: 2 for check, "
+                          "--workers for dataset build)."),
     ]):
         command = option(command)
     return command
