@@ -191,3 +191,23 @@ def test_without_ray_the_flag_says_how_to_install_it(monkeypatch, tmp_path):
 def test_ray_only_options_are_refused_with_the_local_engine(tmp_path):
     result = CliRunner().invoke(main, ["check", str(tmp_path), "--out", str(tmp_path / "out")])
     assert result.exit_code == 2 and "--out only applies with --engine ray" in result.output
+
+
+def test_an_image_that_makes_a_detector_raise_gets_an_error_and_the_batch_goes_on(mixed_folder, monkeypatch):
+    """Inside a Ray worker (called directly here: no Ray needed), one failing image must not fail the job."""
+    from provenance.engines.ray_engine import CheckWorker
+
+    worker = CheckWorker(CheckConfig(detectors=("metadata",)))
+    detector = worker.checker.detectors[0]
+    detect_batch = detector.detect_batch
+
+    def fails_on_coffee(images):
+        if any("coffee" in image.source for image in images):
+            raise RuntimeError("boom")
+        return detect_batch(images)
+
+    monkeypatch.setattr(detector, "detect_batch", fails_on_coffee)
+    paths = [str(mixed_folder / name) for name in ("real_coffee.jpg", "real_astronaut.jpg", "broken_empty.jpg")]
+    verdicts = worker.check_rows(paths, [None] * len(paths))
+    assert [v.label.value for v in verdicts] == ["error", "no_evidence_of_synthesis", "error"]
+    assert "RuntimeError: boom" in verdicts[0].error and "empty" in verdicts[2].error

@@ -237,8 +237,24 @@ class CheckWorker:
                 sources.append(row_source(path, data, limits))
             except ImageLoadError as exc:
                 unreadable[index] = Verdict(path, Label.ERROR, [str(exc)], error=str(exc))
-        checked = iter(self.checker.check(sources))
+        checked = iter(self.checked(sources))
         return [unreadable[i] if i in unreadable else next(checked) for i in range(len(paths))]
+
+    def checked(self, sources: list[Source]) -> list[Verdict]:
+        """The batch's verdicts; should a detector raise, the batch is redone one image at a time so
+        only the image that raised gets an error verdict (and the job, which could never finish, goes on)."""
+        try:
+            return self.checker.check(sources)
+        except Exception:  # noqa: BLE001 - any failure of one image must not stop the cluster job
+            verdicts = []
+            for source in sources:
+                try:
+                    verdicts += self.checker.check([source])
+                except Exception as exc:  # noqa: BLE001
+                    name = source[0] if isinstance(source, tuple) else str(source)
+                    problem = f"the check failed: {type(exc).__name__}: {_first_line(exc)}"
+                    verdicts.append(Verdict(name, Label.ERROR, [problem], error=problem))
+            return verdicts
 
 
 # -- check: OUT ---------------------------------------------------------------------------------
