@@ -105,10 +105,11 @@ class Checker:
             yield from self.check(batch)
 
     def __call__(self, batch: Mapping[str, Sequence[Any]]) -> dict[str, list]:
-        """Ray ``map_batches`` adaptor: a column ``bytes`` (with optional ``path``) or ``path`` in,
-        the same rows out with ``label`` and ``verdict`` (JSON text) added."""
+        """``map_batches`` adaptor: a column ``bytes`` (with optional ``path``) or ``path`` in (lists or
+        numpy arrays), the same rows out with ``label`` and ``verdict`` (JSON text) added. The product's
+        Ray engine (:mod:`provenance.engines.ray_engine`) writes one flat record per image instead."""
         if "bytes" in batch:
-            names = batch.get("path") or [f"row{i}" for i in range(len(batch["bytes"]))]
+            names = batch["path"] if "path" in batch else [f"row{i}" for i in range(len(batch["bytes"]))]
             sources: list[Source] = [NamedBytes(str(n), bytes(b)) for n, b in zip(names, batch["bytes"])]
         else:
             sources = [str(p) for p in batch["path"]]

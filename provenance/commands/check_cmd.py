@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -11,7 +12,8 @@ from detectors.results import Label, Verdict
 from provenance.imageio import LoadLimits
 from provenance.shipped import CLASSIFIER_META_FILE
 
-from .common import EXIT_FOUND_SYNTHETIC, EXIT_OK, EXIT_SOME_FILES_FAILED, emit_json, error_line, json_option
+from .common import EXIT_FAILED, EXIT_FOUND_SYNTHETIC, EXIT_OK, EXIT_SOME_FILES_FAILED, emit_json, error_line, json_option
+from .engine_options import engine_options, ray_options, refuse_ray_only_options
 from .progress import progress_bar
 
 LABEL_COLOUR = {
@@ -25,7 +27,7 @@ LABEL_COLOUR = {
 
 
 @click.command("check")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
 @json_option
 @click.option("--trust", "trust_anchors", multiple=True, type=click.Path(exists=True, path_type=Path),
               help="PEM file (or folder of PEMs) of C2PA trust anchors; repeatable. Added to the trust store.")
@@ -49,8 +51,15 @@ LABEL_COLOUR = {
 @click.option("--heatmap", type=click.Path(dir_okay=False, path_type=Path),
               help="Write a PNG of a classifier's per-tile scores (one input image; the --classifier one, "
                    "else cnn, else spectral).")
+@engine_options
+@click.option("--out", default=None, metavar="OUT",
+              help="--engine ray: the dataset folder (or URI) of verdict records to write; a re-run skips "
+                   "the inputs already in it.")
+@click.option("--out-format", type=click.Choice(["parquet", "jsonl"]), default="parquet", show_default=True,
+              help="--engine ray: format of the OUT files.")
 def check_command(paths, as_json, trust_anchors, no_trust_store, detector_names, fast_profile, watermark_keys,
-                  schemes, max_mb, max_megapixels, verbose, classifier_dirs, heatmap):
+                  schemes, max_mb, max_megapixels, verbose, classifier_dirs, heatmap, engine, address, num_workers, out,
+                  out_format):
     """Check images, video, audio and PDFs (files or folders, recursively) for evidence of AI generation.
 
     \b
@@ -58,6 +67,11 @@ def check_command(paths, as_json, trust_anchors, no_trust_store, detector_names,
             capture_declared | error
     Exit status: 0 none synthetic, 1 some synthetic or likely synthetic, 4 some files could not be
     checked (1+4=5 when both), 2 usage error.
+
+    \b
+    With --engine ray: one INPUT (a folder, a file of paths/URIs, or a Parquet/JSONL table with a
+    path or bytes column) and --out OUT, a dataset with one verdict record per image; the exit
+    status then counts every record in OUT (1 on a failed Ray job).
     """
     from provenance.check import DECLARED_SIGNAL_DETECTORS, CheckConfig, Checker, default_detectors, expand_paths
 
@@ -86,6 +100,9 @@ def check_command(paths, as_json, trust_anchors, no_trust_store, detector_names,
         checker = Checker(config)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
+    if engine == "ray":
+        _check_on_ray(paths, out, out_format, config, ray_options(address, num_workers), as_json, heatmap)
+    refuse_ray_only_options(engine, address=address, num_workers=num_workers, out=out)
 
     files = list(expand_paths(paths))
     if not files:
@@ -100,14 +117,46 @@ def check_command(paths, as_json, trust_anchors, no_trust_store, detector_names,
         else:
             print_verdict(verdict, verbose)
     if not as_json and len(files) > 1:
-        click.echo("summary: " + ", ".join(f"{counts[label]} {label.value}" for label in Label if counts[label]))
+        click.echo("summary: " + _summary(counts))
+    sys.exit(_exit_code(counts))
 
+
+def _summary(counts: Counter[Label]) -> str:
+    return ", ".join(f"{counts[label]} {label.value}" for label in Label if counts[label])
+
+
+def _exit_code(counts: Counter[Label]) -> int:
     code = EXIT_OK
     if counts[Label.SYNTHETIC] or counts[Label.LIKELY_SYNTHETIC]:
         code |= EXIT_FOUND_SYNTHETIC
     if counts[Label.ERROR]:
         code |= EXIT_SOME_FILES_FAILED
-    sys.exit(code)
+    return code
+
+
+def _check_on_ray(paths, out, out_format, config, options, as_json, heatmap) -> NoReturn:
+    from provenance.engines.ray_engine import RayEngineError, check_on_ray
+
+    if len(paths) != 1:
+        raise click.UsageError("--engine ray takes one INPUT: a folder, a file of paths/URIs, or a Parquet/JSONL table")
+    if out is None:
+        raise click.UsageError("--engine ray needs --out OUT, the dataset folder of verdict records to write")
+    if heatmap is not None:
+        raise click.UsageError("--heatmap takes one image; use it without --engine ray")
+    try:
+        result = check_on_ray(paths[0], out, config, options, out_format)
+    except RayEngineError as exc:
+        click.echo(f"provenance: {exc}", err=True)
+        sys.exit(EXIT_FAILED)
+    for note in result.notes:
+        click.echo(f"provenance: {note}", err=True)
+    counts = Counter({Label(label): n for label, n in result.counts.items()})
+    if as_json:
+        emit_json(result.to_dict())
+    else:
+        click.echo(f"{out}: {sum(counts.values())} images ({result.checked_now} checked now, "
+                   f"{result.already_done} already there): {_summary(counts) or 'none'}")
+    sys.exit(_exit_code(counts))
 
 
 def _classifier_family(folder: Path) -> str:

@@ -9,6 +9,7 @@ from provenance.errors import first_line
 
 from .common import EXIT_FAILED, emit_json, fail, json_option
 from .progress import progress_bar
+from .engine_options import engine_options, ray_options, refuse_ray_only_options
 
 
 def _range(text: str, kind=float) -> tuple:
@@ -53,11 +54,15 @@ def dataset_group() -> None:
 @click.option("--diffusion-steps", default=25, show_default=True, type=click.IntRange(min=1))
 @click.option("--keys", type=click.Path(file_okay=False, path_type=Path),
               help="Signing keys (default: a key pair made for this dataset under OUT/.build/keys).")
+@engine_options
 @json_option
 def build_command(out, real, n_real, n_gan, n_diffusion, size, seed, workers, splits, fmt, jpeg_quality,
                   perturb_fraction, perturbations, watermark_fraction, c2pa_fraction, stripped_fraction, gan_model,
-                  diffusion_model, diffusion_steps, keys, as_json) -> None:
-    """Build a labelled dataset in OUT; after a crash, the same command finishes it."""
+                  diffusion_model, diffusion_steps, keys, engine, address, num_workers, as_json) -> None:
+    """Build a labelled dataset in OUT; after a crash, the same command finishes it.
+
+    With --engine ray the same plan, files and records are made by Ray actors (--num-workers, default
+    --workers); OUT must be on storage every Ray node sees."""
     from provenance.datasets import DatasetConfig, DatasetError, build_dataset
 
     try:
@@ -76,11 +81,18 @@ def build_command(out, real, n_real, n_gan, n_diffusion, size, seed, workers, sp
         config.check()
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
+    map_items, failures = None, (DatasetError, ValueError, FileNotFoundError)
+    if engine == "ray":
+        from provenance.engines.ray_engine import RayEngineError, dataset_item_runner
+
+        map_items = dataset_item_runner(ray_options(address, num_workers, default_workers=workers))
+        failures += (RayEngineError,)
+    refuse_ray_only_options(engine, address=address, num_workers=num_workers)
     try:
-        with progress_bar("dataset", enabled=not as_json) as bar:
-            result = build_dataset(out, config, workers=workers, keys=keys,
+        with progress_bar("dataset", enabled=not as_json and engine != "ray") as bar:  # Ray shows its own
+            result = build_dataset(out, config, workers=workers, keys=keys, map_items=map_items,
                                    on_progress=lambda done, total: bar.update(completed=done, total=total))
-    except (DatasetError, ValueError, FileNotFoundError) as exc:
+    except failures as exc:
         fail(out, first_line(exc), EXIT_FAILED)
     for failure in result.failed:
         click.echo(f"provenance: {out}: {failure['id']}: {failure['error']}", err=True)

@@ -183,8 +183,12 @@ def done_rows(out: Path, plan: Iterable[Item]) -> dict[str, dict]:
 
 
 def build_dataset(out: str | Path, config: DatasetConfig, workers: int = 1, keys: str | Path | None = None,
-                  on_progress: Callable[[int, int], None] | None = None) -> BuildResult:
-    """Build (or finish building) the dataset in ``out``. ``on_progress(done, total)`` after each image."""
+                  on_progress: Callable[[int, int], None] | None = None,
+                  map_items: Callable[[list[dict], tuple], Iterable[dict]] | None = None) -> BuildResult:
+    """Build (or finish building) the dataset in ``out``. ``on_progress(done, total)`` after each image.
+    ``map_items(todo, worker_args)``, when given, runs the items elsewhere (e.g. on Ray) instead of
+    ``workers`` local processes: each of its workers calls ``_init_worker(*worker_args)`` once, then
+    ``_run_item`` per item, and the rows come back in any order."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     plan, keys_dir = _prepare(out, config, Path(keys) if keys else None)
@@ -195,7 +199,9 @@ def build_dataset(out: str | Path, config: DatasetConfig, workers: int = 1, keys
     if on_progress:
         on_progress(already, len(plan))
     args = (str(out), config.to_dict(), str(keys_dir) if keys_dir else None)
-    if workers <= 1:
+    if map_items is not None:
+        results, pool = map_items(todo, args), None
+    elif workers <= 1:
         _init_worker(*args)
         results = map(_run_item, todo)
         pool = None
