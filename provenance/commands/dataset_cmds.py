@@ -111,3 +111,12 @@ def verify_command(directory: Path, deep: bool, as_json: bool) -> None:
         click.echo(f"{directory}: {checked} images, {len(problems)} problems")
     if problems:
         raise SystemExit(EXIT_FAILED)
+
+
+def _add_corpus_group() -> None:
+    from .corpus_cmds import corpus_group
+
+    dataset_group.add_command(corpus_group)
+
+
+_add_corpus_group()
