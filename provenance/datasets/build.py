@@ -94,7 +94,11 @@ class ItemMaker:
         """Make, write and record one item; returns its metadata row."""
         # Every row has the same keys, so tabular loaders infer one schema.
         extra: dict = {"model": "", "model_version": "", "watermark_scheme": "", "watermark_id": ""}
-        if item.label == "real":
+        if item.source and "external" in item.source:
+            from .external import external_pixels
+
+            rgb = external_pixels(item.source["path"], item.source["processing"], self.config.size)
+        elif item.label == "real":
             rgb = self.real_pixels(item)
         else:
             maker = self.maker(item.generator)

@@ -1,0 +1,231 @@
+"""Leave-one-generator-family-out on the public corpus: AUC, TPR at 1% FPR, per-real-source FPR.
+
+    python -m benchmarks.corpus_lofo --corpus /root/provenance-corpus/images \
+        [--cache /root/provenance-runs/corpus-lofo] [--size 224] [--json]
+
+The corpus comes from ``provenance dataset corpus rebuild``. Every image goes through the class-blind
+external pipeline (provenance/datasets/external.py: JPEG history for lossless originals, a native
+``size`` crop at a random offset, then the final JPEG at quality 70-95 drawn per image, as
+``dataset build`` does). Reals are split by photo into train (60%), validation (20%, sets the
+threshold at 1% FPR) and test (20%); fakes of the held-out family are never seen in training.
+
+Detectors compared in the same run:
+- ``shipped-cnn``, ``shipped-spectral``: the weights ``check`` uses today (baseline, no retraining);
+- ``spectral-lr``: the spectral features with a logistic regression trained on the other families;
+- ``real-gaussian``: a model of real-image statistics trained on real photos only (Gaussian with
+  Ledoit-Wolf covariance over the same features; score = Mahalanobis distance). It never sees a
+  fake, so every family is unseen to it.
+
+Features and shipped-model logits are cached per image (resumable; safe to kill and re-run).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np
+
+QUALITY = (70, 95)
+TARGET_FPR = 0.01
+
+
+def _rng(*words) -> np.random.Generator:
+    return np.random.default_rng([int.from_bytes(hashlib.blake2b(str(w).encode(), digest_size=4).digest(), "big")
+                                  for w in words])
+
+
+def real_split(group: str) -> str:
+    r = int(hashlib.sha256(group.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    return "train" if r < 0.6 else "validation" if r < 0.8 else "test"
+
+
+def corpus_images(corpus: Path, size: int):
+    from provenance.datasets.corpus import read_index
+    from provenance.datasets.external import ExternalImage
+
+    for row in read_index():
+        path = row.out_path(corpus)
+        if not path.is_file() or min(row.width, row.height) < size or max(row.width, row.height) <= size:
+            continue
+        group = f"{row.generator}@{row.repo}" if row.label == "synthetic" else f"{row.repo}:{row.path}"
+        yield row, ExternalImage(row.generator, row.label, str(path), row.path, group, row.width, row.height, row.format)
+
+
+def crop_for(image, size: int, seed: int = 0) -> np.ndarray:
+    from provenance.datasets.external import draw_processing, external_pixels, jpeg_roundtrip
+
+    rng = _rng(seed, image.path)
+    processing = draw_processing(image, size, QUALITY, rng)
+    crop = external_pixels(image.path, processing, size)
+    return jpeg_roundtrip(crop, int(rng.integers(QUALITY[0], QUALITY[1] + 1)))
+
+
+def corner_tiles(crop: np.ndarray, tile: int = 128) -> np.ndarray:
+    h, w = crop.shape[:2]
+    return np.stack([crop[y:y + tile, x:x + tile] for y in (0, h - tile) for x in (0, w - tile)])
+
+
+def extract(corpus: Path, cache: Path, size: int) -> dict:
+    """sha256 -> {features, shipped logits}; cached in cache/features.npz, saved every 100 images."""
+    from detectors.learned.base import load_classifier
+    from detectors.learned.spectral import tile_features
+
+    cache.mkdir(parents=True, exist_ok=True)
+    store = cache / f"features-{size}.npz"
+    done: dict = {}
+    if store.is_file():
+        with np.load(store, allow_pickle=False) as saved:
+            for key, feats, cnn, spec in zip(saved["keys"], saved["features"], saved["cnn"], saved["spectral"]):
+                done[str(key)] = (feats, float(cnn), float(spec))
+    weights = Path(__file__).resolve().parents[1] / "detectors" / "weights"
+    cnn, spectral = load_classifier(weights / "cnn"), load_classifier(weights / "spectral")
+    todo = [(row, image) for row, image in corpus_images(corpus, size) if row.sha256 not in done]
+    started = time.time()
+
+    def save():
+        keys = sorted(done)
+        tmp = store.with_name(store.name + ".tmp.npz")
+        np.savez(tmp, keys=np.array(keys), features=np.stack([done[k][0] for k in keys]),
+                 cnn=np.array([done[k][1] for k in keys]), spectral=np.array([done[k][2] for k in keys]))
+        os.replace(tmp, store)
+
+    for i, (row, image) in enumerate(todo):
+        try:
+            crop = crop_for(image, size)
+        except Exception as exc:  # one bad file never stops the run
+            print(f"skip {image.path}: {type(exc).__name__}: {exc}".splitlines()[0], file=sys.stderr)
+            continue
+        feats = tile_features(corner_tiles(crop)).mean(axis=0)
+        done[row.sha256] = (feats.astype(np.float32), float(cnn.decision_function([crop])[0]),
+                            float(spectral.decision_function([crop])[0]))
+        if (i + 1) % 100 == 0:
+            save()
+            print(f"features {i + 1}/{len(todo)} ({time.time() - started:.0f}s)", file=sys.stderr, flush=True)
+    if todo:
+        save()
+    return done
+
+
+def metrics(scores: np.ndarray, labels: np.ndarray, threshold: float) -> dict:
+    from sklearn.metrics import roc_auc_score
+
+    from detectors.learned.calibration import tpr_at_fpr
+
+    fake, real = scores[labels == 1], scores[labels == 0]
+    return {"auc": float(roc_auc_score(labels, scores)), "tpr_at_1pct_fpr_test": tpr_at_fpr(scores, labels, TARGET_FPR),
+            "tpr_at_threshold": float((fake > threshold).mean()), "fpr_at_threshold": float((real > threshold).mean())}
+
+
+def threshold_from_reals(real_scores: np.ndarray) -> float:
+    """The score above which TARGET_FPR of the validation reals lie."""
+    return float(np.quantile(real_scores, 1 - TARGET_FPR))
+
+
+class Detectors:
+    """name -> fit(train X, y) returning score(X); all from the same cached features."""
+
+    @staticmethod
+    def spectral_lr(x, y):
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        model = make_pipeline(StandardScaler(), LogisticRegression(C=0.3, max_iter=3000, class_weight="balanced"))
+        model.fit(x, y)
+        return model.decision_function
+
+    @staticmethod
+    def real_gaussian(x, y):
+        from sklearn.covariance import LedoitWolf
+        from sklearn.preprocessing import StandardScaler
+
+        reals = x[y == 0]
+        scaler = StandardScaler().fit(reals)
+        model = LedoitWolf().fit(scaler.transform(reals))
+        return lambda z: model.mahalanobis(scaler.transform(z))
+
+
+def run(corpus: Path, cache: Path, size: int) -> dict:
+    from provenance.datasets.corpus import read_index
+
+    cached = extract(corpus, cache, size)
+    rows = [r for r in read_index() if r.sha256 in cached]
+    x = np.stack([cached[r.sha256][0] for r in rows])
+    shipped = {"shipped-cnn": np.array([cached[r.sha256][1] for r in rows]),
+               "shipped-spectral": np.array([cached[r.sha256][2] for r in rows])}
+    y = np.array([int(r.label == "synthetic") for r in rows])
+    family = np.array([r.family for r in rows])
+    source = np.array([r.generator for r in rows])
+    split = np.array([real_split(r.group) if r.label == "real" else "fake" for r in rows])
+    families = sorted({r.family for r in rows if r.label == "synthetic" and r.family != "mixed-unnamed"})
+    results = {"size": size, "images": len(rows), "families": {}, "counts": {}}
+    for held in families:
+        train = ((y == 1) & (family != held)) | (split == "train")
+        val = split == "validation"
+        test = ((y == 1) & (family == held)) | (split == "test")
+        fitted = {name.replace("_", "-"): getattr(Detectors, name)(x[train], y[train])
+                  for name in ("spectral_lr", "real_gaussian")}
+        entry = {}
+        for name, scorer in [*fitted.items(), *shipped.items()]:
+            scores = scorer(x) if callable(scorer) else scorer
+            threshold = threshold_from_reals(scores[val & (y == 0)])
+            m = metrics(scores[test], y[test], threshold)
+            test_reals = test & (y == 0)
+            m["fpr_per_real_source"] = {s: float((scores[test_reals & (source == s)] > threshold).mean())
+                                        for s in sorted(set(source[test_reals]))}
+            entry[name] = m
+        results["families"][held] = entry
+        results["counts"][held] = {"test_fakes": int(((y == 1) & (family == held)).sum()),
+                                   "test_reals": int((test & (y == 0)).sum()), "train": int(train.sum())}
+    return results
+
+
+def table(results: dict) -> str:
+    names = list(next(iter(results["families"].values())))
+    lines = ["| held-out family | fakes | " + " | ".join(f"{n} AUC / TPR@1%FPR / worst real FPR" for n in names) + " |",
+             "|---|---|" + "---|" * len(names)]
+    for held, entry in results["families"].items():
+        cells = []
+        for n in names:
+            m = entry[n]
+            worst = max(m["fpr_per_real_source"].values()) if m["fpr_per_real_source"] else float("nan")
+            cells.append(f"{m['auc']:.3f} / {m['tpr_at_threshold']:.2f} / {worst:.3f}")
+        lines.append(f"| {held} | {results['counts'][held]['test_fakes']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    import torch
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", type=Path, default=Path("/root/provenance-corpus/images"))
+    parser.add_argument("--cache", type=Path, default=Path("/root/provenance-runs/corpus-lofo"))
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv if argv is not None else [])
+    if not args.corpus.is_dir():
+        print(f"corpus_lofo: {args.corpus}: no corpus; run `provenance dataset corpus rebuild` first (skipped)")
+        return
+    print(f"CPU capability: {torch.backends.cpu.get_cpu_capability()}; threads {torch.get_num_threads()}")
+    results = run(args.corpus, args.cache, args.size)
+    out = args.cache / f"lofo-{args.size}.json"
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    if args.json:
+        print(json.dumps(results))
+    else:
+        print(f"{results['images']} images, {args.size}px crops; threshold = 1% FPR on validation reals; "
+              f"TPR and FPR at that threshold on the held-out family and the test reals\n")
+        print(table(results))
+        print(f"\nfull results: {out}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
