@@ -14,7 +14,9 @@ Detectors compared in the same run:
 - ``spectral-lr``: the spectral features with a logistic regression trained on the other families;
 - ``real-gaussian``: a model of real-image statistics trained on real photos only (Gaussian with
   Ledoit-Wolf covariance over the same features; score = Mahalanobis distance). It never sees a
-  fake, so every family is unseen to it.
+  fake, so every family is unseen to it;
+- ``surprise-gaussian``: real photos only, on coding-cost "surprise" features (see below);
+- ``spectral+surprise-lr``: both feature sets, logistic regression on the other families.
 
 Features and shipped-model logits are cached per image (resumable; safe to kill and re-run).
 """
@@ -114,6 +116,71 @@ def extract(corpus: Path, cache: Path, size: int) -> dict:
     return done
 
 
+# -- a model of real-image statistics (the zero-shot "surprise" idea of Cozzolino et al., ECCV 2024,
+# in its simplest form): a lossless-coding predictor (LOCO-I median edge detector) with a Laplacian
+# residual per local-activity context, fitted on real photos only. Coding cost minus expected cost
+# at three scales says how much an image's pixels surprise a model of real images.
+CONTEXT_EDGES = np.array([1, 2, 4, 7, 12, 20, 35])  # local activity bins (8 contexts)
+
+def surprise_stats(rgb):
+    """Per scale (1, 1/2, 1/4): per activity context, count and sum |e| of the LOCO-I (MED) residual."""
+    grey = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    out = []
+    for s in range(3):
+        if s:
+            h, w = grey.shape[0] // 2 * 2, grey.shape[1] // 2 * 2
+            grey = grey[:h, :w].reshape(h // 2, 2, w // 2, 2).mean((1, 3))
+        x = grey[1:, 1:-1]; n = grey[:-1, 1:-1]; wv = grey[1:, :-2]; nw = grey[:-1, :-2]; ne = grey[:-1, 2:]
+        hi, lo = np.maximum(n, wv), np.minimum(n, wv)
+        pred = np.where(nw >= hi, lo, np.where(nw <= lo, hi, n + wv - nw))
+        e = np.abs(x - pred)
+        ctx = np.searchsorted(CONTEXT_EDGES, np.abs(n - nw) + np.abs(wv - nw) + np.abs(n - ne))
+        counts = np.bincount(ctx.ravel(), minlength=8)
+        sums = np.bincount(ctx.ravel(), weights=e.ravel(), minlength=8)
+        out.append(np.stack([counts, sums]))
+    return np.stack(out).astype(np.float64)  # (3, 2, 8)
+
+def surprise_features(stats, scales):
+    """stats (N,3,2,8), scales (3,8) Laplacian b per context fitted on reals -> features."""
+    counts, sums = stats[:, :, 0], stats[:, :, 1]
+    ratio = (sums / np.maximum(counts, 1)) / scales  # mean |e| / b per context
+    total = counts.sum(-1)
+    nll = (counts * np.log(2 * scales) + sums / scales).sum(-1) / total
+    expected = (counts * (np.log(2 * scales) + 1)).sum(-1) / total
+    gap = nll - expected
+    return np.concatenate([gap, nll, np.log(ratio + 1e-3).reshape(len(stats), -1)], axis=1)
+
+def fit_scales(stats):
+    return np.maximum(stats[:, :, 1].sum(0) / np.maximum(stats[:, :, 0].sum(0), 1), 0.05)
+
+
+def extract_surprise(corpus: Path, cache: Path, size: int) -> dict:
+    store = cache / f"surprise-{size}.npz"
+    done: dict = {}
+    if store.is_file():
+        with np.load(store, allow_pickle=False) as saved:
+            done = {str(k): v for k, v in zip(saved["keys"], saved["stats"])}
+    todo = [(row, image) for row, image in corpus_images(corpus, size) if row.sha256 not in done]
+
+    def save():
+        keys = sorted(done)
+        tmp = store.with_name(store.name + ".tmp.npz")
+        np.savez(tmp, keys=np.array(keys), stats=np.stack([done[k] for k in keys]))
+        os.replace(tmp, store)
+
+    for i, (row, image) in enumerate(todo):
+        try:
+            done[row.sha256] = surprise_stats(crop_for(image, size))
+        except Exception:  # reported by extract(); skipped here too
+            continue
+        if (i + 1) % 200 == 0:
+            save()
+            print(f"surprise {i + 1}/{len(todo)}", file=sys.stderr, flush=True)
+    if todo:
+        save()
+    return done
+
+
 def metrics(scores: np.ndarray, labels: np.ndarray, threshold: float) -> dict:
     from sklearn.metrics import roc_auc_score
 
@@ -143,6 +210,30 @@ class Detectors:
         return model.decision_function
 
     @staticmethod
+    def surprise_gaussian(x, y, stats):
+        """Real photos only: context scales and a Gaussian over the surprise features."""
+        from sklearn.covariance import LedoitWolf
+        from sklearn.preprocessing import StandardScaler
+
+        scales = fit_scales(stats[y == 0])
+        feats = surprise_features(stats[y == 0], scales)
+        scaler = StandardScaler().fit(feats)
+        model = LedoitWolf().fit(scaler.transform(feats))
+        return lambda z_stats: model.mahalanobis(scaler.transform(surprise_features(z_stats, scales)))
+
+    @staticmethod
+    def combined_lr(x, y, stats):
+        """Spectral + surprise features, logistic regression on the other families."""
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        scales = fit_scales(stats[y == 0])
+        model = make_pipeline(StandardScaler(), LogisticRegression(C=0.3, max_iter=3000, class_weight="balanced"))
+        model.fit(np.hstack([x, surprise_features(stats, scales)]), y)
+        return lambda z_x, z_stats: model.decision_function(np.hstack([z_x, surprise_features(z_stats, scales)]))
+
+    @staticmethod
     def real_gaussian(x, y):
         from sklearn.covariance import LedoitWolf
         from sklearn.preprocessing import StandardScaler
@@ -157,8 +248,10 @@ def run(corpus: Path, cache: Path, size: int) -> dict:
     from provenance.datasets.corpus import read_index
 
     cached = extract(corpus, cache, size)
-    rows = [r for r in read_index() if r.sha256 in cached]
+    surprise = extract_surprise(corpus, cache, size)
+    rows = [r for r in read_index() if r.sha256 in cached and r.sha256 in surprise]
     x = np.stack([cached[r.sha256][0] for r in rows])
+    stats = np.stack([surprise[r.sha256] for r in rows])
     shipped = {"shipped-cnn": np.array([cached[r.sha256][1] for r in rows]),
                "shipped-spectral": np.array([cached[r.sha256][2] for r in rows])}
     y = np.array([int(r.label == "synthetic") for r in rows])
@@ -173,9 +266,12 @@ def run(corpus: Path, cache: Path, size: int) -> dict:
         test = ((y == 1) & (family == held)) | (split == "test")
         fitted = {name.replace("_", "-"): getattr(Detectors, name)(x[train], y[train])
                   for name in ("spectral_lr", "real_gaussian")}
+        surprise_model = Detectors.surprise_gaussian(x[train], y[train], stats[train])
+        combined = Detectors.combined_lr(x[train], y[train], stats[train])
+        all_scores = {**{n: f(x) for n, f in fitted.items()}, "surprise-gaussian": surprise_model(stats),
+                      "spectral+surprise-lr": combined(x, stats), **shipped}
         entry = {}
-        for name, scorer in [*fitted.items(), *shipped.items()]:
-            scores = scorer(x) if callable(scorer) else scorer
+        for name, scores in all_scores.items():
             threshold = threshold_from_reals(scores[val & (y == 0)])
             m = metrics(scores[test], y[test], threshold)
             test_reals = test & (y == 0)
@@ -188,13 +284,48 @@ def run(corpus: Path, cache: Path, size: int) -> dict:
     return results
 
 
+def cnn_holdout(corpus: Path, cache: Path, size: int, held: str, steps: int) -> dict:
+    """The NPR-input CNN retrained on the corpus without family ``held`` (checkpointed, resumable),
+    scored on ``held`` and the test reals with the same threshold rule as the others."""
+    from detectors.learned.cnn import CNNClassifier
+
+    images, rows = [], []
+    for row, image in corpus_images(corpus, size):
+        try:
+            images.append(crop_for(image, size))
+        except Exception:  # skipped the same way as in extract()
+            continue
+        rows.append(row)
+    y = np.array([int(r.label == "synthetic") for r in rows])
+    family = np.array([r.family for r in rows])
+    source = np.array([r.generator for r in rows])
+    split = np.array([real_split(r.group) if r.label == "real" else "fake" for r in rows])
+    train = ((y == 1) & (family != held)) | (split == "train")
+    out = cache / f"cnn-without-{held}-{size}"
+    model = CNNClassifier()
+    model.fit([images[i] for i in np.flatnonzero(train)], y[train], steps=steps, out=out,
+              on_log=lambda log: print(f"cnn {log}", file=sys.stderr, flush=True))
+    scores = model.decision_function(images)
+    val, test = (split == "validation") & (y == 0), ((y == 1) & (family == held)) | (split == "test")
+    threshold = threshold_from_reals(scores[val])
+    m = metrics(scores[test], y[test], threshold)
+    m["fpr_per_real_source"] = {s: float((scores[test & (y == 0) & (source == s)] > threshold).mean())
+                                for s in sorted(set(source[test & (y == 0)]))}
+    m["steps"] = steps
+    (out / "result.json").write_text(json.dumps(m, indent=2) + "\n")
+    return m
+
+
 def table(results: dict) -> str:
-    names = list(next(iter(results["families"].values())))
+    names = list(dict.fromkeys(n for entry in results["families"].values() for n in entry))
     lines = ["| held-out family | fakes | " + " | ".join(f"{n} AUC / TPR@1%FPR / worst real FPR" for n in names) + " |",
              "|---|---|" + "---|" * len(names)]
     for held, entry in results["families"].items():
         cells = []
         for n in names:
+            if n not in entry:
+                cells.append("-")
+                continue
             m = entry[n]
             worst = max(m["fpr_per_real_source"].values()) if m["fpr_per_real_source"] else float("nan")
             cells.append(f"{m['auc']:.3f} / {m['tpr_at_threshold']:.2f} / {worst:.3f}")
@@ -210,12 +341,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cache", type=Path, default=Path("/root/provenance-runs/corpus-lofo"))
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--cnn-holdout", metavar="FAMILY", help="Also retrain the NPR CNN without FAMILY and score it.")
+    parser.add_argument("--cnn-steps", type=int, default=1500)
     args = parser.parse_args(argv if argv is not None else [])
     if not args.corpus.is_dir():
         print(f"corpus_lofo: {args.corpus}: no corpus; run `provenance dataset corpus rebuild` first (skipped)")
         return
     print(f"CPU capability: {torch.backends.cpu.get_cpu_capability()}; threads {torch.get_num_threads()}")
     results = run(args.corpus, args.cache, args.size)
+    if args.cnn_holdout:
+        results["families"][args.cnn_holdout]["corpus-cnn"] = cnn_holdout(
+            args.corpus, args.cache, args.size, args.cnn_holdout, args.cnn_steps)
     out = args.cache / f"lofo-{args.size}.json"
     out.write_text(json.dumps(results, indent=2) + "\n")
     if args.json:
