@@ -7,7 +7,8 @@ import sys
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-BENCHMARKS = ["watermark_decode", "watermark_robustness", "check_latency", "generation", "dataset_build", "detectors"]
+BENCHMARKS = ["watermark_decode", "watermark_robustness", "check_latency", "generation", "dataset_build", "detectors",
+              "corpus_lofo"]
 
 
 def main(argv: list[str]) -> None:

@@ -75,6 +75,13 @@ def corner_tiles(crop: np.ndarray, tile: int = 128) -> np.ndarray:
     return np.stack([crop[y:y + tile, x:x + tile] for y in (0, h - tile) for x in (0, w - tile)])
 
 
+def save_npz(store: Path, **arrays) -> None:
+    """Atomic: a kill mid-write leaves the previous cache intact."""
+    tmp = store.with_name(store.name + ".tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, store)
+
+
 def extract(corpus: Path, cache: Path, size: int) -> dict:
     """sha256 -> {features, shipped logits}; cached in cache/features.npz, saved every 100 images."""
     from detectors.learned.base import load_classifier
@@ -94,10 +101,8 @@ def extract(corpus: Path, cache: Path, size: int) -> dict:
 
     def save():
         keys = sorted(done)
-        tmp = store.with_name(store.name + ".tmp.npz")
-        np.savez(tmp, keys=np.array(keys), features=np.stack([done[k][0] for k in keys]),
+        save_npz(store, keys=np.array(keys), features=np.stack([done[k][0] for k in keys]),
                  cnn=np.array([done[k][1] for k in keys]), spectral=np.array([done[k][2] for k in keys]))
-        os.replace(tmp, store)
 
     for i, (row, image) in enumerate(todo):
         try:
@@ -164,9 +169,7 @@ def extract_surprise(corpus: Path, cache: Path, size: int) -> dict:
 
     def save():
         keys = sorted(done)
-        tmp = store.with_name(store.name + ".tmp.npz")
-        np.savez(tmp, keys=np.array(keys), stats=np.stack([done[k] for k in keys]))
-        os.replace(tmp, store)
+        save_npz(store, keys=np.array(keys), stats=np.stack([done[k] for k in keys]))
 
     for i, (row, image) in enumerate(todo):
         try:
@@ -330,6 +333,18 @@ def table(results: dict) -> str:
             worst = max(m["fpr_per_real_source"].values()) if m["fpr_per_real_source"] else float("nan")
             cells.append(f"{m['auc']:.3f} / {m['tpr_at_threshold']:.2f} / {worst:.3f}")
         lines.append(f"| {held} | {results['counts'][held]['test_fakes']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def per_source_markdown(results: dict, detector: str) -> str:
+    """Per held-out family: the detector's FPR on each real source's test photos at its threshold."""
+    families = list(results["families"])
+    sources = sorted({s for e in results["families"].values() if detector in e for s in e[detector]["fpr_per_real_source"]})
+    lines = [f"| {detector}: real source | " + " | ".join(families) + " |", "|---|" + "---|" * len(families)]
+    for source in sources:
+        cells = [f"{results['families'][f][detector]['fpr_per_real_source'].get(source, float('nan')):.3f}"
+                 if detector in results["families"][f] else "-" for f in families]
+        lines.append(f"| {source} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
