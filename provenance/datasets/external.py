@@ -73,9 +73,9 @@ def scan_source(name: str, label: str, folder: Path, min_side: int) -> tuple[lis
             skipped["smaller than the crop"] = skipped.get("smaller than the crop", 0) + 1
             continue
         relative = str(path.relative_to(folder))
-        # Fakes: one group per generator and origin folder (a repo's renders share prompts and
-        # settings); reals: one group per photo.
-        group = f"{name}:{Path(relative).parts[0]}" if label == "synthetic" else f"{name}:{relative}"
+        # Fakes: one group per generator and origin folder (renders in one folder share a prompt
+        # and settings: near-copies of each other); reals: one group per photo.
+        group = f"{name}:{Path(relative).parent}" if label == "synthetic" else f"{name}:{relative}"
         images.append(ExternalImage(name, label, str(path.resolve()), relative, group, width, height, fmt))
     return images, skipped
 
@@ -152,7 +152,9 @@ def file_traits(path: str | Path) -> dict:
         exif = bool(image.getexif()) or "exif" in image.info
         qtables = quantisation_signature(image)
         rgb = np.asarray(image.convert("RGB"))
-    return {"format": fmt, "qtables": qtables or "none", "size": f"{width}x{height}",
+    # Sizes in 32-pixel bins: the shared crop/resize perturbations spread sizes over many values,
+    # and a distance between two samples of exact sizes would be mostly sampling noise.
+    return {"format": fmt, "qtables": qtables or "none", "size": f"{width // 32 * 32}x{height // 32 * 32}",
             "aspect": round(width / height, 2), "exif": exif, "resampling": resampling_score(rgb)}
 
 
