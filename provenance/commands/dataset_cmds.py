@@ -1,4 +1,4 @@
-"""``provenance dataset build|verify``: labelled real + synthetic image sets for detector research."""
+"""``provenance dataset build|verify|corpus``: labelled real + synthetic image sets for detector research."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from .common import EXIT_FAILED, emit_json, fail, json_option
+from .corpus_cmds import corpus_group
 
 
 def _range(text: str, kind=float) -> tuple:
@@ -19,6 +20,9 @@ def _range(text: str, kind=float) -> tuple:
 @click.group("dataset", context_settings={"help_option_names": ["-h", "--help"]})
 def dataset_group() -> None:
     """Build and verify labelled benchmark datasets (Hugging Face imagefolder layout)."""
+
+
+dataset_group.add_command(corpus_group)
 
 
 @dataset_group.command("build")
@@ -126,12 +130,3 @@ def verify_command(directory: Path, deep: bool, as_json: bool) -> None:
         click.echo(f"{directory}: {checked} images, {len(problems)} problems")
     if problems:
         raise SystemExit(EXIT_FAILED)
-
-
-def _add_corpus_group() -> None:
-    from .corpus_cmds import corpus_group
-
-    dataset_group.add_command(corpus_group)
-
-
-_add_corpus_group()
