@@ -236,3 +236,26 @@ def test_real_fake_tree_rows_name_generators_and_skip_bad_files(tmp_path):
     skipped = []
     images, labels, kept = load_any(tmp_path, "test", on_skip=lambda path, problem: skipped.append(path))
     assert len(images) == 8 and labels.sum() == 4 and skipped == [str(tmp_path / "sdv14" / "0_real" / "broken.png")]
+
+
+def test_verify_accepts_the_set_and_catches_an_outside_group_split_in_two(unbiased_set, tmp_path):
+    import shutil
+
+    from provenance.datasets import verify_dataset
+
+    out, _ = unbiased_set
+    checked, problems = verify_dataset(out)
+    assert checked == 48 and problems == []
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    rows = {s: [json.loads(l) for l in (copy / s / "metadata.jsonl").read_text().splitlines()]
+            for s in ("train", "validation", "test")}
+    donor = next(s for s in rows if any(r["generator"] == "toygen" for r in rows[s]))
+    other = next(s for s in rows if s != donor)
+    moved = next(r for r in rows[donor] if r["generator"] == "toygen")
+    fake = {**moved, "id": "ext_toygen_999999", "file_name": "ext_toygen_999999.jpg", "split": other}
+    shutil.copy(copy / donor / moved["file_name"], copy / other / fake["file_name"])
+    with open(copy / other / "metadata.jsonl", "a") as handle:
+        handle.write(json.dumps(fake) + "\n")
+    _, problems = verify_dataset(copy)
+    assert any(f"group {moved['source_group']!r} appears in splits" in p for p in problems)
