@@ -259,3 +259,11 @@ def test_verify_accepts_the_set_and_catches_an_outside_group_split_in_two(unbias
         handle.write(json.dumps(fake) + "\n")
     _, problems = verify_dataset(copy)
     assert any(f"group {moved['source_group']!r} appears in splits" in p for p in problems)
+
+
+def test_corpus_summary_lists_families_with_licences():
+    result = CliRunner().invoke(main, ["dataset", "corpus", "summary", "--json"])
+    assert result.exit_code == 0
+    table = json.loads(result.output)
+    assert {"gan", "midjourney", "dalle-2", "stable-diffusion-1"} <= {e["family"] for e in table}
+    assert all(e["licences"] and e["images"] > 0 for e in table)
