@@ -227,6 +227,6 @@ def plan_external(specs: tuple[str, ...], size: int, seed: int, fractions: tuple
             source = {"external": name, "photo": image.relative, "group": image.group, "path": image.path,
                       "origin_format": image.format, "origin_size": [image.width, image.height],
                       "processing": processing}
-            entries.append({"label": label, "name": name, "index": index, "rng_words": [seed, index],
+            entries.append({"label": label, "name": name, "index": index,
                             "split": split_of_group(seed, image.group, fractions, splits), "source": source})
     return entries, skipped
