@@ -88,9 +88,20 @@ def _shortcuts_markdown(out: Path, rows: list[dict]) -> str:
 def _external_markdown(config: DatasetConfig, rows: list[dict]) -> str:
     if not config.external:
         return ""
+    from .external import parse_source, scan_source
+
     used = Counter(json.loads(r["source"])["external"] for r in rows if '"external"' in r["source"])
-    names = "; ".join(f"{spec.partition(':')[0]} `{spec.partition(':')[2].partition('=')[0]}` ({used.get(spec.partition(':')[2].partition('=')[0], 0)} images)"
-                      for spec in config.external)
+    described = []
+    for spec in config.external:
+        label, _, rest = spec.partition(":")
+        name = rest.partition("=")[0]
+        try:
+            _, skipped = scan_source(name, label, parse_source(rest)[1], config.size)
+        except ValueError:  # the folder has gone since the plan was made
+            skipped = {"folder no longer present, not counted": 0}
+        skips = ", ".join(f"{n} {reason}" for reason, n in sorted(skipped.items()))
+        described.append(f"{label} `{name}` ({used.get(name, 0)} images{'; skipped: ' + skips if skips else ''})")
+    names = "; ".join(described)
     return (f"- External sources: {names}. Each image: decoded (metadata dropped), JPEG-compressed once at native\n"
             "  resolution if its file was lossless (so both classes carry a lossy history), one native crop at a\n"
             "  random offset (never resized), then the shared perturbation and encoding above. Splits by group:\n"
