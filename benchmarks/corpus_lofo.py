@@ -362,7 +362,13 @@ def main(argv: list[str] | None = None) -> None:
     if not args.corpus.is_dir():
         print(f"corpus_lofo: {args.corpus}: no corpus; run `provenance dataset corpus rebuild` first (skipped)")
         return
-    print(f"CPU capability: {torch.backends.cpu.get_cpu_capability()}; threads {torch.get_num_threads()}")
+    from .timing import machine_line
+
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    bf16 = "native" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "not native"
+    print(f"CPU capability: {torch.backends.cpu.get_cpu_capability()}; bf16 {bf16}; threads {torch.get_num_threads()}; "
+          f"{machine_line()}")
+    print("baseline: the shipped cnn and spectral weights, scored in the same run on the same crops")
     results = run(args.corpus, args.cache, args.size)
     if args.cnn_holdout:
         results["families"][args.cnn_holdout]["corpus-cnn"] = cnn_holdout(
