@@ -97,25 +97,32 @@ def extract(corpus: Path, cache: Path, size: int) -> dict:
     weights = Path(__file__).resolve().parents[1] / "detectors" / "weights"
     cnn, spectral = load_classifier(weights / "cnn"), load_classifier(weights / "spectral")
     todo = [(row, image) for row, image in corpus_images(corpus, size) if row.sha256 not in done]
-    started = time.time()
 
     def save():
         keys = sorted(done)
         save_npz(store, keys=np.array(keys), features=np.stack([done[k][0] for k in keys]),
                  cnn=np.array([done[k][1] for k in keys]), spectral=np.array([done[k][2] for k in keys]))
 
+    def compute(crop):
+        feats = tile_features(corner_tiles(crop)).mean(axis=0)
+        return (feats.astype(np.float32), float(cnn.decision_function([crop])[0]),
+                float(spectral.decision_function([crop])[0]))
+
+    return fill_cache(todo, done, compute, save, size, "features")
+
+
+def fill_cache(todo: list, done: dict, compute, save, size: int, what: str, every: int = 100) -> dict:
+    """compute(crop) for each (row, image) not done yet, saving every ``every`` images (resumable)."""
+    started = time.time()
     for i, (row, image) in enumerate(todo):
         try:
-            crop = crop_for(image, size)
+            done[row.sha256] = compute(crop_for(image, size))
         except Exception as exc:  # one bad file never stops the run
             print(f"skip {image.path}: {type(exc).__name__}: {exc}".splitlines()[0], file=sys.stderr)
             continue
-        feats = tile_features(corner_tiles(crop)).mean(axis=0)
-        done[row.sha256] = (feats.astype(np.float32), float(cnn.decision_function([crop])[0]),
-                            float(spectral.decision_function([crop])[0]))
-        if (i + 1) % 100 == 0:
+        if (i + 1) % every == 0:
             save()
-            print(f"features {i + 1}/{len(todo)} ({time.time() - started:.0f}s)", file=sys.stderr, flush=True)
+            print(f"{what} {i + 1}/{len(todo)} ({time.time() - started:.0f}s)", file=sys.stderr, flush=True)
     if todo:
         save()
     return done
@@ -171,17 +178,7 @@ def extract_surprise(corpus: Path, cache: Path, size: int) -> dict:
         keys = sorted(done)
         save_npz(store, keys=np.array(keys), stats=np.stack([done[k] for k in keys]))
 
-    for i, (row, image) in enumerate(todo):
-        try:
-            done[row.sha256] = surprise_stats(crop_for(image, size))
-        except Exception:  # reported by extract(); skipped here too
-            continue
-        if (i + 1) % 200 == 0:
-            save()
-            print(f"surprise {i + 1}/{len(todo)}", file=sys.stderr, flush=True)
-    if todo:
-        save()
-    return done
+    return fill_cache(todo, done, surprise_stats, save, size, "surprise")
 
 
 def metrics(scores: np.ndarray, labels: np.ndarray, threshold: float) -> dict:
