@@ -267,3 +267,11 @@ def test_corpus_summary_lists_families_with_licences():
     table = json.loads(result.output)
     assert {"gan", "midjourney", "dalle-2", "stable-diffusion-1"} <= {e["family"] for e in table}
     assert all(e["licences"] and e["images"] > 0 for e in table)
+
+
+def test_rebuild_refuses_a_file_that_is_not_an_index_in_one_line(snapshot, tmp_path):
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+    result = CliRunner().invoke(main, ["dataset", "corpus", "rebuild", "--mirror-dir", str(snapshot),
+                                       "--out", str(tmp_path / "c"), "--index", str(tmp_path / "bad.csv")])
+    assert result.exit_code == 1 and "not a corpus index: columns are" in result.output
+    assert "Traceback" not in result.output

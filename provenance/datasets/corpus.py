@@ -127,8 +127,11 @@ class CorpusRow:
 
 def read_index(path: str | Path = INDEX_PATH) -> list[CorpusRow]:
     with open(path, newline="") as handle:
-        return [CorpusRow(**{**row, "width": int(row["width"]), "height": int(row["height"])})
-                for row in csv.DictReader(handle)]
+        reader = csv.DictReader(handle)
+        expected = [f.name for f in fields(CorpusRow)]
+        if reader.fieldnames != expected:
+            raise ValueError(f"columns are {reader.fieldnames}, expected {expected}")
+        return [CorpusRow(**{**row, "width": int(row["width"]), "height": int(row["height"])}) for row in reader]
 
 
 def write_index(rows: Iterable[CorpusRow], path: str | Path = INDEX_PATH) -> None:
