@@ -160,7 +160,7 @@ def _check_tiles(tile: int) -> "np.ndarray":
 
 
 _FLAG = {"splits": "split"}  # dataset config fields whose CLI flag has another name
-_NO_FLAG = ("real", "real_scale")
+_NO_FLAG = ("real", "real_scale", "external")
 
 
 def reproduce_commands(dataset: Path, run: Path, name: str, model) -> list[str]:
@@ -176,6 +176,9 @@ def reproduce_commands(dataset: Path, run: Path, name: str, model) -> list[str]:
             text = ",".join(map(str, value)) if key in ("splits", "perturbations") else \
                 "-".join(map(str, value)) if isinstance(value, list) else str(value)
             options.append(f"--{_FLAG.get(key, key).replace('_', '-')} {text}")
+        for spec in saved.get("external", []):  # "synthetic:NAME=DIR" / "real:NAME=DIR"
+            label, _, source = spec.partition(":")
+            options.append(f"--{label} {source}")
         real = saved.get("real", "default")
         if real != "default":
             lines.append(f"provenance dataset photos {real}")

@@ -1,4 +1,4 @@
-"""``provenance dataset build|verify``: labelled real + synthetic image sets for detector research."""
+"""``provenance dataset build|verify|corpus``: labelled real + synthetic image sets for detector research."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,6 +10,7 @@ from provenance.errors import first_line
 from .common import EXIT_FAILED, emit_json, fail, json_option
 from .progress import progress_bar
 from .engine_options import engine_options, ray_options, refuse_ray_only_options
+from .corpus_cmds import corpus_group
 
 
 def _range(text: str, kind=float) -> tuple:
@@ -25,10 +26,17 @@ def dataset_group() -> None:
     """Build and verify labelled benchmark datasets (Hugging Face imagefolder layout)."""
 
 
+dataset_group.add_command(corpus_group)
+
+
 @dataset_group.command("build")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--real", default="default", show_default=True,
-              help="Folder of real photos (see `provenance dataset photos`), or 'default' (wheel photos).")
+@click.option("--real", "real_sources", multiple=True,
+              help="Folder of real photos to crop --n-real images from (see `provenance dataset photos`), or 'default' (wheel photos; the default). "
+                   "Repeatable as NAME=DIR: every image of DIR once, through the external pipeline.")
+@click.option("--synthetic", "synthetic_sources", multiple=True, metavar="NAME=DIR",
+              help="Generated images from outside (NAME = generator label), repeatable: each image once, "
+                   "native crop, same encoding and perturbations as every other image.")
 @click.option("--n-real", default=100, show_default=True, type=click.IntRange(min=0))
 @click.option("--n-gan", default=50, show_default=True, type=click.IntRange(min=0))
 @click.option("--n-diffusion", default=50, show_default=True, type=click.IntRange(min=0))
@@ -56,7 +64,7 @@ def dataset_group() -> None:
               help="Signing keys (default: a key pair made for this dataset under OUT/.build/keys).")
 @engine_options
 @json_option
-def build_command(out, real, n_real, n_gan, n_diffusion, size, seed, workers, splits, fmt, jpeg_quality,
+def build_command(out, real_sources, synthetic_sources, n_real, n_gan, n_diffusion, size, seed, workers, splits, fmt, jpeg_quality,
                   perturb_fraction, perturbations, watermark_fraction, c2pa_fraction, stripped_fraction, gan_model,
                   diffusion_model, diffusion_steps, keys, engine, address, num_workers, as_json) -> None:
     """Build a labelled dataset in OUT; after a crash, the same command finishes it.
@@ -71,8 +79,19 @@ def build_command(out, real, n_real, n_gan, n_diffusion, size, seed, workers, sp
         raise click.BadParameter(f"expected three comma-separated fractions, not {splits!r}") from None
     if len(split_fractions) != 3:
         raise click.BadParameter("--split needs three fractions: train,validation,test")
+    from provenance.datasets.external import source_spec
+
+    plain = [r for r in real_sources if "=" not in r]
+    if len(plain) > 1:
+        raise click.BadParameter(f"one photo folder for --n-real crops, not {', '.join(plain)}; "
+                                 "give other real sources as NAME=DIR")
+    try:
+        external = tuple([source_spec("synthetic", s) for s in synthetic_sources]
+                         + [source_spec("real", r) for r in real_sources if "=" in r])
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
     config = DatasetConfig(
-        real=str(real), n_real=n_real, n_gan=n_gan, n_diffusion=n_diffusion, size=size, seed=seed,
+        real=str(plain[0]) if plain else "default", external=external, n_real=n_real, n_gan=n_gan, n_diffusion=n_diffusion, size=size, seed=seed,
         splits=split_fractions, format=fmt, jpeg_quality=_range(jpeg_quality, int),
         perturb_fraction=perturb_fraction, perturbations=tuple(p for p in perturbations.split(",") if p),
         watermark_fraction=watermark_fraction, c2pa_fraction=c2pa_fraction, stripped_fraction=stripped_fraction,

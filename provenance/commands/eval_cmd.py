@@ -14,15 +14,19 @@ from .common import EXIT_FAILED, emit_json, fail, json_option
 @click.option("--dataset", required=True, type=click.Path(file_okay=False, exists=True, path_type=Path))
 @click.option("--detector", "detectors", multiple=True,
               help="Trained classifier folder or shipped name (cnn, spectral); repeatable. Default: all shipped.")
-@click.option("--split", default="test", show_default=True, type=click.Choice(["train", "validation", "test"]))
+@click.option("--split", default="test", show_default=True, type=click.Choice(["train", "validation", "test"]),
+              help="Split of a `dataset build` set; a public 0_real/1_fake tree is read whole.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Where eval.json, eval.md, roc.png, robustness.png go (default: DATASET/eval).")
 @click.option("--threads", type=int, default=None)
 @json_option
 def eval_command(dataset: Path, detectors, split: str, out: Path | None, threads, as_json: bool) -> None:
-    """AUC, AP, balanced accuracy, TPR at 1% / 0.1% FPR and ECE, overall and per generator x perturbation."""
+    """AUC, AP, balanced accuracy, TPR at 1% / 0.1% FPR and ECE, overall and per generator x perturbation.
+
+    DATASET is a set made by `provenance dataset build` or a public benchmark tree with 0_real/1_fake
+    folders per generator (generator = first folder under DATASET)."""
     from detectors.learned import load_classifier
-    from provenance.datasets.reading import load_split
+    from provenance.datasets.public_layouts import load_any
     from provenance.evaluation import evaluate, markdown, write_reports
     from provenance.shipped import classifier_dir, shipped_classifiers
 
@@ -31,7 +35,8 @@ def eval_command(dataset: Path, detectors, split: str, out: Path | None, threads
     if not names:
         fail(dataset, "no --detector given and no trained classifier is shipped", EXIT_FAILED)
     try:
-        images, labels, rows = load_split(dataset, split)
+        images, labels, rows = load_any(dataset, split,
+                                        on_skip=lambda path, problem: click.echo(f"provenance: {path}: {problem}", err=True))
     except FileNotFoundError as exc:
         fail(dataset, str(exc), EXIT_FAILED)
     reports, scores = [], {}

@@ -72,7 +72,11 @@ class ItemMaker:
         """Make, write and record one item; returns its metadata row."""
         # Every row has the same keys, so tabular loaders infer one schema.
         extra: dict = {"model": "", "model_version": "", "watermark_scheme": "", "watermark_id": ""}
-        if item.label == "real":
+        if item.source and "external" in item.source:
+            from .external import external_pixels
+
+            rgb = external_pixels(item.source["path"], item.source["processing"], self.config.size)
+        elif item.label == "real":
             rgb = self.real_pixels(item)
         else:
             maker = self.maker(item.generator)
@@ -231,4 +235,4 @@ def finish(out: Path, plan: list[Item], rows: dict[str, dict], config: DatasetCo
     for split in SPLITS:
         lines = "".join(json.dumps(row) + "\n" for row in done if row["split"] == split)
         write_atomically(metadata_path(out, split), lines)
-    write_atomically(out / CARD_FILE, card_text(config, done, len(plan)))
+    write_atomically(out / CARD_FILE, card_text(config, done, len(plan), out))

@@ -1,7 +1,9 @@
 """The dataset card (README.md): what is in the set, how it was made, and the counts that matter."""
 from __future__ import annotations
 
+import json
 from collections import Counter
+from pathlib import Path
 from typing import Iterable
 
 from provenance.markdown import markdown_table
@@ -65,6 +67,48 @@ def _provenance_markdown(rows: list[dict]) -> str:
                            "model version"], lines)
 
 
+def _shortcuts_markdown(out: Path, rows: list[dict]) -> str:
+    """Per class, each trait a detector could tell the classes apart by instead of by generation."""
+    from .layout import image_path
+    from .external import measure_shortcuts, shortcut_gaps
+
+    per_class = measure_shortcuts(rows, lambda row: image_path(out, row))
+    lines = []
+    for cls in sorted(per_class):
+        for trait, counts in per_class[cls].items():
+            total = sum(counts.values())
+            top = sorted(counts.items(), key=lambda kv: -kv[1])[:4]
+            shown = ", ".join(f"{value} {n / total:.0%}" if "p10" not in trait else value for value, n in top)
+            lines.append([cls, trait, shown + (f", ... ({len(counts)} values)" if len(counts) > 4 else "")])
+    gaps = shortcut_gaps(per_class)
+    gap_text = ", ".join(f"{k} {v:.3f}" for k, v in gaps.items())
+    return (markdown_table(["class", "trait", "distribution"], lines)
+            + (f"\n\nDistance between the classes (total variation, 0 = identical): {gap_text}." if gaps else ""))
+
+
+def _external_markdown(config: DatasetConfig, rows: list[dict]) -> str:
+    if not config.external:
+        return ""
+    from .external import parse_source, scan_source
+
+    used = Counter(json.loads(r["source"])["external"] for r in rows if '"external"' in r["source"])
+    described = []
+    for spec in config.external:
+        label, _, rest = spec.partition(":")
+        name = rest.partition("=")[0]
+        try:
+            _, skipped = scan_source(name, label, parse_source(rest)[1], config.size)
+        except ValueError:  # the folder has gone since the plan was made
+            skipped = {"folder no longer present, not counted": 0}
+        skips = ", ".join(f"{n} {reason}" for reason, n in sorted(skipped.items()))
+        described.append(f"{label} `{name}` ({used.get(name, 0)} images{'; skipped: ' + skips if skips else ''})")
+    names = "; ".join(described)
+    return (f"- External sources: {names}. Each image: decoded (metadata dropped), JPEG-compressed once at native\n"
+            "  resolution if its file was lossless (so both classes carry a lossy history), one native crop at a\n"
+            "  random offset (never resized), then the shared perturbation and encoding above. Splits by group:\n"
+            "  generator x origin folder for synthetic sources, the photo for real ones.\n")
+
+
 def _generators_used(config: DatasetConfig, rows: list[dict]) -> str:
     used = {r["generator"] for r in rows if r["label"] == "synthetic"}
     names = [f"`{config.gan_model}`" if "gan" in used else "",
@@ -72,10 +116,10 @@ def _generators_used(config: DatasetConfig, rows: list[dict]) -> str:
     return ", ".join(n for n in names if n) or "none"
 
 
-def card_text(config: DatasetConfig, rows: list[dict], planned: int) -> str:
-    """The card's Markdown for ``rows`` (the images made so far) out of ``planned``."""
+def card_text(config: DatasetConfig, rows: list[dict], planned: int, out: Path) -> str:
+    """The card's Markdown for ``rows`` (the images made so far in ``out``) out of ``planned``."""
     status = "complete" if len(rows) == planned else f"**incomplete: {len(rows)} of {planned} images** (re-run the build)"
-    real_sources = sorted({r["source_photo"] for r in rows if r["label"] == "real"})
+    real_sources = sorted({r["source_photo"] for r in rows if r["label"] == "real" and "external" not in r["source"]})
     return f"""---
 configs:
 - config_name: default
@@ -104,6 +148,10 @@ cropping, which removes most of the 8x8 JPEG grid their source files carry. Meas
 
 {_distribution_markdown(rows)}
 
+## Shortcuts, measured on the written files
+
+{_shortcuts_markdown(out, rows)}
+
 ## Labels from the write side
 
 {_provenance_markdown(rows) if any(r["label"] == "synthetic" for r in rows) else "No synthetic images."}
@@ -116,7 +164,7 @@ signed, then had their manifest store removed (JPEG APP11 / PNG caBX), as re-upl
 
 - Real photos: `{config.real}` ({len(real_sources)} photos used). Splits are by near-duplicate photo group:
   no photo (or its stereo/edited twin) appears in two splits. Synthetic images are assigned to splits at random.
-- Generators: {_generators_used(config, rows)}; trained
+{_external_markdown(config, rows)}- Generators: {_generators_used(config, rows)}; trained
   on photo patches by `provenance train` (see their model cards). Their training photos may overlap the
   real photos here: a detector must not be judged on recognising specific photos.
 """

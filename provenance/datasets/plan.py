@@ -39,6 +39,8 @@ class DatasetConfig:
     gan_model: str = "gan"
     diffusion_model: str = "diffusion"
     diffusion_steps: int = 25
+    # "synthetic:NAME=DIR" / "real:NAME=DIR": outside images through the same pipeline (external.py)
+    external: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -67,6 +69,9 @@ class DatasetConfig:
         low, high = self.jpeg_quality
         if not 1 <= low <= high <= 100:
             raise ValueError(f"JPEG quality range must be within 1-100, not {low}-{high}")
+        names = [spec.partition(":")[2].partition("=")[0] for spec in self.external]
+        if len(set(names)) != len(names) or {"gan", "diffusion", "none"} & set(names):
+            raise ValueError(f"external source names must be unique and not gan/diffusion/none: {', '.join(names)}")
 
 
 @dataclass
@@ -184,4 +189,21 @@ def make_plan(config: DatasetConfig, photos: list[Photo]) -> list[Item]:
         items += [_real_item(config, i, by_split) for i in range(config.n_real)]
     for family, count in (("gan", config.n_gan), ("diffusion", config.n_diffusion)):
         items += [_synthetic_item(config, family, i) for i in range(count)]
+    if config.external:
+        items += _external_items(config)
+    return items
+
+
+def _external_items(config: DatasetConfig) -> list[Item]:
+    """Outside images: native crops, then the same perturbation and encoding draws as ours."""
+    from .external import plan_external
+
+    entries, _ = plan_external(config.external, config.size, config.seed, config.splits, config.jpeg_quality, SPLITS)
+    items = []
+    for entry in entries:
+        steps, encode = _processing(config, _rng(config, "external", entry["name"], entry["index"]))
+        generator = entry["name"] if entry["label"] == "synthetic" else None
+        items.append(Item(id=f"ext_{entry['name']}_{entry['index']:06d}", label=entry["label"], generator=generator,
+                          split=entry["split"], index=entry["index"], seed=config.seed, source=entry["source"],
+                          perturbations=steps, encode=encode))
     return items

@@ -75,7 +75,7 @@ def _check_file(path: Path, row: dict) -> list[str]:
 def _split_leaks(rows: list[dict]) -> list[str]:
     splits_of: dict[str, set[str]] = {}
     for row in rows:
-        if row["label"] == "real":
+        if row["label"] == "real" or row["source_group"]:  # outside fakes have groups too
             splits_of.setdefault(row["source_group"], set()).add(row["split"])
     return [f"photo group {group!r} appears in splits {', '.join(sorted(s))}"
             for group, s in sorted(splits_of.items()) if len(s) > 1]
