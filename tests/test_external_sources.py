@@ -16,7 +16,7 @@ from PIL import Image
 
 from provenance.cli import main
 from provenance.datasets import DatasetConfig, build_dataset
-from provenance.datasets.build import image_path
+from provenance.datasets.layout import image_path
 from provenance.datasets.corpus import INDEX_PATH, RULES, Rule, read_index, rebuild, scan
 from provenance.datasets.external import file_traits, measure_shortcuts, resampling_score, shortcut_gaps
 from provenance.datasets.public_layouts import load_any, real_fake_rows

@@ -147,7 +147,7 @@ def test_a_file_of_paths_and_uris_with_missing_entries(ray_local, mixed_folder, 
 
 def test_dataset_build_on_ray_is_the_local_build_and_resumes(ray_local, tiny_gan, tiny_diffusion, tmp_path):
     from provenance.datasets import build_dataset
-    from provenance.datasets.build import record_path
+    from provenance.datasets.layout import record_path
     from provenance.engines.ray_engine import RayOptions, dataset_item_runner
 
     config = small_config(tiny_gan, tiny_diffusion, n_real=3, n_gan=3, n_diffusion=1, c2pa_fraction=0.5)

@@ -18,6 +18,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_FOUND_SYNTHETIC = 1
 EXIT_SOME_FILES_FAILED = 4
+EXIT_USAGE = 2  # what click gives a usage error; also a missing optional extra named by a flag
 
 
 def error_line(source: object, problem: str) -> str:

@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from .build import METADATA_FILE
+from .layout import METADATA_FILE
 from .external import IMAGE_SUFFIXES
 
 CLASS_FOLDERS = {"0_real": "real", "1_fake": "synthetic"}
