@@ -39,8 +39,9 @@ GENERATOR_NAMES = re.compile(
     r"Playground v\d)\b",
     re.IGNORECASE,
 )
+# One \s* after the ">" (not two in a row): adjacent \s* made a whitespace run quadratic to reject.
 _XMP_SOURCE_TYPE = re.compile(
-    r"DigitalSourceType(?:\s*=\s*\"|>\s*)\s*(?:" + re.escape(IPTC_PREFIX) + r")?([A-Za-z]+)"
+    r"DigitalSourceType(?:\s*=\s*\"|>)\s*(?:" + re.escape(IPTC_PREFIX) + r")?([A-Za-z]+)"
 )
 _XMP_CREATOR_TOOL = re.compile(r"CreatorTool(?:\s*=\s*\"|>)([^\"<]*)")
 
