@@ -2,6 +2,7 @@
 
     python -m benchmarks fuzz --inputs 10000 [--seed 0] [--jobs 2] [--detector metadata ...]
                               [--timeout 30] [--cli-every 1] [--out DIR]
+    python -m benchmarks fuzz --memory [--megapixels 1 12 48 120] [--detector ...]
 
 Seeds are valid files made here (JPEG with EXIF and XMP, PNG with text chunks, WebP, animated GIF
 and WebP, multi-page TIFF, BMP, C2PA-signed JPEG and PNG); each input is a seed after 1-4 mutations
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import random
 import struct
@@ -465,6 +467,44 @@ def _run_cli(files: list[Path], detectors: tuple[str, ...], args: argparse.Names
     return tracebacks, runs
 
 
+def memory_table(args: argparse.Namespace) -> int:
+    """Peak resident memory and time of one ``provenance check`` per image size (a fresh process each,
+    sizes ascending, so the children's peak RSS after each run is that run's): the basis of
+    ``CHECK_BYTES_PER_PIXEL`` and of the README's memory figures."""
+    import resource
+
+    from provenance.imageio import CHECK_BYTES_PER_PIXEL
+
+    detector_options = [part for name in args.detector for part in ("--detector", name)]
+    print(f"detectors: {', '.join(args.detector) or 'the defaults'}")
+    print("| megapixels | seconds | peak RSS | bytes per pixel over the smallest | verdict |")
+    print("|---|---|---|---|---|")
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        for megapixels in sorted(args.megapixels):
+            width = int((megapixels * 1e6 * 4 / 3) ** 0.5)
+            height = int(megapixels * 1e6 / width)
+            rng = np.random.default_rng(0)
+            pixels = np.zeros((height, width, 3), np.uint8)
+            pixels[::3, ::2] = rng.integers(0, 255, pixels[::3, ::2].shape, dtype=np.uint8)
+            path = Path(folder) / f"{megapixels}mp.png"
+            Image.fromarray(pixels).save(path, compress_level=1)
+            del pixels
+            started = time.monotonic()
+            result = subprocess.run([sys.executable, "-m", "provenance.cli", "check", "--json", "--timeout", "0",
+                                     "--max-memory-gb", "64", *detector_options, str(path)],
+                                    capture_output=True, text=True)
+            seconds = time.monotonic() - started
+            peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+            label = json.loads(result.stdout.splitlines()[0])["label"] if result.stdout else f"exit {result.returncode}"
+            rows.append((width * height, peak))
+            slope = (peak - rows[0][1]) / max(width * height - rows[0][0], 1) if len(rows) > 1 else float("nan")
+            print(f"| {width * height / 1e6:.1f} ({width}x{height}) | {seconds:.1f} | {peak / 2**30:.2f} GiB | "
+                  f"{slope:.1f} | {label} |")
+    print(f"CHECK_BYTES_PER_PIXEL in provenance/imageio.py: {CHECK_BYTES_PER_PIXEL}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks fuzz", description=__doc__.split("\n")[0])
     parser.add_argument("--inputs", type=int, default=10_000)
@@ -475,4 +515,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=30.0)
     parser.add_argument("--cli-every", type=int, default=1, help="run the CLI on every n-th input (0: not at all)")
     parser.add_argument("--out", help="folder for the inputs and signing keys (default: a new temporary one)")
-    return run_campaign(parser.parse_args(argv if argv is not None else []))
+    parser.add_argument("--memory", action="store_true", help="measure peak memory per image size instead")
+    parser.add_argument("--megapixels", type=float, nargs="+", default=[1, 12, 48, 120])
+    args = parser.parse_args(argv if argv is not None else [])
+    return memory_table(args) if args.memory else run_campaign(args)

@@ -84,16 +84,17 @@ def test_check_returns_one_verdict_per_input_whatever_the_bytes(seeds, checker, 
             assert len(verdict.evidence) == len(DECLARED_SIGNAL_DETECTORS)
 
 
-# Inputs that once raised out of load_image() or check(), as the campaign describes them:
-# "<seed> <mutation>:<seed> ...". Found by hand before the harness existed (issue 17) and by campaigns.
+# Inputs that raised out of the old loader (and so crashed the whole batch), as the campaign describes
+# them: "<seed> <mutation>:<seed> ...". Found by ``python -m benchmarks fuzz``'s generator (campaign
+# seed 17) run against the loader before issue 17; the exception each raised is in the comment.
 REGRESSIONS = [
-    "tiff_multipage delete_span:5",  # a 16-byte-ish deletion from a multi-page TIFF
-    "tiff_multipage tiff_tags:3",
-    "tiff_lzw_multipage tiff_tags:11",
-    "tiff_multipage huge_dimensions:1695133235",
-    "gif_animated truncate:1198056907 huge_dimensions:548577609",
-    "png adversarial_metadata:7",
-    "jpeg adversarial_metadata:2",
+    "tiff_lzw_multipage delete_span:1163127598",  # TypeError: Missing dimensions (page 2, from n_frames)
+    "tiff_lzw_multipage tiff_tags:2221260568",  # TypeError: Missing dimensions
+    "tiff_multipage flip_bits:1706495740 duplicate_span:624389414 jpeg_segments:1224401288",  # TypeError
+    "tiff_lzw_multipage jpeg_segments:3529375404",  # SyntaxError: unknown pixel mode
+    "tiff_multipage duplicate_span:3850030206",  # SyntaxError: unknown pixel mode
+    "tiff_multipage huge_dimensions:2486977673 tiff_tags:1234542549 jpeg_segments:2110070654",  # SyntaxError:
+    # unknown data organization
 ]
 
 
