@@ -84,8 +84,8 @@ class _Worker:
         self.ready = False  # until the worker has built its detectors and loaded their models
 
     def give(self, task: _Task) -> None:
+        self.conn.send([source for _, source in task.items])  # raises OSError if the worker has died
         self.task, self.started = task, time.monotonic()
-        self.conn.send([source for _, source in task.items])
 
     def deadline(self, budget: Budget) -> float | None:
         if budget.seconds is None or self.task is None:
@@ -185,12 +185,16 @@ class CheckPool:
                     exhausted = True
                 else:
                     queue.append(task)
-            for worker in self._workers:
+            for worker in list(self._workers):
                 if queue and worker.ready and worker.task is None:
-                    worker.give(queue.popleft())
-            busy = [w for w in self._workers if w.task is not None or not w.ready]
-            if not busy and not queue and exhausted:
+                    try:
+                        worker.give(queue[0])
+                        queue.popleft()
+                    except OSError:  # died while idle: replace it; the task waits for the next worker
+                        self._replace(worker, queue, done, "died", _died_message(worker))
+            if not queue and exhausted and all(w.task is None for w in self._workers):
                 break
+            busy = [w for w in self._workers if w.task is not None or not w.ready]
             for conn in wait([w.conn for w in busy], timeout=_POLL_SECONDS):
                 worker = next(w for w in busy if w.conn is conn)
                 self._receive(worker, queue, done)
