@@ -428,6 +428,10 @@ def run_campaign(args: argparse.Namespace) -> int:
     print("most common error records:")
     for problem, count in errors_by_problem.most_common(8):
         print(f"  {count:6d}  {problem}")
+    if over_budget:
+        print("stopped at the time budget (file, how it was made):")
+        for seconds, source in sorted(over_budget, reverse=True):
+            print(f"  {seconds:7.2f}  {Path(source).name}  {descriptions.get(source, '')}")
     for text in stats.exceptions[:5]:
         print("EXCEPTION:", text)
     print(f"inputs kept in {inputs_dir}")
