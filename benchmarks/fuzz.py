@@ -375,7 +375,8 @@ def run_campaign(args: argparse.Namespace) -> int:
     print(f"cpu capability: {torch.backends.cpu.get_cpu_capability()}; cores: {os.cpu_count()}; "
           f"bf16 native: {'avx512_bf16' in flags or 'amx_bf16' in flags}")
     print(f"provenance commit {_commit()}; campaign seed {args.seed}, {args.inputs} inputs, detectors {', '.join(detectors)}, "
-          f"{args.jobs} worker(s), budget {args.timeout:g} s and {budget.memory_bytes / 2**30:.1f} GiB per file")
+          f"{args.jobs} worker(s), budget {args.timeout:g} s (+{budget.seconds_per_megapixel:g} s per decoded MP) and "
+          f"{budget.memory_bytes / 2**30:.1f} GiB per file")
 
     started = time.monotonic()
     labels: Counter[str] = Counter()
@@ -397,7 +398,7 @@ def run_campaign(args: argparse.Namespace) -> int:
             labels[verdict.label.value] += 1
             if verdict.error:
                 errors_by_problem[verdict.error.split(" (")[0].split(":")[0][:60]] += 1
-            if args.timeout and verdict.seconds > args.timeout:
+            if verdict.error and "time budget" in verdict.error:
                 over_budget.append((verdict.seconds, verdict.source))
             if len(pool.stats.exceptions) > reported:
                 print("EXCEPTION:", descriptions.get(verdict.source, ""), pool.stats.exceptions[-1], flush=True)
@@ -416,7 +417,8 @@ def run_campaign(args: argparse.Namespace) -> int:
     print(f"| exceptions out of check() | {len(stats.exceptions)} |")
     print(f"| CLI runs / tracebacks on stderr | {cli_runs} / {tracebacks} |")
     print(f"| verdicts | {', '.join(f'{k} {v}' for k, v in labels.most_common())} |")
-    print(f"| files stopped at the time budget ({args.timeout:g} s) | {stats.timed_out} |")
+    print(f"| files stopped at the time budget ({args.timeout:g} s + {budget.seconds_per_megapixel:g} s/MP decoded) "
+          f"| {stats.timed_out} |")
     print(f"| files stopped at the memory budget | {stats.over_memory} |")
     print(f"| worker processes that died | {stats.worker_deaths} |")
     print(f"| peak worker RSS | {stats.peak_worker_rss / 2**30:.2f} GiB (cap {budget.memory_bytes / 2**30:.1f} GiB) |")

@@ -33,6 +33,11 @@ if TYPE_CHECKING:  # imported where used: the CLI reads this module's defaults w
     from .check import CheckConfig, Source
 
 DEFAULT_SECONDS_PER_FILE = 30.0
+# Checking costs time in proportion to pixels (measured 0.6-2 s per megapixel with every default
+# detector on a shared 2-core CPU; README, "Limits"), so a file that decodes to a large image earns
+# this much more time once decoded. Parsing and decoding themselves get only the flat budget: that
+# is where a hostile file stalls.
+DEFAULT_SECONDS_PER_MEGAPIXEL = 2.0
 # Resident memory of a worker that has loaded every default detector's models, measured on this
 # project's CPU build (README, "Limits"); the memory budget of a file is on top of it.
 WORKER_FOOTPRINT_BYTES = 1 * 2**30
@@ -44,7 +49,12 @@ class Budget:
     """What one file may cost. ``None`` means unbounded."""
 
     seconds: float | None = DEFAULT_SECONDS_PER_FILE
+    seconds_per_megapixel: float = DEFAULT_SECONDS_PER_MEGAPIXEL  # added once the image is decoded
     memory_bytes: int | None = None  # resident memory of the worker checking the file
+
+    def describe(self, megapixels: float) -> str:
+        extra = self.seconds_per_megapixel * megapixels
+        return f"{self.seconds:g} s per file" + (f" + {extra:.0f} s for its {megapixels:.0f} MP" if extra >= 1 else "")
 
 
 class CheckPoolError(RuntimeError):
@@ -81,16 +91,17 @@ class _Worker:
         child.close()
         self.task: _Task | None = None
         self.started = 0.0
+        self.megapixels = 0.0  # of the task's decoded images, once the worker reports them
         self.ready = False  # until the worker has built its detectors and loaded their models
 
     def give(self, task: _Task) -> None:
         self.conn.send([source for _, source in task.items])  # raises OSError if the worker has died
-        self.task, self.started = task, time.monotonic()
+        self.task, self.started, self.megapixels = task, time.monotonic(), 0.0
 
     def deadline(self, budget: Budget) -> float | None:
         if budget.seconds is None or self.task is None:
             return None
-        return self.started + budget.seconds * len(self.task.items)
+        return self.started + budget.seconds * len(self.task.items) + budget.seconds_per_megapixel * self.megapixels
 
     def rss(self) -> int:
         try:
@@ -109,6 +120,7 @@ class _Worker:
 def _serve(config: CheckConfig, conn: Connection) -> None:
     """A worker's loop: sources in, verdicts out, until told to stop."""
     from .check import Checker
+    from .imageio import LoadedImage
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     try:
@@ -128,7 +140,12 @@ def _serve(config: CheckConfig, conn: Connection) -> None:
         if sources is None:
             return
         try:
-            conn.send(("ok", checker.check(sources)))
+            # Decode first and report the pixels, which earn the check its per-megapixel time.
+            items = [checker._load(source) for source in sources]
+            images = [item for item in items if isinstance(item, LoadedImage)]
+            conn.send(("decoded", sum(image.width * image.height for image in images) / 1e6))
+            checked = iter(checker.check(images))
+            conn.send(("ok", [next(checked) if isinstance(item, LoadedImage) else item for item in items]))
         except Exception as exc:  # noqa: BLE001 - check() must not raise; if it does, the parent records it
             conn.send(("raised", f"{type(exc).__name__}: {_one_line(exc)}\n{traceback.format_exc()}"))
 
@@ -226,6 +243,9 @@ class CheckPool:
         if kind == "ready":
             worker.ready = True
             return
+        if kind == "decoded":
+            worker.megapixels = payload
+            return
         task, elapsed = worker.task, time.monotonic() - worker.started
         worker.task = None
         self._note_rss(worker)
@@ -247,7 +267,7 @@ class CheckPool:
             deadline = worker.deadline(self.budget)
             if deadline is not None and now > deadline:
                 self._replace(worker, queue, done, "timeout",
-                              f"took longer than the {self.budget.seconds:g} s per-file budget; stopped")
+                              f"took longer than its time budget ({self.budget.describe(worker.megapixels)}); stopped")
             elif self.budget.memory_bytes is not None and rss > self.budget.memory_bytes:
                 self._replace(worker, queue, done, "memory",
                               f"needed more than the {self.budget.memory_bytes / 2**30:.1f} GiB memory budget; stopped")

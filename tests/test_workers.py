@@ -29,6 +29,8 @@ class HostileDetector(Detector):
     def detect(self, image):
         if "stall" in image.source:
             time.sleep(600)
+        if "large" in image.source:
+            time.sleep(4)  # over the flat 3 s, within what its megapixels earn
         if "die" in image.source:
             os.kill(os.getpid(), 9)
         if "hog" in image.source:
@@ -63,12 +65,24 @@ def test_a_stalling_dying_or_hogging_file_costs_only_itself(hostile, png, batch_
     by_name = {v.source: v for v in verdicts}
     for name in "abcd":
         assert by_name[name].label == Label.NO_EVIDENCE
-    assert by_name["stall"].label == Label.ERROR and "3 s per-file budget" in by_name["stall"].error
+    assert by_name["stall"].label == Label.ERROR and "time budget (3 s per file)" in by_name["stall"].error
     assert by_name["die"].label == Label.ERROR and "died (SIGKILL)" in by_name["die"].error
     assert by_name["hog"].label == Label.ERROR and "memory budget" in by_name["hog"].error
     assert (stats.timed_out, stats.worker_deaths, stats.over_memory) == (1, 1, 1)
     assert stats.files == len(names) and not stats.exceptions
     assert time.monotonic() - started < 60  # the stall is cut at its budget, not waited out
+
+
+def test_a_large_image_earns_time_by_its_megapixels(hostile):
+    buffer = io.BytesIO()
+    Image.new("RGB", (1000, 1000)).save(buffer, format="PNG")
+    budget = Budget(seconds=3, seconds_per_megapixel=5)
+    with CheckPool(hostile, workers=1, budget=budget) as pool:
+        (large,) = pool.imap([("large", buffer.getvalue())])
+    assert large.label == Label.NO_EVIDENCE
+    with CheckPool(hostile, workers=1, budget=Budget(seconds=3, seconds_per_megapixel=0)) as pool:
+        (large,) = pool.imap([("large", buffer.getvalue())])
+    assert large.label == Label.ERROR and "time budget (3 s per file)" in large.error
 
 
 def _baseline_rss(config, png) -> int:

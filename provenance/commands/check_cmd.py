@@ -43,7 +43,8 @@ LABEL_COLOUR = {
 @click.option("-j", "--jobs", default=1, show_default=True, type=click.IntRange(min=1),
               help="Worker processes checking files in parallel (models load once per worker).")
 @click.option("--timeout", default=DEFAULT_SECONDS_PER_FILE, show_default=True, type=click.FloatRange(min=0),
-              help="Seconds one file may take; past it the file gets an error record and the batch goes on (0: no limit).")
+              help="Seconds one file may take, plus 2 s per megapixel once decoded; past it the file gets an error "
+                   "record and the batch goes on (0: no limit).")
 @click.option("--max-memory-gb", default=DEFAULT_MAX_WORKING_SET / 2**30, show_default=True, type=click.FloatRange(min=0.5),
               help="Memory one file's check may use: larger images are refused before decoding, and a worker "
                    "that grows past it is stopped.")
