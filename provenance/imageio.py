@@ -226,6 +226,7 @@ def _decode(data: bytes, label: str, limits: LoadLimits) -> LoadedImage:
             img.load()
             _check_dimensions(*img.size, limits)  # a frame can grow the canvas
             rgb = _to_rgb8(img, notes)
+            height, width = rgb.shape[:2]
         exif = _read_exif(img, notes, limits)
         with _guarded("unreadable text chunks", limits):
             text_chunks = _bounded_text_chunks(getattr(img, "text", None) or {}, notes)
