@@ -120,7 +120,6 @@ class _Worker:
 def _serve(config: CheckConfig, conn: Connection) -> None:
     """A worker's loop: sources in, verdicts out, until told to stop."""
     from .check import Checker
-    from .imageio import LoadedImage
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     try:
@@ -141,11 +140,12 @@ def _serve(config: CheckConfig, conn: Connection) -> None:
             return
         try:
             # Decode first and report the pixels, which earn the check its per-megapixel time.
-            items = [checker._load(source) for source in sources]
-            images = [item for item in items if isinstance(item, LoadedImage)]
-            conn.send(("decoded", sum(image.width * image.height for image in images) / 1e6))
-            checked = iter(checker.check(images))
-            conn.send(("ok", [next(checked) if isinstance(item, LoadedImage) else item for item in items]))
+            items = [checker._load(source) for source in sources]  # a loaded item, or an error Verdict
+            loaded = [item for item in items if not isinstance(item, Verdict)]
+            pixels = sum(getattr(item, "width", 0) * getattr(item, "height", 0) for item in loaded)
+            conn.send(("decoded", pixels / 1e6))
+            checked = iter(checker.check(loaded))
+            conn.send(("ok", [item if isinstance(item, Verdict) else next(checked) for item in items]))
         except Exception as exc:  # noqa: BLE001 - check() must not raise; if it does, the parent records it
             conn.send(("raised", f"{type(exc).__name__}: {_one_line(exc)}\n{traceback.format_exc()}"))
 
