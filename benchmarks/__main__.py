@@ -12,7 +12,13 @@ BENCHMARKS = ["watermark_decode", "watermark_robustness", "check_latency", "gene
               "ray_scaling", "corpus_lofo"]
 
 
+# Campaigns with their own options, run only when named: ``python -m benchmarks fuzz --inputs 10000``.
+CAMPAIGNS = ["fuzz"]
+
+
 def main(argv: list[str]) -> None:
+    if argv and argv[0] in CAMPAIGNS:
+        sys.exit(importlib.import_module(f"benchmarks.{argv[0]}").main(argv[1:]))
     chosen = argv or BENCHMARKS
     for name in chosen:
         if name not in BENCHMARKS:

@@ -59,6 +59,9 @@ def fuse(evidence: Sequence[Evidence]) -> tuple[Label, list[str]]:
     elif unable and len(unable) == len(evidence):
         label = Label.INCONCLUSIVE
         reasons.append("no detector could examine this image")
+    elif failed := _failed_to_look(evidence):
+        label = Label.INCONCLUSIVE
+        reasons.append(_FAILED_REASON.format(names=", ".join(e.detector for e in failed)))
     else:
         label = Label.NO_EVIDENCE
         reasons.extend(e.summary for e in capture)  # untrusted capture claims: reported, not relied on
@@ -109,3 +112,13 @@ def _classifier_dissent(claims: Sequence[Evidence], evidence: Sequence[Evidence]
         return []
     return [e for e in evidence if e.family == "classifier" and e.signal == Signal.NONE
             and e.probability is not None and e.probability <= CONFIDENTLY_NOT_SYNTHETIC]
+
+
+# A detector that should have looked but failed (error, out of memory, out of time) leaves a gap: the
+# absence of its evidence means nothing, so "no evidence of synthesis" would claim more than we know.
+# (Skipped is different: the detector does not apply, e.g. too small or a format C2PA cannot carry.)
+_FAILED_REASON = "{names} failed on this image, so nothing can be said from the absence of evidence"
+
+
+def _failed_to_look(evidence: Sequence[Evidence]) -> list[Evidence]:
+    return [e for e in evidence if e.signal == Signal.ERROR]

@@ -1,26 +1,44 @@
 """Safe image loading: one place that turns untrusted bytes into pixels, or into a one-line error.
 
 Every reader of images (``check``, ``watermark``, ``sign``) goes through :func:`load_image`, so the
-size limits (file bytes, decompression bombs) and the mode normalisation are enforced once.
+size limits (file bytes, pixels, estimated working set) and the mode normalisation are enforced
+once. Every Pillow call on untrusted bytes runs inside :func:`_guarded`, which turns whatever
+Pillow or a plugin raises into :class:`ImageLoadError`. Our own scans of the raw bytes (XMP) and of
+decoded metadata (text chunks, EXIF values) are linear-time and capped.
 Pixels stay in *stored* orientation: watermarks live on the stored pixel grid, and an EXIF
 rotation is only recorded, never applied.
 """
 from __future__ import annotations
 
 import io
-import re
+import os
+import stat
+import threading
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 DEFAULT_MAX_BYTES = 200 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 120_000_000  # a 12k x 10k scan; beyond that we refuse rather than risk memory
+# Peak memory of a full ``check`` per decoded pixel, above the detectors' fixed footprint, as
+# measured by ``python -m benchmarks fuzz --memory`` (see README, "Limits"); the working-set estimate
+# refuses an image before decoding when pixels x this would pass ``max_working_set``.
+CHECK_BYTES_PER_PIXEL = 48
+DEFAULT_MAX_WORKING_SET = 8 * 2**30
 
-_XMP_PACKET = re.compile(rb"<x:xmpmeta.*?</x:xmpmeta>", re.DOTALL)
+MAX_XMP_BYTES = 4 * 2**20  # a packet that does not close within this is ignored (linear scan)
+MAX_TEXT_CHUNK_CHARS = 1 * 2**20  # per PNG text chunk kept for the metadata detector
+MAX_TEXT_TOTAL_CHARS = 8 * 2**20
+MAX_EXIF_VALUE_BYTES = 64 * 2**10  # EXIF strings/blobs are truncated to this for scanning
+
+_XMP_START = b"<x:xmpmeta"
+_XMP_END = b"</x:xmpmeta>"
 _EXIF_ORIENTATION = 0x0112
 _EXIF_SUB_IFD = 0x8769
 
@@ -32,7 +50,11 @@ class ImageLoadError(ValueError):
 @dataclass(frozen=True)
 class LoadLimits:
     max_bytes: int = DEFAULT_MAX_BYTES
-    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_pixels: int = DEFAULT_MAX_PIXELS  # also Pillow's decompression-bomb limit while we decode
+    max_working_set: int | None = DEFAULT_MAX_WORKING_SET  # bytes a check of this image may need
+
+    def estimated_working_set(self, width: int, height: int) -> int:
+        return width * height * CHECK_BYTES_PER_PIXEL
 
 
 @dataclass
@@ -69,35 +91,55 @@ class LoadedImage:
 
 
 def read_bytes(path: str | Path, limits: LoadLimits = LoadLimits()) -> bytes:
-    path = Path(path)
+    """The bytes of a *regular* file: a FIFO, device or socket given as a path is refused, never read
+    (reading one can block forever or never end)."""
     try:
-        size = path.stat().st_size
+        info = os.stat(path)
     except FileNotFoundError:
         raise ImageLoadError("file not found") from None
     except OSError as exc:
         raise ImageLoadError(f"cannot read file: {exc.strerror or exc}") from None
-    if path.is_dir():
-        raise ImageLoadError("is a directory")
-    if size > limits.max_bytes:
-        raise ImageLoadError(
-            f"file is {size / 2**20:.0f} MiB, over the {limits.max_bytes / 2**20:.0f} MiB limit"
-        )
+    _require_regular_file(info)
+    _require_size(info.st_size, limits, "file")
     try:
-        return path.read_bytes()
+        # O_NONBLOCK: should the path be swapped for a FIFO after the check, open() cannot hang.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except OSError as exc:
         raise ImageLoadError(f"cannot read file: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "rb") as handle:
+        try:
+            info = os.fstat(handle.fileno())
+            _require_regular_file(info)
+            _require_size(info.st_size, limits, "file")
+            data = handle.read(limits.max_bytes + 1)
+        except OSError as exc:
+            raise ImageLoadError(f"cannot read file: {exc.strerror or exc}") from None
+    _require_size(len(data), limits, "file")
+    return data
+
+
+def _require_regular_file(info: os.stat_result) -> None:
+    mode = info.st_mode
+    if stat.S_ISDIR(mode):
+        raise ImageLoadError("is a directory")
+    if not stat.S_ISREG(mode):
+        kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+                else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a special file")
+        raise ImageLoadError(f"is {kind}, not a regular file; only regular files are read")
+
+
+def _require_size(size: int, limits: LoadLimits, what: str) -> None:
+    if size > limits.max_bytes:
+        raise ImageLoadError(f"{what} is {size / 2**20:.0f} MiB, over the {limits.max_bytes / 2**20:.0f} MiB limit")
 
 
 def load_image(
     source: str | Path | bytes, limits: LoadLimits = LoadLimits(), name: str | None = None
 ) -> LoadedImage:
-    """Decode ``source`` (a path or the file's bytes). Raises :class:`ImageLoadError`."""
+    """Decode ``source`` (a path or the file's bytes). Raises :class:`ImageLoadError`, nothing else."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
-        if len(data) > limits.max_bytes:
-            raise ImageLoadError(
-                f"upload is {len(data) / 2**20:.0f} MiB, over the {limits.max_bytes / 2**20:.0f} MiB limit"
-            )
+        _require_size(len(data), limits, "upload")
         label = name or "<bytes>"
     else:
         data = read_bytes(source, limits)
@@ -107,59 +149,92 @@ def load_image(
     return _decode(data, label, limits)
 
 
+class _PillowBombLimit:
+    """Pillow's decompression-bomb limit is a process global; ours is per call and must govern.
+
+    While any decode runs, Pillow's limit is the loosest of the limits in use (ours is checked
+    explicitly per call, so Pillow's must never be the tighter one), and it is restored when the
+    last decode ends. This is the only place that touches Pillow's global.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._active: list[int] = []
+        self._saved: int | None = None
+
+    @contextmanager
+    def at(self, max_pixels: int) -> Iterator[None]:
+        with self._lock:
+            if not self._active:
+                self._saved = Image.MAX_IMAGE_PIXELS
+            self._active.append(max_pixels)
+            Image.MAX_IMAGE_PIXELS = max(self._active)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._active.remove(max_pixels)
+                Image.MAX_IMAGE_PIXELS = max(self._active) if self._active else self._saved
+
+
+_PILLOW_BOMB_LIMIT = _PillowBombLimit()
+
+
+@contextmanager
+def _guarded(problem: str, limits: LoadLimits) -> Iterator[None]:
+    """Run Pillow on untrusted bytes; whatever it or a plugin raises becomes one :class:`ImageLoadError`.
+
+    Pillow's plugins raise far more than their documented OSError on hostile files (seen: SyntaxError,
+    ValueError, TypeError from a strip offset of the wrong tag type, KeyError from a missing tag,
+    IndexError, struct.error, ZeroDivisionError, EOFError, RecursionError, MemoryError), so every
+    Exception is caught here; nothing else in the loader calls Pillow on untrusted data.
+    """
+    try:
+        yield
+    except ImageLoadError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageLoadError(
+            f"image dimensions are implausibly large, over the {limits.max_pixels / 1e6:.0f} MP limit "
+            "(decompression bomb)"
+        ) from None
+    except UnidentifiedImageError:
+        raise ImageLoadError("not a recognised image format") from None
+    except MemoryError:
+        raise ImageLoadError(f"{problem}: not enough memory") from None
+    except Exception as exc:  # noqa: BLE001 - see the docstring: converted, never swallowed
+        raise ImageLoadError(f"{problem} ({type(exc).__name__}: {_one_line(exc)})") from None
+
+
 def _decode(data: bytes, label: str, limits: LoadLimits) -> LoadedImage:
     notes: list[str] = []
-    with warnings.catch_warnings():
-        # Pillow warns above its own global bomb limit and raises at twice it; we apply our own
-        # limit explicitly (no global state touched) and turn both into our error.
+    with _PILLOW_BOMB_LIMIT.at(limits.max_pixels), warnings.catch_warnings(record=True) as caught:
+        # Pillow warns above its bomb limit (set to ours) - that is our error; its other warnings
+        # (corrupt EXIF, skipped tags) become notes instead of noise on stderr.
+        warnings.simplefilter("always")
         warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
+        with _guarded("unreadable image header", limits):
             img = Image.open(io.BytesIO(data))
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise ImageLoadError("image dimensions are implausibly large (decompression bomb)") from None
-        except UnidentifiedImageError:
-            raise ImageLoadError("not a recognised image format") from None
-        except Exception as exc:  # Pillow raises many types on hostile headers
-            raise ImageLoadError(f"unreadable image header: {_one_line(exc)}") from None
-
-        width, height = img.size
-        if width <= 0 or height <= 0:
-            raise ImageLoadError(f"invalid dimensions {width}x{height}")
-        if width * height > limits.max_pixels:
-            raise ImageLoadError(
-                f"image is {width}x{height} ({width * height / 1e6:.0f} MP), over the "
-                f"{limits.max_pixels / 1e6:.0f} MP limit (decompression bomb?)"
-            )
-        fmt = img.format or "unknown"
-        mode = img.mode
-        frames = getattr(img, "n_frames", 1) or 1
-        if frames > 1:
-            notes.append(f"animated ({frames} frames): the first frame was checked")
-        try:
-            img.seek(0)
+            width, height = img.size
+            fmt = img.format or "unknown"
+            mode = img.mode
+        _check_dimensions(width, height, limits)
+        frames = _count_frames(img, notes, limits)
+        with _guarded("truncated or corrupt image data", limits):
+            if frames > 1:
+                img.seek(0)
             img.load()
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise ImageLoadError("image dimensions are implausibly large (decompression bomb)") from None
-        except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            raise ImageLoadError(f"truncated or corrupt image data ({_one_line(exc)})") from None
+            _check_dimensions(*img.size, limits)  # a frame can grow the canvas
+            rgb = _to_rgb8(img, notes)
+            height, width = rgb.shape[:2]
+        exif = _read_exif(img, notes, limits)
+        with _guarded("unreadable text chunks", limits):
+            text_chunks = _bounded_text_chunks(getattr(img, "text", None) or {}, notes)
+        notes.extend(sorted({f"decoder warning: {_one_line(w.message)}" for w in caught})[:3])
 
-    exif: dict[int, object] = {}
-    try:
-        raw_exif = img.getexif()
-        exif = dict(raw_exif)
-        exif.update(raw_exif.get_ifd(_EXIF_SUB_IFD))  # UserComment and capture settings live here
-    except Exception:
-        notes.append("EXIF block unreadable")
     orientation = exif.get(_EXIF_ORIENTATION)
     if isinstance(orientation, int) and orientation not in (0, 1):
         notes.append(f"EXIF orientation {orientation}: pixels analysed as stored, not rotated")
-
-    rgb = _to_rgb8(img, notes)
-    text_chunks = {
-        str(k): v for k, v in (getattr(img, "text", None) or {}).items() if isinstance(v, str)
-    }
-    match = _XMP_PACKET.search(data)
-    xmp = match.group(0).decode("utf-8", "replace") if match else ""
     return LoadedImage(
         source=label,
         data=data,
@@ -171,10 +246,93 @@ def _decode(data: bytes, label: str, limits: LoadLimits) -> LoadedImage:
         rgb=rgb,
         text_chunks=text_chunks,
         exif=exif,
-        xmp=xmp,
+        xmp=find_xmp_packet(data, notes),
         frames=frames,
         notes=notes,
     )
+
+
+def _check_dimensions(width: int, height: int, limits: LoadLimits) -> None:
+    if width <= 0 or height <= 0:
+        raise ImageLoadError(f"invalid dimensions {width}x{height}")
+    if width * height > limits.max_pixels:
+        raise ImageLoadError(
+            f"image is {width}x{height} ({width * height / 1e6:.0f} MP), over the "
+            f"{limits.max_pixels / 1e6:.0f} MP limit (decompression bomb?)"
+        )
+    if limits.max_working_set is not None and limits.estimated_working_set(width, height) > limits.max_working_set:
+        raise ImageLoadError(
+            f"image is {width}x{height}: checking it would need about "
+            f"{limits.estimated_working_set(width, height) / 2**30:.1f} GiB, over the "
+            f"{limits.max_working_set / 2**30:.1f} GiB working-set limit"
+        )
+
+
+def _count_frames(img: Image.Image, notes: list[str], limits: LoadLimits) -> int:
+    """Frames or pages; a broken page after the first is noted, and the first is still checked."""
+    try:
+        with _guarded("unreadable frame table", limits):
+            frames = int(getattr(img, "n_frames", 1) or 1)
+    except ImageLoadError as exc:
+        if "decompression bomb" in str(exc):
+            raise
+        notes.append(f"pages or frames after the first are unreadable ({exc}); the first was checked")
+        with _guarded("truncated or corrupt image data", limits):
+            img.seek(0)
+        return 1
+    if frames > 1:
+        notes.append(f"animated or multi-page ({frames} frames): the first frame was checked")
+    return frames
+
+
+def _read_exif(img: Image.Image, notes: list[str], limits: LoadLimits) -> dict[int, object]:
+    try:
+        with _guarded("EXIF block unreadable", limits):
+            raw_exif = img.getexif()
+            exif = dict(raw_exif)
+            exif.update(raw_exif.get_ifd(_EXIF_SUB_IFD))  # UserComment and capture settings live here
+    except ImageLoadError:
+        notes.append("EXIF block unreadable")
+        return {}
+    return {tag: _bounded_exif_value(value) for tag, value in exif.items() if isinstance(tag, int)}
+
+
+def _bounded_exif_value(value: object) -> object:
+    if isinstance(value, (bytes, str)) and len(value) > MAX_EXIF_VALUE_BYTES:
+        return value[:MAX_EXIF_VALUE_BYTES]
+    return value
+
+
+def _bounded_text_chunks(chunks: dict, notes: list[str]) -> dict[str, str]:
+    kept: dict[str, str] = {}
+    total = 0
+    for key, value in chunks.items():
+        if not isinstance(value, str):
+            continue
+        value = value[:MAX_TEXT_CHUNK_CHARS]
+        if total + len(value) > MAX_TEXT_TOTAL_CHARS:
+            notes.append(f"text chunks beyond {MAX_TEXT_TOTAL_CHARS // 2**20} MiB were not examined")
+            break
+        total += len(value)
+        kept[str(key)[:256]] = value
+    return kept
+
+
+def find_xmp_packet(data: bytes, notes: list[str] | None = None) -> str:
+    """The first ``<x:xmpmeta ...</x:xmpmeta>`` packet, found in linear time (two ``bytes.find``).
+
+    A packet that does not close within :data:`MAX_XMP_BYTES` of its start is ignored and noted
+    (the regex this replaces scanned to the end of the file from every start: quadratic).
+    """
+    begin = data.find(_XMP_START)
+    if begin < 0:
+        return ""
+    end = data.find(_XMP_END, begin, begin + MAX_XMP_BYTES)
+    if end < 0:
+        if notes is not None:
+            notes.append(f"XMP packet not closed within {MAX_XMP_BYTES // 2**20} MiB; ignored")
+        return ""
+    return data[begin:end + len(_XMP_END)].decode("utf-8", "replace")
 
 
 def _to_rgb8(img: Image.Image, notes: list[str]) -> np.ndarray:

@@ -107,3 +107,168 @@ def test_missing_file_and_directory(tmp_path):
         load_image(tmp_path / "nope.jpg")
     with pytest.raises(ImageLoadError, match="directory"):
         load_image(tmp_path)
+
+
+# --- hostile inputs: every class Pillow or a plugin was seen to raise becomes one ImageLoadError ---
+
+def _two_page_tiff() -> bytes:
+    page = _photo((64, 48))
+    return _save(page, "TIFF", save_all=True, append_images=[page.convert("L")])
+
+
+def _tiff_entries(data: bytes) -> tuple[str, list[tuple[int, int, int]]]:
+    """(byte order, [(page, tag, offset of the 12-byte entry)])."""
+    order = "<" if data[:2] == b"II" else ">"
+    found, ifd, page = [], struct.unpack(order + "I", data[4:8])[0], 0
+    while ifd:
+        count = struct.unpack(order + "H", data[ifd:ifd + 2])[0]
+        for i in range(count):
+            at = ifd + 2 + 12 * i
+            found.append((page, struct.unpack(order + "H", data[at:at + 2])[0], at))
+        ifd = struct.unpack(order + "I", data[ifd + 2 + 12 * count:ifd + 6 + 12 * count])[0]
+        page += 1
+    return order, found
+
+
+def tiff_with_entry(page: int, tag: int, *, type_: int | None = None, value: int | None = None,
+                    hide: bool = False) -> bytes:
+    """A valid two-page TIFF with one IFD entry changed: its type, its value, or its tag number (hidden)."""
+    data = bytearray(_two_page_tiff())
+    order, entries = _tiff_entries(bytes(data))
+    at = next(offset for p, t, offset in entries if p == page and t == tag)
+    if hide:
+        data[at:at + 2] = struct.pack(order + "H", 65000)
+    if type_ is not None:
+        data[at + 2:at + 4] = struct.pack(order + "H", type_)
+    if value is not None:
+        data[at + 8:at + 12] = struct.pack(order + "I", value)
+    return bytes(data)
+
+
+# Each raised past the old loader (its exception class in the comment) and crashed the whole batch.
+BROKEN_SECOND_PAGE = {
+    "no_width": dict(page=1, tag=256, hide=True),  # TypeError: Missing dimensions (from n_frames)
+    "unknown_compression": dict(page=1, tag=259, type_=3, value=0x7777),  # KeyError
+    "bad_bits_per_sample": dict(page=1, tag=258, type_=3, value=3),  # SyntaxError: unknown pixel mode
+}
+BROKEN_FIRST_PAGE = {
+    "strip_offsets_ascii": dict(page=0, tag=273, type_=2),  # TypeError from load()
+    "strip_offsets_rational": dict(page=0, tag=273, type_=5),  # TypeError from load()
+    "no_strip_offsets": dict(page=0, tag=273, hide=True),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN_SECOND_PAGE))
+def test_a_broken_second_page_still_checks_the_first(case):
+    image = load_image(tiff_with_entry(**BROKEN_SECOND_PAGE[case]))
+    assert image.rgb.shape == (48, 64, 3)
+    assert any("after the first are unreadable" in note for note in image.notes), image.notes
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN_FIRST_PAGE))
+def test_a_broken_first_page_is_a_one_line_error(case):
+    with pytest.raises(ImageLoadError) as info:
+        load_image(tiff_with_entry(**BROKEN_FIRST_PAGE[case]))
+    assert "\n" not in str(info.value)
+
+
+def test_every_16_byte_deletion_from_a_two_page_tiff_loads_or_is_refused():
+    data = _two_page_tiff()
+    outcomes = set()
+    for start in range(0, len(data) - 16, 8):
+        try:
+            image = load_image(data[:start] + data[start + 16:])
+            outcomes.add("first page only" if any("unreadable" in n for n in image.notes) else "loaded")
+        except ImageLoadError as exc:
+            assert "\n" not in str(exc)
+            outcomes.add("refused")
+    assert outcomes == {"first page only", "loaded", "refused"}
+
+
+def _png_with_chunk(kind: bytes, body: bytes) -> bytes:
+    data = _save(_photo((64, 64)), "PNG")
+    chunk = struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    return data[:33] + chunk + data[33:]  # right after IHDR
+
+
+ADVERSARIAL_METADATA = {
+    "unclosed_xmp_in_text": lambda mib: _png_with_chunk(b"tEXt", b"Comment\x00<x:xmpmeta" + b"a" * (mib << 20)),
+    "many_xmp_starts": lambda mib: _png_with_chunk(b"tEXt", b"Comment\x00" + b"<x:xmpmeta" * (mib << 17)),
+    "whitespace_after_source_type": lambda mib: _png_with_chunk(
+        b"iTXt", b"XML:com.adobe.xmp\x00\x00\x00\x00\x00<x:xmpmeta>DigitalSourceType>" + b" " * (mib << 20)
+        + b"!</x:xmpmeta>"),
+    "huge_text_chunk": lambda mib: _png_with_chunk(b"tEXt", b"parameters\x00" + b"Steps: " * (mib << 17)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ADVERSARIAL_METADATA))
+def test_metadata_scans_are_linear_on_multi_megabyte_payloads(case):
+    """The old XMP regex took 39 s on 200 KB of unclosed packet; linear scans take well under a second
+    here for 4 MiB. The bound is generous (shared CI machines), far below quadratic time."""
+    import time
+
+    from detectors.metadata import MetadataDetector
+
+    data = ADVERSARIAL_METADATA[case](4)
+    started = time.perf_counter()
+    try:
+        image = load_image(data)
+    except ImageLoadError:
+        image = None
+    if image is not None:
+        MetadataDetector().detect(image)
+    assert time.perf_counter() - started < 15
+
+
+def test_xmp_packet_is_found_or_ignored_with_a_note():
+    from provenance.imageio import MAX_XMP_BYTES, find_xmp_packet
+
+    packet = b'<x:xmpmeta xmlns:x="adobe:ns:meta/">hello</x:xmpmeta>'
+    assert find_xmp_packet(b"junk" + packet + b"junk") == packet.decode()
+    notes: list[str] = []
+    assert find_xmp_packet(b"<x:xmpmeta" + b" " * MAX_XMP_BYTES + b"</x:xmpmeta>", notes) == ""
+    assert notes and "not closed" in notes[0]
+
+
+def test_a_fifo_is_refused_not_read(tmp_path):
+    """Reading a FIFO blocks forever; it must be refused from its file type. Runs in a daemon thread so
+    that a regression fails the test instead of hanging the suite."""
+    import os
+    import threading
+
+    fifo = tmp_path / "photo.jpg"
+    os.mkfifo(fifo)
+    outcome: list[str] = []
+
+    def attempt():
+        try:
+            load_image(fifo)
+            outcome.append("read")
+        except ImageLoadError as exc:
+            outcome.append(str(exc))
+
+    thread = threading.Thread(target=attempt, daemon=True)
+    thread.start()
+    thread.join(10)
+    assert outcome and "FIFO" in outcome[0] and "not a regular file" in outcome[0]
+
+
+def test_our_pixel_limit_governs_not_pillows():
+    before = Image.MAX_IMAGE_PIXELS
+    # 100 MP: over Pillow's default bomb limit (89.5 MP), under our default 120 MP - so it is decoded
+    # (and found truncated: the file is tiny), not refused as a bomb.
+    with pytest.raises(ImageLoadError, match="truncated"):
+        load_image(png_with_claimed_size(10_000, 10_000), LoadLimits(max_working_set=None))
+    # 300 MP is past twice Pillow's default; a caller who allows it gets it decoded
+    with pytest.raises(ImageLoadError, match="truncated"):
+        load_image(png_with_claimed_size(20_000, 15_000), LoadLimits(max_pixels=400_000_000, max_working_set=None))
+    # and a tighter limit of ours is the one named in the error
+    with pytest.raises(ImageLoadError, match="over the 50 MP limit"):
+        load_image(png_with_claimed_size(10_000, 10_000), LoadLimits(max_pixels=50_000_000))
+    assert Image.MAX_IMAGE_PIXELS == before  # Pillow's global is restored
+
+
+def test_working_set_is_estimated_before_decoding():
+    with pytest.raises(ImageLoadError, match="working-set limit"):
+        load_image(png_with_claimed_size(10_000, 10_000), LoadLimits(max_working_set=2**30))
+

@@ -43,6 +43,7 @@ LAYERS: dict[str, int] = {
     "provenance.generators": MODELS,
     # orchestration: runs models over data, writes reports and cards
     "provenance.check": ORCHESTRATION,
+    "provenance.workers": ORCHESTRATION,  # runs a Checker in worker processes
     "provenance.evaluation": ORCHESTRATION,
     "provenance.classifier_card": ORCHESTRATION,
     "provenance.detector_training": ORCHESTRATION,

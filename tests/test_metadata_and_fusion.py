@@ -94,3 +94,15 @@ def test_fusion_is_cautious_with_broken_or_conflicting_evidence():
     assert fuse([skipped, skipped])[0] == Label.INCONCLUSIVE
     label, reasons = fuse([skipped, none])
     assert label == Label.NO_EVIDENCE and any("not examined" in r for r in reasons)
+
+
+def test_a_detector_that_failed_makes_the_verdict_inconclusive_not_no_evidence():
+    none = _ev(Signal.NONE, Strength.NONE)
+    failed = Evidence("watermark", "watermark", Signal.ERROR, Strength.NONE, "watermark failed on this file",
+                      error="MemoryError: ")
+    label, reasons = fuse([failed, none])
+    assert label == Label.INCONCLUSIVE
+    assert any("watermark failed" in r for r in reasons)
+    assert any("not examined by watermark: MemoryError" in r for r in reasons)
+    # positive evidence from the others still stands
+    assert fuse([failed, _ev(Signal.SYNTHETIC, Strength.STRONG)])[0] == Label.SYNTHETIC

@@ -9,8 +9,9 @@ from typing import NoReturn
 import click
 
 from detectors.results import Label, Verdict
-from provenance.imageio import LoadLimits
+from provenance.imageio import DEFAULT_MAX_WORKING_SET, LoadLimits
 from provenance.shipped import CLASSIFIER_META_FILE
+from provenance.workers import DEFAULT_SECONDS_PER_FILE, WORKER_FOOTPRINT_BYTES, Budget, CheckPoolError, check_in_workers
 
 from .common import EXIT_FAILED, EXIT_FOUND_SYNTHETIC, EXIT_OK, EXIT_SOME_FILES_FAILED, emit_json, error_line, json_option
 from .engine_options import engine_options, ray_options, refuse_ray_only_options
@@ -44,7 +45,16 @@ LABEL_COLOUR = {
 @click.option("--scheme", "schemes", multiple=True,
               help="Watermark schemes to decode (default dwtDct and dwtDctSvd; rivaGan is slow).")
 @click.option("--max-mb", default=200, show_default=True, help="Refuse files larger than this.")
-@click.option("--max-megapixels", default=120, show_default=True, help="Refuse images with more pixels (bombs).")
+@click.option("--max-megapixels", default=120, show_default=True,
+              help="Refuse images with more pixels (bombs); also Pillow's decompression-bomb limit.")
+@click.option("-j", "--jobs", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Worker processes checking files in parallel (models load once per worker).")
+@click.option("--timeout", default=DEFAULT_SECONDS_PER_FILE, show_default=True, type=click.FloatRange(min=0),
+              help="Seconds one file may take, plus 2 s per megapixel once decoded; past it the file gets an error "
+                   "record and the batch goes on (0: no limit).")
+@click.option("--max-memory-gb", default=DEFAULT_MAX_WORKING_SET / 2**30, show_default=True, type=click.FloatRange(min=0.5),
+              help="Memory one file's check may use: larger images are refused before decoding, and a worker "
+                   "that grows past it is stopped.")
 @click.option("-v", "--verbose", is_flag=True, help="Show every detector's evidence, not only the reasons.")
 @click.option("--classifier", "classifier_dirs", multiple=True, type=click.Path(file_okay=False, exists=True, path_type=Path),
               help="Use this trained classifier folder (from `provenance train detector`) instead of the shipped one.")
@@ -58,7 +68,7 @@ LABEL_COLOUR = {
 @click.option("--out-format", type=click.Choice(["parquet", "jsonl"]), default="parquet", show_default=True,
               help="--engine ray: format of the OUT files.")
 def check_command(paths, as_json, trust_anchors, no_trust_store, detector_names, fast_profile, watermark_keys,
-                  schemes, max_mb, max_megapixels, verbose, classifier_dirs, heatmap, engine, address, num_workers, out,
+                  schemes, max_mb, max_megapixels, jobs, timeout, max_memory_gb, verbose, classifier_dirs, heatmap, engine, address, num_workers, out,
                   out_format):
     """Check images, video, audio and PDFs (files or folders, recursively) for evidence of AI generation.
 
@@ -94,7 +104,8 @@ def check_command(paths, as_json, trust_anchors, no_trust_store, detector_names,
     config = CheckConfig(
         detectors=names,
         detector_options=options,
-        limits=LoadLimits(max_bytes=max_mb * 2**20, max_pixels=max_megapixels * 1_000_000),
+        limits=LoadLimits(max_bytes=max_mb * 2**20, max_pixels=max_megapixels * 1_000_000,
+                          max_working_set=int(max_memory_gb * 2**30)),
     )
     try:
         checker = Checker(config)
@@ -110,12 +121,16 @@ def check_command(paths, as_json, trust_anchors, no_trust_store, detector_names,
     if heatmap is not None:
         _write_heatmap(checker, files, heatmap, given=[_classifier_family(f) for f in classifier_dirs])
     counts: Counter[Label] = Counter()
-    for verdict in _with_progress(checker.iter_check(files), len(files)):
-        counts[verdict.label] += 1
-        if as_json:
-            emit_json(verdict.to_dict())
-        else:
-            print_verdict(verdict, verbose)
+    budget = Budget(seconds=timeout or None, memory_bytes=int(max_memory_gb * 2**30) + WORKER_FOOTPRINT_BYTES)
+    try:
+        for verdict in _with_progress(check_in_workers(files, config, workers=jobs, budget=budget), len(files)):
+            counts[verdict.label] += 1
+            if as_json:
+                emit_json(verdict.to_dict())
+            else:
+                print_verdict(verdict, verbose)
+    except CheckPoolError as exc:
+        raise click.UsageError(str(exc)) from None
     if not as_json and len(files) > 1:
         click.echo("summary: " + _summary(counts))
     sys.exit(_exit_code(counts))

@@ -1,0 +1,126 @@
+"""The worker pool: a file that stalls, kills its worker, eats memory or trips a bug gets an error record,
+its worker is replaced, and every other file still gets its verdict, in input order."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from detectors import REGISTRY as DETECTORS
+from detectors.base import Detector
+from detectors.results import Label, Signal, Strength
+from provenance.check import CheckConfig
+from provenance.workers import Budget, CheckPool, CheckPoolError, check_in_workers, fork_available
+
+pytestmark = pytest.mark.skipif(not fork_available(), reason="worker processes need fork")
+
+
+class HostileDetector(Detector):
+    """Misbehaves according to the file's name, as a hostile file would make a real detector do."""
+
+    name = "test-hostile"
+    family = "test"
+
+    def detect(self, image):
+        if "stall" in image.source:
+            time.sleep(600)
+        if "large" in image.source:
+            time.sleep(4)  # over the flat 3 s, within what its megapixels earn
+        if "die" in image.source:
+            os.kill(os.getpid(), 9)
+        if "hog" in image.source:
+            hog = b"x" * (400 * 2**20)  # written, so resident
+            time.sleep(30)
+            del hog
+        return self.evidence(Signal.NONE, Strength.NONE, "looked")
+
+
+@pytest.fixture
+def hostile(monkeypatch):
+    monkeypatch.setitem(DETECTORS._factories, HostileDetector.name, HostileDetector)
+    return CheckConfig(detectors=("metadata", HostileDetector.name))
+
+
+@pytest.fixture(scope="module")
+def png() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 32), (10, 20, 30)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("batch_size", [1, 3])
+def test_a_stalling_dying_or_hogging_file_costs_only_itself(hostile, png, batch_size):
+    names = ["a", "stall", "b", "die", "c", "hog", "d"]
+    budget = Budget(seconds=3, memory_bytes=300 * 2**20 + _baseline_rss(hostile, png))
+    started = time.monotonic()
+    with CheckPool(hostile, workers=2, budget=budget, batch_size=batch_size) as pool:
+        verdicts = list(pool.imap([(name, png) for name in names]))
+        stats = pool.stats
+    assert [v.source for v in verdicts] == names
+    by_name = {v.source: v for v in verdicts}
+    for name in "abcd":
+        assert by_name[name].label == Label.NO_EVIDENCE
+    assert by_name["stall"].label == Label.ERROR and "time budget (3 s per file)" in by_name["stall"].error
+    assert by_name["die"].label == Label.ERROR and "died (SIGKILL)" in by_name["die"].error
+    assert by_name["hog"].label == Label.ERROR and "memory budget" in by_name["hog"].error
+    assert (stats.timed_out, stats.worker_deaths, stats.over_memory) == (1, 1, 1)
+    assert stats.files == len(names) and not stats.exceptions
+    assert time.monotonic() - started < 60  # the stall is cut at its budget, not waited out
+
+
+def test_a_large_image_earns_time_by_its_megapixels(hostile):
+    buffer = io.BytesIO()
+    Image.new("RGB", (1000, 1000)).save(buffer, format="PNG")
+    budget = Budget(seconds=3, seconds_per_megapixel=5)
+    with CheckPool(hostile, workers=1, budget=budget) as pool:
+        (large,) = pool.imap([("large", buffer.getvalue())])
+    assert large.label == Label.NO_EVIDENCE
+    with CheckPool(hostile, workers=1, budget=Budget(seconds=3, seconds_per_megapixel=0)) as pool:
+        (large,) = pool.imap([("large", buffer.getvalue())])
+    assert large.label == Label.ERROR and "time budget (3 s per file)" in large.error
+
+
+def _baseline_rss(config, png) -> int:
+    """A worker's resident memory after checking a harmless file: the budget is set above it."""
+    with CheckPool(config, workers=1) as pool:
+        list(pool.imap([("harmless", png)]))
+        return pool.stats.peak_worker_rss
+
+
+def test_a_bad_configuration_fails_once_up_front(tmp_path):
+    bad = tmp_path / "not-a-cert.pem"
+    bad.write_text("nope")
+    config = CheckConfig(detectors=("c2pa",), detector_options={"c2pa": {"trust_anchors": [bad]}})
+    with pytest.raises(CheckPoolError, match="not-a-cert.pem"):
+        list(check_in_workers([str(bad)], config))
+
+
+def test_unbounded_single_worker_checks_in_process(png):
+    verdicts = list(check_in_workers([("x", png)], CheckConfig(detectors=("metadata",)),
+                                     budget=Budget(seconds=None)))
+    assert [v.label for v in verdicts] == [Label.NO_EVIDENCE]
+
+
+def test_cli_jobs_keep_order_and_a_fifo_is_an_error_record(tmp_path, png):
+    from provenance.cli import main
+
+    paths = []
+    for i in range(5):
+        path = tmp_path / f"{i}.png"
+        path.write_bytes(png)
+        paths.append(str(path))
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)
+    paths.insert(2, str(fifo))
+    result = CliRunner().invoke(main, ["check", "--json", "-j", "2", "--timeout", "20", "--detector", "metadata",
+                                       *paths])
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["source"] for r in records] == paths
+    assert records[2]["label"] == "error" and "not a regular file" in records[2]["error"]
+    assert result.exit_code == 4
+    assert "Traceback" not in result.output
