@@ -8,6 +8,7 @@ the pixel detectors report them as skipped.
 """
 from __future__ import annotations
 
+import importlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,11 +53,16 @@ class CheckConfig:
     # Per-detector constructor options, e.g. {"c2pa": {"trust_anchors": ["root.pem"]}}.
     detector_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     limits: LoadLimits = LoadLimits()
+    # Modules to import before the detectors are built: third-party detectors register themselves on
+    # import (as ours do), and a worker process imports them too.
+    plugins: Sequence[str] = ()
 
 
 class Checker:
     def __init__(self, config: CheckConfig | None = None):
         self.config = config or CheckConfig()
+        for module in self.config.plugins:
+            importlib.import_module(module)
         unknown = [name for name in self.config.detectors if name not in DETECTORS]
         if unknown:
             raise ValueError(f"unknown detector(s) {', '.join(unknown)}; available: {', '.join(DETECTORS.available())}")
@@ -89,6 +95,20 @@ class Checker:
             verdicts.append(Verdict(item.source, label, reasons, evidence, item.summary(), seconds=share,
                                     ai_involvement=ai_involvement(evidence, label)))
         return verdicts
+
+    def warm_up(self) -> None:
+        """Build every detector and load its models now, on one noise image, so that a bad
+        configuration fails up front and no file (or request) pays for loading models."""
+        import io
+
+        import numpy as np
+        from PIL import Image
+
+        # 256 px covers a tile of every shipped classifier, so their weights load here.
+        pixels = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, "PNG")
+        self.check([NamedBytes("warm-up.png", buffer.getvalue())])
 
     def check_one(self, source: Source) -> Verdict:
         return self.check([source])[0]

@@ -12,8 +12,11 @@ one file at a time, so only the file at fault gets the error.
         for verdict in pool.imap(paths):
             ...
 
-Workers are forked (cheap: no re-import, which keeps a one-image ``check`` fast); where fork is not
-available, :func:`check_in_workers` falls back to checking in-process without a budget.
+Workers are forked from a fork server: a fresh process that has imported the checking code but
+never run it. Forking the caller itself would be cheaper, but a child forked from a process whose
+native libraries already hold threads or locks can hang: c2pa's reader deadlocks in a child of a
+process that has read a PDF manifest (measured). Where the fork server is not available,
+:func:`check_in_workers` falls back to checking in-process without a budget.
 """
 from __future__ import annotations
 
@@ -74,8 +77,12 @@ class PoolStats:
     slowest: list[tuple[float, str]] = field(default_factory=list)  # (seconds, source), top 10
 
 
+START_METHOD = "forkserver"
+_PRELOAD = ["provenance.check"]  # imported once by the fork server, so each worker starts warm
+
+
 def fork_available() -> bool:
-    return "fork" in multiprocessing.get_all_start_methods()
+    return START_METHOD in multiprocessing.get_all_start_methods()
 
 
 @dataclass
@@ -124,9 +131,7 @@ def _serve(config: CheckConfig, conn: Connection) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     try:
         checker = Checker(config)
-        # Build the detectors and load their models now, on a tiny image, so that a bad
-        # configuration fails once, up front, and no file's budget pays for loading models.
-        checker.check([("warm-up", _tiny_png())])
+        checker.warm_up()  # a bad configuration fails once, up front; no file's budget pays for models
     except Exception as exc:  # noqa: BLE001 - sent to the parent, which raises it there
         conn.send(("fatal", f"{type(exc).__name__}: {_one_line(exc)}"))
         return
@@ -156,7 +161,7 @@ class CheckPool:
     def __init__(self, config: CheckConfig | None = None, workers: int = 1, budget: Budget = Budget(),
                  batch_size: int = 1):
         if not fork_available():
-            raise CheckPoolError("worker processes need the fork start method (Linux, macOS with fork)")
+            raise CheckPoolError(f"worker processes need the {START_METHOD} start method (Linux, macOS)")
         from .check import CheckConfig, Checker
 
         self.config = config or CheckConfig()
@@ -164,7 +169,8 @@ class CheckPool:
         self.budget = budget
         self.batch_size = max(1, batch_size)
         self.stats = PoolStats()
-        self._context = multiprocessing.get_context("fork")
+        self._context = multiprocessing.get_context(START_METHOD)
+        self._context.set_forkserver_preload(_PRELOAD)
         self._workers = [self._start_worker() for _ in range(max(1, workers))]
 
     def __enter__(self) -> "CheckPool":
@@ -320,16 +326,6 @@ def check_in_workers(sources: Iterable[Source], config: CheckConfig | None = Non
         yield from pool.imap(sources)
 
 
-def _tiny_png() -> bytes:
-    import io
-
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.new("RGB", (16, 16), (128, 128, 128)).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def _numbered_tasks(sources: Iterable[Source], batch_size: int) -> Iterator[_Task]:
     batch: list[tuple[int, Source]] = []
     for index, source in enumerate(sources):
@@ -342,8 +338,10 @@ def _numbered_tasks(sources: Iterable[Source], batch_size: int) -> Iterator[_Tas
 
 
 def _label(source: Source) -> str:
-    if isinstance(source, tuple):
-        return str(source[0])
+    from .check import NamedBytes
+
+    if isinstance(source, NamedBytes):
+        return source.name
     if isinstance(source, (bytes, bytearray)):
         return "<bytes>"
     return str(getattr(source, "source", source))

@@ -19,7 +19,7 @@ from hypothesis import strategies as st  # noqa: E402
 
 from benchmarks.fuzz import DECLARED_SIGNAL_DETECTORS, MUTATIONS, mutate, seed_files  # noqa: E402
 from detectors.results import Label  # noqa: E402
-from provenance.check import CheckConfig, Checker  # noqa: E402
+from provenance.check import CheckConfig, Checker, NamedBytes  # noqa: E402
 from provenance.imageio import ImageLoadError, LoadedImage, LoadLimits, load_image  # noqa: E402
 
 # Cheap mutations for the many-example loader property; the multi-megabyte ones are drawn less often.
@@ -73,9 +73,9 @@ def test_loader_never_raises_anything_but_a_one_line_error(seeds, data):
 @given(data=st.data())
 def test_check_returns_one_verdict_per_input_whatever_the_bytes(seeds, checker, data):
     names = data.draw(st.lists(st.sampled_from(sorted(seeds)), min_size=1, max_size=2))
-    batch = [(f"{i}-{name}", mutate(seeds[name], data.draw(operations))) for i, name in enumerate(names)]
+    batch = [NamedBytes(f"{i}-{name}", mutate(seeds[name], data.draw(operations))) for i, name in enumerate(names)]
     verdicts = checker.check(batch)
-    assert [v.source for v in verdicts] == [name for name, _ in batch]
+    assert [v.source for v in verdicts] == [source.name for source in batch]
     for verdict in verdicts:
         json.loads(verdict.to_json())
         if verdict.label == Label.ERROR:
@@ -103,5 +103,5 @@ def test_regressions(seeds, checker, description):
     seed, *ops = description.split()
     data = mutate(seeds[seed], [(name, int(value)) for name, value in (op.split(":") for op in ops)])
     _assert_loaded_or_refused(data)
-    (verdict,) = checker.check([(description, data)])
+    (verdict,) = checker.check([NamedBytes(description, data)])
     assert verdict.source == description

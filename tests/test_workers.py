@@ -11,39 +11,17 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from detectors import REGISTRY as DETECTORS
-from detectors.base import Detector
-from detectors.results import Label, Signal, Strength
-from provenance.check import CheckConfig
+from detectors.results import Label
+from provenance.check import CheckConfig, NamedBytes
 from provenance.workers import Budget, CheckPool, CheckPoolError, check_in_workers, fork_available
 
 pytestmark = pytest.mark.skipif(not fork_available(), reason="worker processes need fork")
 
 
-class HostileDetector(Detector):
-    """Misbehaves according to the file's name, as a hostile file would make a real detector do."""
-
-    name = "test-hostile"
-    family = "test"
-
-    def detect(self, image):
-        if "stall" in image.source:
-            time.sleep(600)
-        if "large" in image.source:
-            time.sleep(4)  # over the flat 3 s, within what its megapixels earn
-        if "die" in image.source:
-            os.kill(os.getpid(), 9)
-        if "hog" in image.source:
-            hog = b"x" * (400 * 2**20)  # written, so resident
-            time.sleep(30)
-            del hog
-        return self.evidence(Signal.NONE, Strength.NONE, "looked")
-
-
 @pytest.fixture
-def hostile(monkeypatch):
-    monkeypatch.setitem(DETECTORS._factories, HostileDetector.name, HostileDetector)
-    return CheckConfig(detectors=("metadata", HostileDetector.name))
+def hostile():
+    # a plugin module, so that worker processes (fresh, not forks of this one) register it too
+    return CheckConfig(detectors=("metadata", "test-hostile"), plugins=("tests.hostile_detector",))
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +37,7 @@ def test_a_stalling_dying_or_hogging_file_costs_only_itself(hostile, png, batch_
     budget = Budget(seconds=3, memory_bytes=300 * 2**20 + _baseline_rss(hostile, png))
     started = time.monotonic()
     with CheckPool(hostile, workers=2, budget=budget, batch_size=batch_size) as pool:
-        verdicts = list(pool.imap([(name, png) for name in names]))
+        verdicts = list(pool.imap([NamedBytes(name, png) for name in names]))
         stats = pool.stats
     assert [v.source for v in verdicts] == names
     by_name = {v.source: v for v in verdicts}
@@ -78,17 +56,17 @@ def test_a_large_image_earns_time_by_its_megapixels(hostile):
     Image.new("RGB", (1000, 1000)).save(buffer, format="PNG")
     budget = Budget(seconds=3, seconds_per_megapixel=5)
     with CheckPool(hostile, workers=1, budget=budget) as pool:
-        (large,) = pool.imap([("large", buffer.getvalue())])
+        (large,) = pool.imap([NamedBytes("large", buffer.getvalue())])
     assert large.label == Label.NO_EVIDENCE
     with CheckPool(hostile, workers=1, budget=Budget(seconds=3, seconds_per_megapixel=0)) as pool:
-        (large,) = pool.imap([("large", buffer.getvalue())])
+        (large,) = pool.imap([NamedBytes("large", buffer.getvalue())])
     assert large.label == Label.ERROR and "time budget (3 s per file)" in large.error
 
 
 def _baseline_rss(config, png) -> int:
     """A worker's resident memory after checking a harmless file: the budget is set above it."""
     with CheckPool(config, workers=1) as pool:
-        list(pool.imap([("harmless", png)]))
+        list(pool.imap([NamedBytes("harmless", png)]))
         return pool.stats.peak_worker_rss
 
 
@@ -101,7 +79,7 @@ def test_a_bad_configuration_fails_once_up_front(tmp_path):
 
 
 def test_unbounded_single_worker_checks_in_process(png):
-    verdicts = list(check_in_workers([("x", png)], CheckConfig(detectors=("metadata",)),
+    verdicts = list(check_in_workers([NamedBytes("x", png)], CheckConfig(detectors=("metadata",)),
                                      budget=Budget(seconds=None)))
     assert [v.label for v in verdicts] == [Label.NO_EVIDENCE]
 

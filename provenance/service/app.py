@@ -32,7 +32,7 @@ from pydantic import BaseModel
 
 from provenance.check import Checker
 
-from .checking import check_uploads, describe_detectors, package_version, warm_up
+from .checking import check_uploads, describe_detectors, package_version
 from .config import ServiceConfig
 from .uploads import UploadError, accepted_file_type, check_declared_length, media_type, read_multipart, read_raw
 from .workqueue import BudgetExceeded, CheckQueue, QueueFull
@@ -99,7 +99,7 @@ class ServiceState:
         try:
             if self.checker is None:
                 self.checker = Checker(self.config.check_config())
-            warm_up(self.checker)
+            self.checker.warm_up()
             self.detectors = describe_detectors(self.checker)
         except Exception as exc:  # noqa: BLE001 - reported by /readyz and in the log, one line
             self.load_error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"

@@ -60,20 +60,6 @@ def tile_scores(checker: Checker, data: bytes) -> dict:
     }
 
 
-def warm_up(checker: Checker) -> None:
-    """Build every detector, load the models and run one check now, so no request pays for it."""
-    import io
-
-    import numpy as np
-    from PIL import Image
-
-    # 256 px covers a tile of every shipped classifier, so their weights load here.
-    pixels = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, "PNG")
-    checker.check([NamedBytes("warm-up.png", buffer.getvalue())])
-
-
 def describe_detectors(checker: Checker) -> list[dict]:
     """Names, versions, weights hashes and operating points of the detectors this service runs."""
     out = []
