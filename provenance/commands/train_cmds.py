@@ -325,3 +325,8 @@ def export_detector_command(run: Path, name: str, dest: Path | None, dataset: Pa
     except (FileNotFoundError, ValueError, KeyError) as exc:
         fail(run, str(exc), EXIT_FAILED)
     click.echo(f"{folder}: classifier, MODEL_CARD.md, eval/")
+
+
+from .train_watermark_cmd import watermark_command  # noqa: E402
+
+train_group.add_command(watermark_command)
