@@ -1,10 +1,13 @@
 """Training the learned mark: seeded, resumable, with sample pairs and residual views as it goes.
 
-Curriculum (``TrainConfig``): for ``warmup_steps`` the residual is loud and there are no attacks,
-so the pair first learns to carry the message at all; over the next ``ramp_steps`` the residual's
-power falls to the shipping level (``target_rms``), the perceptual loss ramps in and the attacks
-ramp to full strength. Everything random in step ``s`` comes from generators seeded by
-``(seed, s)``, and checkpoints hold the full state, so a resumed run continues the same run.
+Curriculum (``TrainConfig``): at first the residual is loud and there are no attacks, so the pair
+learns to carry the message at all. After ``warmup_steps``, and once the running bit accuracy
+passes ``advance_accuracy``, the curriculum advances by ``1 / ramp_steps`` on every step whose
+running accuracy stays above it: the residual's power falls to the shipping level
+(``target_rms``), the perceptual loss ramps in and the attacks ramp to full strength. (A fixed
+ramp outran the networks on a loaded CPU: the message had not been learned when attacks began.)
+Everything random in step ``s`` comes from generators seeded by ``(seed, s)``, and checkpoints
+hold the full state (curriculum included), so a resumed run continues the same run.
 
 Files in ``out``:
 
@@ -54,6 +57,7 @@ class TrainConfig:
     lr: float = 1e-3
     warmup_steps: int = 400
     ramp_steps: int = 3000
+    advance_accuracy: float = 0.85  # running bit accuracy (under the current attacks) needed to advance
     warmup_rms: float = 0.04
     target_rms: float = 0.0085  # ~41.4 dB PSNR at the working size
     perceptual_weight: float = 0.3
@@ -66,11 +70,9 @@ class TrainConfig:
     eval_images: int = 16
 
 
-def schedule(config: TrainConfig, step: int) -> dict[str, float]:
-    """Curriculum at ``step``: residual rms, attack strength, perceptual-loss weight."""
-    if step < config.warmup_steps:
-        return {"rms": config.warmup_rms, "strength": 0.0, "perceptual": 0.0}
-    t = min(1.0, (step - config.warmup_steps) / max(1, config.ramp_steps))
+def schedule(config: TrainConfig, progress: float) -> dict[str, float]:
+    """Curriculum at ``progress`` (0: warm-up, 1: full): residual rms, attack strength, perceptual weight."""
+    t = min(1.0, max(0.0, progress))
     rms = float(np.exp(np.log(config.warmup_rms) + t * (np.log(config.target_rms) - np.log(config.warmup_rms))))
     return {"rms": rms, "strength": t, "perceptual": t * config.perceptual_weight}
 
@@ -147,6 +149,7 @@ class WatermarkTrainer:
         self.out = Path(out)
         self.config = config
         self.step, self.elapsed = 0, 0.0
+        self.progress, self.running_accuracy = 0.0, 0.5
         checkpoint = self._load_checkpoint()
         if checkpoint is not None:
             net = NetConfig(**checkpoint["net"])
@@ -160,6 +163,8 @@ class WatermarkTrainer:
             self.decoder.load_state_dict(checkpoint["decoder"])
             self.optimizer.load_state_dict(checkpoint["optimizer"])
             self.step, self.elapsed = int(checkpoint["step"]), float(checkpoint["elapsed"])
+            self.progress = float(checkpoint.get("progress", 0.0))
+            self.running_accuracy = float(checkpoint.get("running_accuracy", 0.5))
         self.train_photos, self.held_out_photos = default_split(config.real, seed=config.holdout_seed)
         self.sampler = ViewSampler(self.train_photos, net.size, config.min_crop)
         held = ViewSampler(self.held_out_photos, net.size, 0.6)
@@ -187,7 +192,7 @@ class WatermarkTrainer:
         generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
         cover = self.sampler.batch(c.batch_size, rng)
         bits = torch.from_numpy(rng.integers(0, 2, (c.batch_size, self.net.bits))).float()
-        plan = schedule(c, self.step)
+        plan = schedule(c, self.progress)
         self.encoder.train()
         self.decoder.train()
         residual = self.encoder(cover, bits, plan["rms"])
@@ -205,7 +210,10 @@ class WatermarkTrainer:
         loss.backward()
         self.optimizer.step()
         accuracy = ((logits > 0) == (bits > 0.5)).float().mean()
-        return {"loss": loss.item(), "message": message.item(), "ssim_loss": perceptual.item(),
+        self.running_accuracy = 0.95 * self.running_accuracy + 0.05 * accuracy.item()
+        if self.step >= c.warmup_steps and self.running_accuracy >= c.advance_accuracy:
+            self.progress = min(1.0, self.progress + 1.0 / max(1, c.ramp_steps))
+        return {"progress": self.progress, "loss": loss.item(), "message": message.item(), "ssim_loss": perceptual.item(),
                 "bit_acc": accuracy.item(), **plan}
 
     @torch.no_grad()
@@ -268,8 +276,8 @@ class WatermarkTrainer:
     def save(self) -> None:
         checkpoint = {
             "net": self.net.to_dict(), "train_config": json.dumps(asdict(self.config)),
-            "step": self.step, "elapsed": self.elapsed,
-            "encoder": self.encoder.state_dict(), "decoder": self.decoder.state_dict(),
+            "step": self.step, "elapsed": self.elapsed, "progress": self.progress,
+            "running_accuracy": self.running_accuracy, "encoder": self.encoder.state_dict(), "decoder": self.decoder.state_dict(),
             "optimizer": self.optimizer.state_dict(),
         }
         save_atomically(self.out / CHECKPOINT_FILE, lambda p: torch.save(checkpoint, p))
