@@ -7,7 +7,7 @@ import sys
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-BENCHMARKS = ["watermark_decode", "watermark_robustness", "check_latency", "generation", "dataset_build", "detectors"]
+BENCHMARKS = ["watermark_decode", "watermark_robustness", "watermark_learned", "check_latency", "generation", "dataset_build", "detectors"]
 
 
 def main(argv: list[str]) -> None:
