@@ -24,6 +24,8 @@ class NetConfig:
     size: int = 128  # working resolution of both networks
     width: int = 32  # channels of the convolutional stacks
     message_grid: int = 16  # the message is spread over a message_grid^2 map before upsampling
+    message_tile: int = 16  # > 0: instead, a message_tile^2 tile repeated over the image (a stationary
+    # texture, which a pooled decoder can read wherever a crop lands; learned ~3x faster than the grid)
     decoder_blocks: int = 6
     luma_share: float = 0.8  # of the residual's energy in Y; chroma is what JPEG subsamples first
 
@@ -61,7 +63,8 @@ class Encoder(nn.Module):
         super().__init__()
         self.config = config
         w, g = config.width, config.message_grid
-        self.message = nn.Linear(config.bits, 8 * g * g)
+        cells = config.message_tile if config.message_tile else g
+        self.message = nn.Linear(config.bits, 8 * cells * cells)
         self.image = nn.Sequential(_conv(3, w, 2), _conv(w, w))  # at size/2
         self.mix = nn.Sequential(_conv(w + 8, w), _conv(w, w), nn.Conv2d(w, 3, 3, 1, 1))
         weights = torch.tensor([config.luma_share, (1 - config.luma_share) / 2, (1 - config.luma_share) / 2])
@@ -71,10 +74,16 @@ class Encoder(nn.Module):
     def forward(self, image: torch.Tensor, bits: torch.Tensor, target_rms: float | torch.Tensor) -> torch.Tensor:
         """Residual (B, 3, size, size) for images in [0, 1] at the working size and bits in {0, 1}."""
         b, _, h, w = image.shape
-        g = self.config.message_grid
-        m = self.message(bits.float() * 2 - 1).view(b, 8, g, g)
         features = self.image(image * 2 - 1)
-        m = F.interpolate(m, size=features.shape[-2:], mode="bilinear", align_corners=False)
+        fh, fw = features.shape[-2:]
+        t = self.config.message_tile
+        if t:
+            m = self.message(bits.float() * 2 - 1).view(b, 8, t, t)
+            m = m.repeat(1, 1, -(-fh // t), -(-fw // t))[..., :fh, :fw]
+        else:
+            g = self.config.message_grid
+            m = self.message(bits.float() * 2 - 1).view(b, 8, g, g)
+            m = F.interpolate(m, size=(fh, fw), mode="bilinear", align_corners=False)
         raw = self.mix(torch.cat([features, m], dim=1))
         raw = F.interpolate(raw, size=(h, w), mode="bilinear", align_corners=False)
         # per-channel unit power in a luma/chroma basis, then the luma share, then back to RGB
