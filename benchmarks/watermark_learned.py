@@ -10,31 +10,24 @@ several crops of each make up the image count. Without learned weights only the 
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
 
 from benchmarks.timing import machine_line, median_ms, print_table
+from benchmarks.watermark_robustness import _jpeg
 
 DEFAULT_WEIGHTS = os.environ.get("PROVENANCE_LEARNED_WEIGHTS", "")
 KEY = "benchmark-key"
 
 
-def _jpeg(rgb: np.ndarray, quality: int) -> np.ndarray:
-    buffer = io.BytesIO()
-    Image.fromarray(rgb).save(buffer, "JPEG", quality=quality)
-    return np.asarray(Image.open(buffer).convert("RGB"))
-
-
 def _rotate(rgb: np.ndarray, degrees: float) -> np.ndarray:
-    h, w = rgb.shape[:2]
-    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1)
-    return cv2.warpAffine(rgb, matrix, (w, h), borderMode=cv2.BORDER_CONSTANT)
+    """Rotation with black corners, as an editor leaves them (the older table reflects the border)."""
+    matrix = cv2.getRotationMatrix2D((rgb.shape[1] / 2, rgb.shape[0] / 2), degrees, 1)
+    return cv2.warpAffine(rgb, matrix, (rgb.shape[1], rgb.shape[0]), borderMode=cv2.BORDER_CONSTANT)
 
 
 def _scale(rgb: np.ndarray, factor: float) -> np.ndarray:

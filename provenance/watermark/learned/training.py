@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from provenance.generators.photos import DEFAULT_SOURCE, Photo, default_split
-from provenance.generators.training import image_grid, save_atomically
+from provenance.generators.training import image_grid, interval_record, save_atomically
 
 from . import attacks
 from .networks import Decoder, Encoder, NetConfig, build
@@ -244,11 +244,8 @@ class WatermarkTrainer:
                 for k, v in record.items():
                     totals[k] = totals.get(k, 0.0) + v
                 if self.step % c.log_every == 0 or self.step == c.steps:
-                    now = time.perf_counter()
-                    entry = {"step": self.step, **{k: round(v / interval_steps, 5) for k, v in totals.items()},
-                             "seconds": round(self.elapsed, 1),
-                             "images_per_s": round(interval_steps * c.batch_size / (now - interval_start), 2),
-                             "load_1m": round(os.getloadavg()[0], 2)}
+                    speed = interval_steps * c.batch_size / (time.perf_counter() - interval_start)
+                    entry = interval_record(self.step, totals, interval_steps, self.elapsed, speed)
                     if self.step % c.sample_every == 0 or self.step == c.steps:
                         entry.update({f"eval_{k}": round(v, 4) for k, v in self.evaluate().items()})
                         self.write_samples()
