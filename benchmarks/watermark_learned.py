@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -167,8 +168,8 @@ def timings(schemes: list[Contender], images: dict[str, np.ndarray], riva_max_si
             bits = c.payload()
             repeats = 1 if c.name == "rivaGan" else 3
             marked = c.scheme.embed(bgr, bits)
-            row.append(f"{median_ms(lambda: c.scheme.embed(bgr, bits), repeats):.0f}")
-            row.append(f"{median_ms(lambda: c.decide(marked, c.scheme), repeats):.0f}")
+            row.append(f"{median_ms(partial(c.scheme.embed, bgr, bits), repeats):.0f}")
+            row.append(f"{median_ms(partial(c.decide, marked, c.scheme), repeats):.0f}")
         rows.append(row)
     return rows
 
