@@ -41,7 +41,7 @@ def test_registered_with_the_keyed_payload_layout():
 
 def test_missing_weights_is_a_one_line_marking_error(tmp_path):
     scheme = watermark.get("learned", weights=tmp_path / "none.safetensors")
-    with pytest.raises(MarkingError, match="none.safetensors.*train watermark"):
+    with pytest.raises(MarkingError, match="none.safetensors.*provenance train watermark"):
         scheme.embed(photo_bgr("coffee"), np.zeros(128, bool))
     with pytest.raises(MissingWeights, match="none.safetensors"):
         scheme.decode_soft(photo_bgr("coffee"), 128)

@@ -64,7 +64,7 @@ class LearnedScheme(WatermarkScheme):
     def _check_weights(self) -> None:
         if not self.weights.is_file():
             raise MissingWeights(f"no trained weights for the learned watermark at {self.weights}; "
-                                 "train them with 'provenance train watermark' and pass weights=")
+                                 "none ship yet: train them with 'provenance train watermark'")
 
     def _load_torch(self) -> None:
         if self._encoder is not None:
