@@ -27,6 +27,7 @@ class NetConfig:
     message_tile: int = 16  # > 0: instead, a message_tile^2 tile repeated over the image (a stationary
     # texture, which a pooled decoder can read wherever a crop lands; learned ~3x faster than the grid)
     decoder_blocks: int = 6
+    highpass: bool = True  # remove the residual's local (7 px) mean: the decoder cannot see it anyway
     luma_share: float = 0.8  # of the residual's energy in Y; chroma is what JPEG subsamples first
 
     def to_dict(self) -> dict:
@@ -86,6 +87,8 @@ class Encoder(nn.Module):
             m = F.interpolate(m, size=(fh, fw), mode="bilinear", align_corners=False)
         raw = self.mix(torch.cat([features, m], dim=1))
         raw = F.interpolate(raw, size=(h, w), mode="bilinear", align_corners=False)
+        if self.config.highpass:  # spend the budget only where the decoder looks (it removes local means)
+            raw = raw - F.avg_pool2d(raw, 7, 1, 3, count_include_pad=False)
         # per-channel unit power in a luma/chroma basis, then the luma share, then back to RGB
         raw = raw / (raw.pow(2).mean(dim=(2, 3), keepdim=True).sqrt() + 1e-6) * self.channel_scale.view(1, 3, 1, 1)
         raw = torch.einsum("ij,bjhw->bihw", self.yuv_to_rgb, raw)
