@@ -21,8 +21,9 @@ from .common import EXIT_FAILED, fail  # noqa: E402
 @click.option("--batch-size", default=16, show_default=True)
 @click.option("--size", default=128, show_default=True, help="Working resolution of the networks (new runs only).")
 @click.option("--width", default=32, show_default=True, help="Channels of the conv stacks (new runs only).")
-@click.option("--warmup-steps", default=400, show_default=True, help="Message-only steps: loud residual, no attacks.")
-@click.option("--ramp-steps", default=3000, show_default=True, help="Steps to ramp attacks, image loss and quietness.")
+@click.option("--warmup-steps", default=400, show_default=True, help="At least this many message-only steps (loud residual, no attacks); "
+              "the ramp then advances only while running bit accuracy >= 0.85.")
+@click.option("--ramp-steps", default=3000, show_default=True, help="Advancing steps to ramp attacks, image loss and quietness.")
 @click.option("--threads", type=int, default=1, show_default=True, help="Torch CPU threads.")
 @click.option("--checkpoint-every", default=100, show_default=True)
 @click.option("--sample-every", default=250, show_default=True, help="Samples + held-out bit accuracy every N steps.")
