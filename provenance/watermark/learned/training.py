@@ -162,6 +162,8 @@ class WatermarkTrainer:
             self.encoder.load_state_dict(checkpoint["encoder"])
             self.decoder.load_state_dict(checkpoint["decoder"])
             self.optimizer.load_state_dict(checkpoint["optimizer"])
+            for group in self.optimizer.param_groups:  # the learning rate may change between sessions
+                group["lr"] = config.lr
             self.step, self.elapsed = int(checkpoint["step"]), float(checkpoint["elapsed"])
             self.progress = float(checkpoint.get("progress", 0.0))
             self.running_accuracy = float(checkpoint.get("running_accuracy", 0.5))
