@@ -60,5 +60,8 @@ def watermark_command(real, out, steps, seed, batch_size, size, width, warmup_st
         _with_progress(steps, trainer.step, lambda on_log: trainer.run(on_log=on_log))
     weights = Path(out) / WEIGHTS_FILE
     if export_onnx and weights.is_file():
-        click.echo(f"{out}: ONNX decoder {export_decoder(weights)}", err=True)
+        try:
+            click.echo(f"{out}: ONNX decoder {export_decoder(weights)}", err=True)
+        except ImportError as exc:  # torch.onnx.export needs the onnx package
+            click.echo(f"{out}: ONNX export skipped ({exc}); pip install onnx, or pass --no-onnx", err=True)
     click.echo(f"{out}: step {trainer.step}; weights in {weights}", err=True)
