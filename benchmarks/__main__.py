@@ -8,7 +8,7 @@ from provenance.threads import apply_thread_policy
 
 apply_thread_policy()  # before any benchmark imports torch
 
-BENCHMARKS = ["watermark_decode", "watermark_robustness", "check_latency", "generation", "dataset_build", "detectors", "service_load",
+BENCHMARKS = ["watermark_decode", "watermark_robustness", "watermark_learned", "check_latency", "generation", "dataset_build", "detectors", "service_load",
               "ray_scaling", "corpus_lofo"]
 
 

@@ -33,6 +33,7 @@ LAYERS: dict[str, int] = {
     "provenance.threads": LEAF,
     "provenance.c2pa": LEAF,
     "provenance.watermark": LEAF,
+    "provenance.watermark.learned.training": MODELS,  # trains like our generators (shares their loop helpers)
     "provenance.datasets.perturbations": LEAF,
     "provenance.datasets.layout": LEAF,
     "provenance.datasets.reading": LEAF,

@@ -13,7 +13,7 @@ PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
 
 
 def test_registry():
-    assert watermark.available() == ["dwtDct", "dwtDctSvd", "rivaGan"]
+    assert watermark.available() == ["dwtDct", "dwtDctSvd", "learned", "rivaGan"]
     assert watermark.get("rivaGan").capacity == 32 and watermark.get("dwtDct").capacity is None
     with pytest.raises(KeyError, match="available: dwtDct"):
         watermark.get("nope")

@@ -2,8 +2,11 @@
 and logs stay clean), with a label, done/total and the time left."""
 from __future__ import annotations
 
+import json
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
+
+import click
 
 
 class Bar:
@@ -47,3 +50,23 @@ def progress_bar(label: str, total: int | None = None, completed: int = 0, enabl
         columns.append(TextColumn("{task.fields[note]}"))
     with Progress(*columns, console=Console(stderr=True), transient=transient) as progress:
         yield Bar(progress, progress.add_task(label, total=total, completed=completed, note=""))
+
+
+@contextmanager
+def training_progress(total: int, completed: int = 0) -> Iterator[Callable[[dict], None]]:
+    """An ``on_log`` callback: a progress bar with the latest losses on a terminal, else one JSON
+    line per log record on stderr (for log files)."""
+    if not on_terminal():
+        yield lambda record: click.echo(json.dumps(record), err=True)
+        return
+    # The total shows once a first record arrives: a closed-form fit reports none and stays a spinner.
+    with progress_bar("training", completed=completed, transient=False, note=True) as bar:
+        def on_log(record: dict) -> None:
+            shown = {k: v for k, v in record.items() if k not in ("step", "seconds", "load_1m")}
+            bar.update(completed=record["step"], total=total,
+                       note=" ".join(f"{k}={v:.3g}" for k, v in shown.items()))
+
+        yield on_log
+
+
+# -- generators ------------------------------------------------------------------------------------

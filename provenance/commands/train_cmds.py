@@ -13,9 +13,7 @@ Re-running the same training command continues from the latest checkpoint in ``-
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
 import click
 
@@ -23,7 +21,7 @@ from provenance.errors import first_line
 from provenance.threads import set_torch_threads
 
 from .common import EXIT_FAILED, emit_json, fail, json_option
-from .progress import on_terminal, progress_bar
+from .progress import training_progress
 
 # One command per registered family, named here so that `--help` does not import torch to list
 # them; tests/test_registries.py checks these against the registries.
@@ -45,25 +43,6 @@ def generator_group() -> None:
 def detector_group() -> None:
     """Train passive classifiers (cnn, spectral) on a built dataset, and ship them."""
 
-
-@contextmanager
-def training_progress(total: int, completed: int = 0) -> Iterator[Callable[[dict], None]]:
-    """An ``on_log`` callback: a progress bar with the latest losses on a terminal, else one JSON
-    line per log record on stderr (for log files)."""
-    if not on_terminal():
-        yield lambda record: click.echo(json.dumps(record), err=True)
-        return
-    # The total shows once a first record arrives: a closed-form fit reports none and stays a spinner.
-    with progress_bar("training", completed=completed, transient=False, note=True) as bar:
-        def on_log(record: dict) -> None:
-            shown = {k: v for k, v in record.items() if k not in ("step", "seconds", "load_1m")}
-            bar.update(completed=record["step"], total=total,
-                       note=" ".join(f"{k}={v:.3g}" for k, v in shown.items()))
-
-        yield on_log
-
-
-# -- generators ------------------------------------------------------------------------------------
 
 def _generator_training_options(func):
     options = [
@@ -297,3 +276,8 @@ def export_detector_command(run: Path, name: str, dest: Path | None, dataset: Pa
     except (FileNotFoundError, ValueError, KeyError) as exc:
         fail(run, first_line(exc), EXIT_FAILED)
     click.echo(f"{folder}: classifier, {'inference format' if inference_only else 'MODEL_CARD.md, eval/, splits.json'}")
+
+
+from .train_watermark_cmd import watermark_command  # noqa: E402
+
+train_group.add_command(watermark_command)

@@ -79,8 +79,9 @@ def embed_cmd(src, out, scheme, key, generator, serial, quality, as_json):
 def _schemes_option(values: tuple[str, ...]) -> tuple[str, ...]:
     if not values:
         return DEFAULT_DECODE_SCHEMES
-    if "all" in values:
-        return tuple(watermark.available())
+    if "all" in values:  # every scheme with a shipped null (the learned one has none until weights ship)
+        shipped = wm_calibration.Calibration()
+        return tuple(name for name in watermark.available() if f"{name}/uint8" in shipped)
     return tuple(dict.fromkeys(values))
 
 

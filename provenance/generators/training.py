@@ -61,6 +61,12 @@ def real_batch(sampler: PatchSampler, n: int, rng: np.random.Generator) -> torch
     return pixels / 127.5 - 1
 
 
+def interval_record(step: int, totals: dict[str, float], steps: int, elapsed: float, images_per_s: float) -> dict:
+    """One log.jsonl line: mean of each summed quantity over the interval's ``steps``, plus speed and load."""
+    return {"step": step, **{k: round(v / steps, 5) for k, v in totals.items()}, "seconds": round(elapsed, 1),
+            "images_per_s": round(images_per_s, 2), "load_1m": round(os.getloadavg()[0], 2)}
+
+
 def image_grid(images: np.ndarray, columns: int | None = None, gap: int = 2) -> np.ndarray:
     n, h, w, _ = images.shape
     columns = columns or int(np.ceil(np.sqrt(n)))
@@ -132,10 +138,8 @@ class Trainer:
                     totals[k] = totals.get(k, 0.0) + v
                 if self.step % c.log_every == 0 or self.step == c.steps:
                     now = time.perf_counter()
-                    record = {"step": self.step, **{k: round(v / interval_steps, 5) for k, v in totals.items()},
-                              "seconds": round(self.elapsed, 1),
-                              "images_per_s": round(interval_steps * c.batch_size / (now - interval_start), 2),
-                              "load_1m": round(os.getloadavg()[0], 2)}
+                    record = interval_record(self.step, totals, interval_steps, self.elapsed,
+                                             interval_steps * c.batch_size / (now - interval_start))
                     log.write(json.dumps(record) + "\n")
                     log.flush()
                     if on_log:

@@ -2,12 +2,13 @@
 
     >>> from provenance import watermark
     >>> watermark.available()
-    ['dwtDct', 'dwtDctSvd', 'rivaGan']
+    ['dwtDct', 'dwtDctSvd', 'learned', 'rivaGan']
     >>> scheme = watermark.get("dwtDctSvd")
 """
 from __future__ import annotations
 
 from .schemes import SCHEMES, WatermarkScheme
+from .learned import scheme as _learned  # noqa: E402,F401  registers "learned" (torch loads on first use)
 
 register = SCHEMES.register
 available = SCHEMES.available

@@ -72,7 +72,7 @@ class Layout:
 
 def layout_for(capacity: int | None) -> Layout:
     """The payload layout for a scheme of the given capacity (None: any length)."""
-    if capacity is None:
+    if capacity is None or capacity == PAYLOAD_BITS:  # any length, or exactly ours (learned)
         return Layout(PAYLOAD_BITS, SYNC_BITS, True)
     return Layout(capacity, capacity, False)
 

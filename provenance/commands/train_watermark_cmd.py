@@ -1,0 +1,67 @@
+"""``provenance train watermark``: train the learned watermark (resumable; re-run to continue)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: spin-waiting collapses on shared CPUs
+
+import click  # noqa: E402
+
+from .common import EXIT_FAILED, fail  # noqa: E402
+from .progress import training_progress  # noqa: E402
+
+
+@click.command("watermark")
+@click.option("--real", default="default", show_default=True,
+              help="Folder of real photos (e.g. from 'provenance train photos DIR'), or 'default'.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Run directory: checkpoint.pt, weights.safetensors, config.json, log.jsonl, samples/.")
+@click.option("--steps", default=20_000, show_default=True, help="Total steps (a resumed run counts earlier ones).")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--batch-size", default=16, show_default=True)
+@click.option("--size", default=128, show_default=True, help="Working resolution of the networks (new runs only).")
+@click.option("--width", default=32, show_default=True, help="Channels of the conv stacks (new runs only).")
+@click.option("--warmup-steps", default=400, show_default=True, help="At least this many message-only steps (loud residual, no attacks); "
+              "the ramp then advances only while running bit accuracy >= 0.85.")
+@click.option("--ramp-steps", default=3000, show_default=True, help="Advancing steps to ramp attacks, image loss and quietness.")
+@click.option("--threads", type=int, default=1, show_default=True, help="Torch CPU threads.")
+@click.option("--checkpoint-every", default=100, show_default=True)
+@click.option("--sample-every", default=250, show_default=True, help="Samples + held-out bit accuracy every N steps.")
+@click.option("--log-every", default=25, show_default=True)
+@click.option("--onnx/--no-onnx", "export_onnx", default=True, show_default=True,
+              help="Export the decoder to ONNX (weights.decoder.onnx) at the end.")
+def watermark_command(real, out, steps, seed, batch_size, size, width, warmup_steps, ramp_steps, threads,
+                      checkpoint_every, sample_every, log_every, export_onnx) -> None:
+    """Train the learned watermark's encoder/decoder through a differentiable attack layer."""
+    import torch
+
+    from provenance.watermark.learned.export import export_decoder
+    from provenance.watermark.learned.networks import NetConfig
+    from provenance.watermark.learned.training import WEIGHTS_FILE, TrainConfig, WatermarkTrainer
+
+    torch.set_num_threads(threads)
+    config = TrainConfig(real=str(real), steps=steps, seed=seed, batch_size=batch_size, warmup_steps=warmup_steps,
+                         ramp_steps=ramp_steps, checkpoint_every=checkpoint_every, sample_every=sample_every,
+                         log_every=log_every)
+    try:
+        trainer = WatermarkTrainer(out, config, NetConfig(size=size, width=width))
+    except (ValueError, FileNotFoundError) as exc:
+        fail(out, str(exc), EXIT_FAILED)
+    if trainer.step >= steps:
+        click.echo(f"{out}: already at step {trainer.step} of {steps}; nothing to do", err=True)
+    else:
+        params = sum(p.numel() for m in (trainer.encoder, trainer.decoder) for p in m.parameters())
+        click.echo(f"learned watermark: {params / 1e3:.0f}k parameters, {trainer.net.bits} bits at "
+                   f"{trainer.net.size}px, {len(trainer.train_photos)} training photos, "
+                   f"{len(trainer.held_out_photos)} held out; step {trainer.step} to {steps}; {threads} threads",
+                   err=True)
+        with training_progress(steps, trainer.step) as on_log:
+            trainer.run(on_log=on_log)
+    weights = Path(out) / WEIGHTS_FILE
+    if export_onnx and weights.is_file():
+        try:
+            click.echo(f"{out}: ONNX decoder {export_decoder(weights)}", err=True)
+        except ImportError as exc:  # torch.onnx.export needs the onnx package
+            click.echo(f"{out}: ONNX export skipped ({exc}); pip install onnx, or pass --no-onnx", err=True)
+    click.echo(f"{out}: step {trainer.step}; weights in {weights}", err=True)

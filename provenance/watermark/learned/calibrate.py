@@ -1,0 +1,79 @@
+"""The learned mark's null and decisions: calibrated on unmarked photos like the classical marks.
+
+A learned decoder's word on unmarked images depends on its weights, so each set of weights gets
+its own null: ``learned/uint8`` in a calibration file beside the weights (same format as the
+shipped ``calibration.json``). With ``search`` every view read is one more test: a decision
+multiplies the calibrated p-value by (views x keys x other tests).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .. import calibration as wm_calibration
+from .. import null_statistics
+from ..null_model import TARGET_FPR, Calibration
+from .. import payload
+from ..decision import DecodeResult, key_label
+from .scheme import LearnedScheme
+
+TEST_NAME = "learned/uint8"
+
+
+def calibration_path(weights: str | Path) -> Path:
+    return Path(weights).with_suffix(".calibration.json")
+
+
+def decoded_null_words(scheme: LearnedScheme, n_images: int, seed: int,
+                       progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """Sync words (every searched view) of ``n_images`` unmarked variants, (n_images x views, 64)."""
+    layout = payload.layout_for(scheme.capacity)
+    cache: dict = {}
+    words = []
+    for index in range(n_images):
+        rgb = wm_calibration._variant(index, seed, cache)  # the classical nulls' negatives, same seed rule
+        words.append(scheme.decode_all(np.ascontiguousarray(rgb[:, :, ::-1]))[:, : layout.sync_bits])
+        if progress:
+            progress(index + 1, n_images)
+    return np.concatenate(words)
+
+
+def calibrate(scheme: LearnedScheme, n_images: int = 500, n_keys: int = 2000, seed: int = 0,
+              out: str | Path | None = None, progress: Callable[[int, int], None] | None = None) -> dict:
+    """Fit the null of ``scheme``'s weights; written to ``out`` (default: beside the weights)."""
+    words = decoded_null_words(scheme, n_images, seed, progress)
+    keys = wm_calibration.calibration_keys(n_keys, seed)
+    matches = null_statistics.keyed_matches(words, scheme.name, keys)
+    entry = {"kind": "keyed", "views": scheme.trials,
+             **null_statistics.summarise(matches, words.shape[1], n_images, n_keys)}
+    data = {"version": 1, "target_fpr": TARGET_FPR, "weights": Path(scheme.weights).name,
+            "settings": {"n_images": n_images, "n_keys": n_keys, "seed": seed, "search": scheme.search},
+            "tests": {TEST_NAME: entry}}
+    path = Path(out) if out else calibration_path(scheme.weights)
+    path.write_text(json.dumps(data, indent=1) + "\n")
+    return data
+
+
+def decode_learned(bgr: np.ndarray, scheme: LearnedScheme, keys: Sequence[str] = (payload.DEFAULT_KEY,),
+                   calibration: Calibration | None = None, other_tests: int = 1,
+                   level: float = TARGET_FPR) -> list[DecodeResult]:
+    """One result per key: the best view's word, p corrected for views x keys x ``other_tests``."""
+    calibration = calibration or Calibration(calibration_path(scheme.weights))
+    null = calibration.null(TEST_NAME)
+    words = scheme.decode_all(bgr)
+    tests = scheme.trials * len(keys) * other_tests
+    results = []
+    for key in keys:
+        scored = [payload.sync_matches(word, key, scheme.name, scheme.capacity) for word in words]
+        view = int(np.argmax([m for m, _ in scored]))
+        matches, n = scored[view]
+        p = null.p_value(matches)
+        corrected = min(1.0, p * tests)
+        detected = corrected <= level
+        wm_id, errors = payload.read_id(words[view], key, scheme.name, scheme.capacity) if detected else (None, -1)
+        results.append(DecodeResult(scheme.name, key_label(key), matches, n, p, corrected, tests, detected, True,
+                                    wm_id, errors))
+    return results

@@ -1,0 +1,118 @@
+"""The learned mark's networks: a message-to-residual encoder and a pooled decoder, sized for CPU.
+
+Both work at a fixed working resolution (``size``, default 128): the encoder sees the image resized
+to ``size`` x ``size`` and returns a residual there, which the scheme upsamples to the image; the
+decoder reads a ``size`` x ``size`` resized view. The decoder ends in global average pooling, so a
+crop or a shift changes what it sees less than a positional read-out would.
+
+The residual's power is fixed by construction (``target_rms`` times a just-noticeable-difference
+mask), so the networks only learn *where* and *how* to spend a given distortion budget; the
+training curriculum lowers ``target_rms`` from a loud warm-up to the shipping level.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    bits: int = 128
+    size: int = 128  # working resolution of both networks
+    width: int = 32  # channels of the convolutional stacks
+    message_grid: int = 16  # the message is spread over a message_grid^2 map before upsampling
+    message_tile: int = 16  # > 0: instead, a message_tile^2 tile repeated over the image (a stationary
+    # texture, which a pooled decoder can read wherever a crop lands; learned ~3x faster than the grid)
+    decoder_blocks: int = 6
+    highpass: bool = True  # remove the residual's local (7 px) mean: the decoder cannot see it anyway
+    luma_share: float = 0.8  # of the residual's energy in Y; chroma is what JPEG subsamples first
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1), nn.BatchNorm2d(cout), nn.GELU())
+
+
+def jnd_mask(image: torch.Tensor, floor: float = 0.25) -> torch.Tensor:
+    """(B, 1, H, W) in [floor, 1]: how much change each region hides, from local luminance activity.
+
+    Texture masking in the spirit of JND models: busy regions hide more than flat sky. The mask is
+    normalised per image so that its mean square is 1 (the residual's budget is then set by rms).
+    """
+    y = 0.299 * image[:, 0:1] + 0.587 * image[:, 1:2] + 0.114 * image[:, 2:3]
+    gx = y[..., :, 1:] - y[..., :, :-1]
+    gy = y[..., 1:, :] - y[..., :-1, :]
+    activity = F.pad(gx.abs(), (0, 1)) + F.pad(gy.abs(), (0, 0, 0, 1))
+    activity = F.avg_pool2d(activity, 5, 1, 2, count_include_pad=False)
+    scaled = activity / (activity.mean(dim=(2, 3), keepdim=True) + 1e-4)
+    mask = floor + (1 - floor) * torch.tanh(scaled)
+    return mask / mask.pow(2).mean(dim=(2, 3), keepdim=True).sqrt()
+
+
+# RGB -> (Y, Cb, Cr)-like directions, rows orthonormal; the residual is made in this basis
+_YUV = torch.tensor([[0.299, 0.587, 0.114], [-0.169, -0.331, 0.5], [0.5, -0.419, -0.081]])
+_YUV = _YUV / _YUV.norm(dim=1, keepdim=True)
+
+
+class Encoder(nn.Module):
+    def __init__(self, config: NetConfig):
+        super().__init__()
+        self.config = config
+        w, g = config.width, config.message_grid
+        cells = config.message_tile if config.message_tile else g
+        self.message = nn.Linear(config.bits, 8 * cells * cells)
+        self.image = nn.Sequential(_conv(3, w, 2), _conv(w, w))  # at size/2
+        self.mix = nn.Sequential(_conv(w + 8, w), _conv(w, w), nn.Conv2d(w, 3, 3, 1, 1))
+        weights = torch.tensor([config.luma_share, (1 - config.luma_share) / 2, (1 - config.luma_share) / 2])
+        self.register_buffer("channel_scale", weights.sqrt(), persistent=False)
+        self.register_buffer("yuv_to_rgb", torch.linalg.inv(_YUV), persistent=False)
+
+    def forward(self, image: torch.Tensor, bits: torch.Tensor, target_rms: float | torch.Tensor) -> torch.Tensor:
+        """Residual (B, 3, size, size) for images in [0, 1] at the working size and bits in {0, 1}."""
+        b, _, h, w = image.shape
+        features = self.image(image * 2 - 1)
+        fh, fw = features.shape[-2:]
+        t = self.config.message_tile
+        if t:
+            m = self.message(bits.float() * 2 - 1).view(b, 8, t, t)
+            m = m.repeat(1, 1, -(-fh // t), -(-fw // t))[..., :fh, :fw]
+        else:
+            g = self.config.message_grid
+            m = self.message(bits.float() * 2 - 1).view(b, 8, g, g)
+            m = F.interpolate(m, size=(fh, fw), mode="bilinear", align_corners=False)
+        raw = self.mix(torch.cat([features, m], dim=1))
+        raw = F.interpolate(raw, size=(h, w), mode="bilinear", align_corners=False)
+        if self.config.highpass:  # spend the budget only where the decoder looks (it removes local means)
+            raw = raw - F.avg_pool2d(raw, 7, 1, 3, count_include_pad=False)
+        # per-channel unit power in a luma/chroma basis, then the luma share, then back to RGB
+        raw = raw / (raw.pow(2).mean(dim=(2, 3), keepdim=True).sqrt() + 1e-6) * self.channel_scale.view(1, 3, 1, 1)
+        raw = torch.einsum("ij,bjhw->bihw", self.yuv_to_rgb, raw)
+        raw = raw * jnd_mask(image)
+        rms = raw.pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt() + 1e-6
+        return raw / rms * target_rms
+
+
+class Decoder(nn.Module):
+    def __init__(self, config: NetConfig):
+        super().__init__()
+        self.config = config
+        w = config.width
+        layers = [_conv(3, w, 2)]
+        for i in range(config.decoder_blocks - 1):
+            layers.append(_conv(w if i == 0 else 2 * w, 2 * w, 2 if i in (0, 2) else 1))
+        self.features = nn.Sequential(*layers)
+        self.votes = nn.Conv2d(2 * w, config.bits, 1)  # every location votes on every bit
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """Bit logits (B, bits) for images in [0, 1] at the working size."""
+        x = image - F.avg_pool2d(image, 7, 1, 3, count_include_pad=False)  # the residual lives in detail
+        return self.votes(self.features(x * 8)).mean(dim=(2, 3))
+
+
+def build(config: NetConfig) -> tuple[Encoder, Decoder]:
+    return Encoder(config), Decoder(config)

@@ -1,0 +1,161 @@
+"""The ``learned`` watermark scheme: our trained encoder/decoder behind the common scheme interface.
+
+Embedding resizes the image to the networks' working size, asks the encoder for a residual there,
+upsamples the residual to the image (bilinear) and adds it times ``strength``: any image size, a
+flat cost. Decoding reads one resized view. Optionally (``search=True``) a few extra views (mirror,
+rotations, zooms) are read and the best one kept; :attr:`LearnedScheme.trials` says how many, so a
+decision can divide its false-positive budget by it.
+
+The scheme carries 128 bits, the keyed payload of the other schemes (64 key-scrambled sync bits
+decide "marked", 64 carry the BCH-protected ID). Weights come from a safetensors file (never a
+pickle); the decoder can also run on onnxruntime from an exported ``.onnx`` beside it, so reading
+a mark needs no torch.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+import cv2
+import numpy as np
+
+from ..marking import MarkingError
+from ..payload import PAYLOAD_BITS
+from ..schemes import SCHEMES, WatermarkScheme
+
+SHIPPED_WEIGHTS = Path(__file__).with_name("weights") / "learned.safetensors"
+
+# (angle in degrees, kept fraction of each side, mirror): the views read when searching.
+SEARCH_VIEWS: tuple[tuple[float, float, bool], ...] = (
+    (0.0, 1.0, False), (0.0, 1.0, True), (-10.0, 1.0, False), (10.0, 1.0, False),
+    (0.0, 0.8, False), (-5.0, 0.9, False), (5.0, 0.9, False),
+)
+
+
+class MissingWeights(MarkingError):
+    pass
+
+
+def onnx_path(weights: str | Path) -> Path:
+    return Path(weights).with_suffix(".decoder.onnx")
+
+
+@SCHEMES.register("learned")
+class LearnedScheme(WatermarkScheme):
+    name = "learned"
+    capacity: ClassVar[int] = PAYLOAD_BITS
+
+    def __init__(self, weights: str | Path | None = None, strength: float = 1.0, search: bool = False,
+                 backend: str = "auto"):
+        if backend not in ("auto", "torch", "onnx"):
+            raise ValueError(f"backend must be auto, torch or onnx, not {backend!r}")
+        self.weights = Path(weights) if weights else SHIPPED_WEIGHTS
+        self.strength = float(strength)
+        self.search = search
+        self.backend = backend
+        self._encoder = self._decoder = self._onnx = self._net = None
+        self._target_rms = None
+
+    @property
+    def trials(self) -> int:
+        """Views read per decode (the factor a decision must correct for)."""
+        return len(SEARCH_VIEWS) if self.search else 1
+
+    def _check_weights(self) -> None:
+        if not self.weights.is_file():
+            raise MissingWeights(f"no trained weights for the learned watermark at {self.weights}; "
+                                 "none ship yet: train them with 'provenance train watermark'")
+
+    def _load_torch(self) -> None:
+        if self._encoder is not None:
+            return
+        self._check_weights()
+        from .weights import load_networks, read_metadata
+
+        self._encoder, self._decoder, self._net = load_networks(self.weights)
+        _, extra = read_metadata(self.weights)
+        if self._net.bits != self.capacity:
+            raise MissingWeights(f"{self.weights}: the network carries {self._net.bits} bits, the scheme {self.capacity}")
+        self._target_rms = float(extra.get("target_rms", 0.0085))
+
+    def _load_onnx(self) -> bool:
+        """Open the exported decoder if there is one (and onnxruntime); False: use torch."""
+        if self._onnx is not None:
+            return True
+        path = onnx_path(self.weights)
+        if self.backend == "torch" or not path.is_file():
+            if self.backend == "onnx":
+                raise MissingWeights(f"no ONNX decoder at {path}; export it with provenance.watermark.learned.export")
+            return False
+        self._check_weights()
+        import onnxruntime
+
+        from .weights import read_metadata
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = 1
+        self._onnx = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self._net, _ = read_metadata(self.weights)
+        return True
+
+    def embed(self, bgr: np.ndarray, bits: np.ndarray) -> np.ndarray:
+        import torch
+
+        self.check_image(bgr)
+        bits = np.asarray(bits, dtype=bool)
+        self.check_length(bits.size)
+        self._load_torch()
+        h, w = bgr.shape[:2]
+        view = self._resized_rgb(bgr)
+        with torch.inference_mode():
+            x = torch.from_numpy(view).permute(2, 0, 1)[None].float() / 255
+            residual = self._encoder(x, torch.from_numpy(bits[None].astype(np.float32)), self._target_rms)
+        residual_bgr = np.ascontiguousarray(residual[0].flip(0).permute(1, 2, 0).numpy() * (255.0 * self.strength))
+        residual_bgr = cv2.resize(residual_bgr, (w, h), interpolation=cv2.INTER_LINEAR)
+        # one saturating, rounding pass (12x faster at 1080p than numpy float round-trips)
+        return cv2.add(np.ascontiguousarray(bgr), residual_bgr, dtype=cv2.CV_8U)
+
+    def _resized_rgb(self, bgr: np.ndarray) -> np.ndarray:
+        """The working-size RGB view (area-averaged when shrinking)."""
+        size = self._net.size
+        h, w = bgr.shape[:2]
+        small = cv2.resize(np.ascontiguousarray(bgr), (size, size),
+                           interpolation=cv2.INTER_AREA if min(h, w) > size else cv2.INTER_CUBIC)
+        return np.ascontiguousarray(small[:, :, ::-1])
+
+    def views(self, bgr: np.ndarray) -> np.ndarray:
+        """(N, 3, size, size) float32 RGB in [0, 1]: the views one decode reads."""
+        size = self._net.size
+        base = self._resized_rgb(bgr)
+        out = []
+        for angle, keep, mirror in (SEARCH_VIEWS if self.search else SEARCH_VIEWS[:1]):
+            view = base[:, ::-1] if mirror else base
+            if angle or keep != 1.0:
+                # undo a rotation / crop: rotate back and zoom out so the kept part fills the view
+                matrix = cv2.getRotationMatrix2D((size / 2 - 0.5, size / 2 - 0.5), angle, 1.0 / keep)
+                view = cv2.warpAffine(np.ascontiguousarray(view), matrix, (size, size), flags=cv2.INTER_LINEAR)
+            out.append(np.ascontiguousarray(view))
+        return np.stack(out).transpose(0, 3, 1, 2).astype(np.float32) / 255
+
+    def _logits(self, bgr: np.ndarray) -> np.ndarray:
+        self.check_image(bgr)
+        if self.backend != "torch" and self._load_onnx():
+            views = self.views(bgr)
+            name = self._onnx.get_inputs()[0].name
+            return self._onnx.run(None, {name: views})[0].astype(np.float64)
+        import torch
+
+        self._load_torch()
+        with torch.inference_mode():
+            return self._decoder(torch.from_numpy(self.views(bgr))).double().numpy()
+
+    def decode_soft(self, bgr: np.ndarray, length: int) -> np.ndarray:
+        """P(bit = 1) per bit; with ``search``, from the view whose word is most confident."""
+        self.check_length(length)
+        logits = self._logits(bgr)
+        best = int(np.argmax(np.abs(logits).mean(axis=1)))
+        return 1.0 / (1.0 + np.exp(-logits[best]))
+
+    def decode_all(self, bgr: np.ndarray) -> np.ndarray:
+        """Hard words of every searched view, (trials, 128) bool: score each, then correct by trials."""
+        return self._logits(bgr) > 0

@@ -1,0 +1,172 @@
+"""The learned watermark: plumbing with tiny untrained networks, attack layer gradients, safe weights,
+training resume, and the scheme contract shared with the classical schemes."""
+import io
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from provenance import watermark
+from provenance.watermark import payload
+from provenance.watermark.calibration import Calibration
+from provenance.watermark.learned import attacks
+from provenance.watermark.learned.calibrate import TEST_NAME, calibrate, decode_learned
+from provenance.watermark.learned.networks import NetConfig, build
+from provenance.watermark.learned.scheme import MissingWeights
+from provenance.watermark.learned.weights import WeightsError, load_networks, save_weights
+from provenance.watermark.marking import MarkingError, psnr
+from tests.watermark_helpers import photo_bgr
+
+TINY = NetConfig(size=32, width=8, message_grid=4, decoder_blocks=3)
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory):
+    torch.manual_seed(0)
+    encoder, decoder = build(TINY)
+    path = tmp_path_factory.mktemp("learned") / "tiny.safetensors"
+    save_weights(path, encoder.eval(), decoder.eval(), TINY, {"target_rms": 0.01})
+    return path
+
+
+def test_registered_with_the_keyed_payload_layout():
+    scheme = watermark.get("learned")
+    assert "learned" in watermark.available()
+    assert payload.layout_for(scheme.capacity) == payload.Layout(128, 64, True)
+    bits = payload.encode_payload("k", "learned", scheme.capacity, payload.WatermarkId(7, 1234))
+    assert payload.read_id(bits, "k", "learned", scheme.capacity) == (payload.WatermarkId(7, 1234), 0)
+
+
+def test_missing_weights_is_a_one_line_marking_error(tmp_path):
+    scheme = watermark.get("learned", weights=tmp_path / "none.safetensors")
+    with pytest.raises(MarkingError, match="none.safetensors.*provenance train watermark"):
+        scheme.embed(photo_bgr("coffee"), np.zeros(128, bool))
+    with pytest.raises(MissingWeights, match="none.safetensors"):
+        scheme.decode_soft(photo_bgr("coffee"), 128)
+
+
+@pytest.mark.parametrize("shape", [(256, 256), (300, 500), (257, 1000)])
+def test_embed_any_size_decode_shapes_and_strength(tiny_weights, shape):
+    rng = np.random.default_rng(0)
+    bgr = photo_bgr("astronaut")[: shape[0], : shape[1]].copy()
+    if bgr.shape[:2] != shape:
+        bgr = np.ascontiguousarray(np.resize(bgr, (*shape, 3)))
+    bits = rng.integers(0, 2, 128).astype(bool)
+    weak, strong = (watermark.get("learned", weights=tiny_weights, strength=s) for s in (0.5, 2.0))
+    marked_weak, marked_strong = weak.embed(bgr, bits), strong.embed(bgr, bits)
+    assert marked_weak.shape == bgr.shape and marked_weak.dtype == np.uint8
+    assert 28 < psnr(bgr, marked_strong) < psnr(bgr, marked_weak) < 60  # rms 0.02 vs 0.005 of full scale
+    soft = weak.decode_soft(marked_weak, 128)
+    assert soft.shape == (128,) and np.all((soft >= 0) & (soft <= 1))
+    assert weak.decode_bits(marked_weak, 128).dtype == bool
+
+
+def test_contract_matches_the_other_schemes(tiny_weights):
+    learned = watermark.get("learned", weights=tiny_weights)
+    for name in ("dwtDctSvd", "learned"):
+        scheme = learned if name == "learned" else watermark.get(name)
+        with pytest.raises(ValueError, match="256x256"):
+            scheme.embed(np.zeros((100, 100, 3), np.uint8), np.zeros(128, bool))
+        with pytest.raises(ValueError, match="uint8"):
+            scheme.decode_soft(np.zeros((300, 300, 3), np.float32), 128)
+    with pytest.raises(ValueError, match="exactly 128"):
+        learned.embed(photo_bgr("coffee"), np.zeros(64, bool))
+
+
+def test_search_reads_more_views_and_counts_them(tiny_weights):
+    plain = watermark.get("learned", weights=tiny_weights)
+    searching = watermark.get("learned", weights=tiny_weights, search=True)
+    bgr = photo_bgr("chelsea")
+    assert plain.decode_all(bgr).shape == (1, 128)
+    assert searching.decode_all(bgr).shape == (searching.trials, 128) and searching.trials > 1
+
+
+def test_calibrated_decision_plumbing(tiny_weights, tmp_path):
+    scheme = watermark.get("learned", weights=tiny_weights, search=True)
+    data = calibrate(scheme, n_images=6, n_keys=50, out=tmp_path / "cal.json")
+    entry = data["tests"][TEST_NAME]
+    assert entry["trials"] == 6 * scheme.trials * 50 and entry["bits"] == 64
+    results = decode_learned(photo_bgr("coffee"), scheme, keys=["a", "b"], calibration=Calibration(tmp_path / "cal.json"))
+    assert [r.tests for r in results] == [2 * scheme.trials] * 2
+    assert all(r.corrected_p == min(1.0, r.p_value * r.tests) for r in results)
+    assert all(not r.detected for r in results)  # an untrained net on an unmarked photo
+
+
+def test_weights_are_safetensors_and_never_unpickled(tiny_weights, tmp_path, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("torch.load / pickle used to load weights")
+
+    monkeypatch.setattr(torch, "load", refuse)
+    monkeypatch.setattr(pickle, "load", refuse)
+    encoder, decoder, net = load_networks(tiny_weights)
+    assert net == TINY and not encoder.training
+    pickled = tmp_path / "evil.safetensors"
+    pickled.write_bytes(pickle.dumps({"x": 1}))
+    with pytest.raises(WeightsError, match="evil.safetensors: not a safetensors file"):
+        load_networks(pickled)
+    from safetensors.torch import save_file
+
+    other = tmp_path / "other.safetensors"
+    save_file({"w": torch.zeros(2)}, str(other))
+    with pytest.raises(WeightsError, match="not learned-watermark weights"):
+        load_networks(other)
+
+
+def test_onnx_decoder_matches_torch(tiny_weights, tmp_path):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    import shutil
+
+    from provenance.watermark.learned.export import export_decoder
+
+    weights = tmp_path / "w.safetensors"
+    shutil.copy(tiny_weights, weights)
+    export_decoder(weights)
+    bgr = photo_bgr("rocket")
+    torch_logits = watermark.get("learned", weights=weights, backend="torch", search=True)._logits(bgr)
+    onnx_logits = watermark.get("learned", weights=weights, backend="onnx", search=True)._logits(bgr)
+    np.testing.assert_allclose(onnx_logits, torch_logits, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", sorted(attacks.ATTACKS))
+def test_every_attack_is_differentiable(name):
+    x = torch.rand(2, 3, 32, 32, requires_grad=True)
+    layer = attacks.AttackLayer(geometry_p=1.0, names=(name,))
+    out = layer(x, 1.0, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape
+    out.mul(torch.linspace(0, 1, out.numel()).view_as(out)).sum().backward()
+    assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
+def test_simulated_jpeg_is_close_to_a_real_encoder():
+    rgb = photo_bgr("astronaut")[:128, :128, ::-1].copy()
+    x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255
+    for quality in (50, 90):
+        buf = io.BytesIO()
+        Image.fromarray(rgb).save(buf, "JPEG", quality=quality)
+        real = np.asarray(Image.open(buf)).astype(float)
+        simulated = attacks.jpeg(x, torch.tensor([float(quality)]))[0].permute(1, 2, 0).numpy() * 255
+        real_change, simulated_change = np.abs(real - rgb).mean(), np.abs(simulated - rgb).mean()
+        assert 0.8 < simulated_change / real_change < 1.25, quality  # as much damage as the real codec
+        assert np.abs(simulated - real).mean() < 0.6 * real_change, quality  # and largely the same damage
+
+
+def test_training_resumes_where_it_stopped(tmp_path):
+    from provenance.watermark.learned.training import TrainConfig, WatermarkTrainer
+
+    def config(steps):
+        return TrainConfig(steps=steps, batch_size=2, warmup_steps=1, ramp_steps=2, log_every=1, sample_every=2,
+                           checkpoint_every=1, eval_images=2)
+
+    straight = WatermarkTrainer(tmp_path / "a", config(3), TINY)
+    straight.run()
+    WatermarkTrainer(tmp_path / "b", config(2), TINY).run()
+    resumed = WatermarkTrainer(tmp_path / "b", config(3), TINY)
+    assert resumed.step == 2
+    resumed.run()
+    for name, value in straight.decoder.state_dict().items():
+        torch.testing.assert_close(resumed.decoder.state_dict()[name], value, msg=name)
+    assert (tmp_path / "b" / "samples" / "step_0000002.png").is_file()
+    assert (tmp_path / "b" / "weights.safetensors").is_file() and (tmp_path / "b" / "config.json").is_file()
