@@ -101,7 +101,7 @@ class Contender:
 def contenders(weights: str, calibration_images: int) -> list[Contender]:
     from provenance import watermark
     from provenance.watermark import decision
-    from provenance.watermark.calibration import Calibration
+    from provenance.watermark.null_model import Calibration
 
     shipped = Calibration()
 

@@ -111,7 +111,8 @@ def test_scheme_builds_by_name_and_refuses_a_tiny_image(name):
         scheme.embed(np.zeros((8, 8, 3), np.uint8), np.ones(length, bool))
 
 
-@pytest.mark.parametrize("name", [n for n in watermark.available() if n != "rivaGan"])  # rivaGan: seconds per image
+# rivaGan: seconds per image; learned: no weights ship yet (tests/test_watermark_learned.py trains tiny ones)
+@pytest.mark.parametrize("name", [n for n in watermark.available() if n not in ("rivaGan", "learned")])
 def test_block_scheme_reads_back_what_it_wrote_on_a_large_odd_sized_image(name, huge_image):
     """imwatermark's embedder costs ~2 s per megapixel, so 1001x757 (odd sizes: partial blocks)
     stands in for huge here; the detectors above decode the full 12 megapixels."""

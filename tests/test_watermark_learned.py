@@ -10,7 +10,7 @@ from PIL import Image
 
 from provenance import watermark
 from provenance.watermark import payload
-from provenance.watermark.calibration import Calibration
+from provenance.watermark.null_model import Calibration
 from provenance.watermark.learned import attacks
 from provenance.watermark.learned.calibrate import TEST_NAME, calibrate, decode_learned
 from provenance.watermark.learned.networks import NetConfig, build
