@@ -17,7 +17,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TextIO
 
 import numpy as np
 import torch
@@ -61,10 +61,36 @@ def real_batch(sampler: PatchSampler, n: int, rng: np.random.Generator) -> torch
     return pixels / 127.5 - 1
 
 
-def interval_record(step: int, totals: dict[str, float], steps: int, elapsed: float, images_per_s: float) -> dict:
-    """One log.jsonl line: mean of each summed quantity over the interval's ``steps``, plus speed and load."""
-    return {"step": step, **{k: round(v / steps, 5) for k, v in totals.items()}, "seconds": round(elapsed, 1),
-            "images_per_s": round(images_per_s, 2), "load_1m": round(os.getloadavg()[0], 2)}
+class IntervalLog:
+    """The losses of a training loop, summed step by step and written as one log.jsonl line per
+    interval: their means, the training time so far, speed and machine load."""
+
+    def __init__(self, log: TextIO, batch_size: int, on_log: Callable[[dict], None] | None = None):
+        self.log, self.batch_size, self.on_log = log, batch_size, on_log
+        self._reset()
+
+    def _reset(self) -> None:
+        self.totals: dict[str, float] = {}
+        self.steps, self.started = 0, time.perf_counter()
+
+    def add(self, values: dict[str, float]) -> None:
+        self.steps += 1
+        for k, v in values.items():
+            self.totals[k] = self.totals.get(k, 0.0) + v
+
+    def record(self, step: int, elapsed: float) -> dict:
+        """The interval's line (not yet written); the next interval starts now."""
+        speed = self.steps * self.batch_size / (time.perf_counter() - self.started)
+        entry = {"step": step, **{k: round(v / self.steps, 5) for k, v in self.totals.items()},
+                 "seconds": round(elapsed, 1), "images_per_s": round(speed, 2), "load_1m": round(os.getloadavg()[0], 2)}
+        self._reset()
+        return entry
+
+    def write(self, entry: dict) -> None:
+        self.log.write(json.dumps(entry) + "\n")
+        self.log.flush()
+        if self.on_log:
+            self.on_log(entry)
 
 
 def image_grid(images: np.ndarray, columns: int | None = None, gap: int = 2) -> np.ndarray:
@@ -123,9 +149,8 @@ class Trainer:
         """Train until ``config.steps``; ``on_log`` gets every log record (for a progress display)."""
         c = self.config
         self.out.mkdir(parents=True, exist_ok=True)
-        totals: dict[str, float] = {}
-        interval_steps, interval_start = 0, time.perf_counter()
-        with open(self.out / LOG_FILE, "a") as log:
+        with open(self.out / LOG_FILE, "a") as log_file:
+            log = IntervalLog(log_file, c.batch_size, on_log)
             while self.step < c.steps:
                 started = time.perf_counter()
                 real = real_batch(self.sampler, c.batch_size, np.random.default_rng([c.seed, self.step]))
@@ -133,18 +158,9 @@ class Trainer:
                                                self.step, c.bf16)
                 self.step += 1
                 self.elapsed += time.perf_counter() - started
-                interval_steps += 1
-                for k, v in losses.items():
-                    totals[k] = totals.get(k, 0.0) + v
+                log.add(losses)
                 if self.step % c.log_every == 0 or self.step == c.steps:
-                    now = time.perf_counter()
-                    record = interval_record(self.step, totals, interval_steps, self.elapsed,
-                                             interval_steps * c.batch_size / (now - interval_start))
-                    log.write(json.dumps(record) + "\n")
-                    log.flush()
-                    if on_log:
-                        on_log(record)
-                    totals, interval_steps, interval_start = {}, 0, now
+                    log.write(log.record(self.step, self.elapsed))
                 if self.step % c.sample_every == 0 or self.step == c.steps:
                     self.write_grid()
                 if self.step % c.checkpoint_every == 0 or self.step == c.steps:

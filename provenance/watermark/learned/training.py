@@ -34,7 +34,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from provenance.generators.photos import DEFAULT_SOURCE, Photo, default_split
-from provenance.generators.training import image_grid, interval_record, save_atomically
+from provenance.files import save_atomically
+from provenance.generators.training import IntervalLog, image_grid
 
 from . import attacks
 from .networks import Decoder, Encoder, NetConfig, build
@@ -234,28 +235,20 @@ class WatermarkTrainer:
     def run(self, on_log: Callable[[dict], None] | None = None) -> None:
         c = self.config
         self.out.mkdir(parents=True, exist_ok=True)
-        totals: dict[str, float] = {}
-        interval_steps, interval_start = 0, time.perf_counter()
-        with open(self.out / LOG_FILE, "a") as log:
+        with open(self.out / LOG_FILE, "a") as log_file:
+            log = IntervalLog(log_file, c.batch_size, on_log)
             while self.step < c.steps:
                 started = time.perf_counter()
                 record = self.train_step()
                 self.step += 1
                 self.elapsed += time.perf_counter() - started
-                interval_steps += 1
-                for k, v in record.items():
-                    totals[k] = totals.get(k, 0.0) + v
+                log.add(record)
                 if self.step % c.log_every == 0 or self.step == c.steps:
-                    speed = interval_steps * c.batch_size / (time.perf_counter() - interval_start)
-                    entry = interval_record(self.step, totals, interval_steps, self.elapsed, speed)
+                    entry = log.record(self.step, self.elapsed)
                     if self.step % c.sample_every == 0 or self.step == c.steps:
                         entry.update({f"eval_{k}": round(v, 4) for k, v in self.evaluate().items()})
                         self.write_samples()
-                    log.write(json.dumps(entry) + "\n")
-                    log.flush()
-                    if on_log:
-                        on_log(entry)
-                    totals, interval_steps, interval_start = {}, 0, time.perf_counter()
+                    log.write(entry)
                 if self.step % c.checkpoint_every == 0 or self.step == c.steps:
                     self.save()
 
