@@ -192,7 +192,7 @@ def throughput_rows(files: list[Path]) -> tuple[list[str], list[list[object]]]:
 
 
 def backend_line() -> str:
-    from detectors.classifiers import SHIPPED_WEIGHTS
+    from provenance.shipped import CLASSIFIERS_DIR as SHIPPED_WEIGHTS
     from detectors.learned import load_classifier
     from provenance import precision
 

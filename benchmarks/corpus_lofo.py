@@ -184,7 +184,7 @@ def extract_surprise(corpus: Path, cache: Path, size: int) -> dict:
 def metrics(scores: np.ndarray, labels: np.ndarray, threshold: float) -> dict:
     from sklearn.metrics import roc_auc_score
 
-    from detectors.learned.calibration import tpr_at_fpr
+    from provenance.metrics import tpr_at_fpr
 
     fake, real = scores[labels == 1], scores[labels == 0]
     return {"auc": float(roc_auc_score(labels, scores)), "tpr_at_1pct_fpr_test": tpr_at_fpr(scores, labels, TARGET_FPR),
