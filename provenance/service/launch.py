@@ -8,8 +8,8 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from contextlib import contextmanager
+from http.client import HTTPConnection
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -38,7 +38,7 @@ def running_server(options: Sequence[str], log: Path, ready_within: float = 300)
         process = subprocess.Popen(command, cwd=_CODE_ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT)
     url = f"http://{LOOPBACK}:{port}"
     try:
-        _wait_ready(url, process, log, ready_within)
+        _wait_ready(port, process, log, ready_within)
         yield url, process
     finally:
         process.terminate()
@@ -49,16 +49,20 @@ def running_server(options: Sequence[str], log: Path, ready_within: float = 300)
             process.wait()
 
 
-def _wait_ready(url: str, process: subprocess.Popen, log: Path, seconds: float) -> None:
+def _wait_ready(port: int, process: subprocess.Popen, log: Path, seconds: float) -> None:
+    """Poll our own server's /readyz on the loopback port it was started on (never another host)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise ServerFailed(f"server exited ({process.returncode}): {log.read_text(errors='replace')[-2000:]}")
+        connection = HTTPConnection(LOOPBACK, port, timeout=2)
         try:
-            with urllib.request.urlopen(url + "/readyz", timeout=2) as response:
-                if response.status == 200:
-                    return
+            connection.request("GET", "/readyz")
+            if connection.getresponse().status == 200:
+                return
         except OSError:
             pass
+        finally:
+            connection.close()
         time.sleep(0.5)
     raise ServerFailed(f"server not ready within {seconds:.0f} s: {log.read_text(errors='replace')[-2000:]}")
