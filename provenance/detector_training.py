@@ -13,8 +13,7 @@ import numpy as np
 
 from detectors.learned import ImageClassifier
 from provenance.datasets.reading import load_split
-
-LOG_FILE = "log.jsonl"
+from provenance.generators.training import LOG_FILE  # one training-log name for every trainer
 
 
 @dataclass

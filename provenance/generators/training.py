@@ -93,6 +93,31 @@ class IntervalLog:
             self.on_log(entry)
 
 
+def run_loop(trainer, config, train_step: Callable[[], dict[str, float]], on_sample: Callable[[dict | None], None],
+             on_log: Callable[[dict], None] | None = None) -> None:
+    """The resumable loop every trainer here shares: step until ``config.steps`` (counting
+    ``trainer.step`` and its training time ``trainer.elapsed``), a log.jsonl line every ``log_every``
+    steps, ``on_sample`` every ``sample_every`` (given the interval's log line when one is due, to add
+    to), and ``trainer.save()`` every ``checkpoint_every``; the last step does all three."""
+    trainer.out.mkdir(parents=True, exist_ok=True)
+    with open(trainer.out / LOG_FILE, "a") as log_file:
+        log = IntervalLog(log_file, config.batch_size, on_log)
+        while trainer.step < config.steps:
+            started = time.perf_counter()
+            values = train_step()
+            trainer.step += 1
+            trainer.elapsed += time.perf_counter() - started
+            log.add(values)
+            last = trainer.step == config.steps
+            entry = log.record(trainer.step, trainer.elapsed) if trainer.step % config.log_every == 0 or last else None
+            if trainer.step % config.sample_every == 0 or last:
+                on_sample(entry)
+            if entry is not None:
+                log.write(entry)
+            if trainer.step % config.checkpoint_every == 0 or last:
+                trainer.save()
+
+
 def image_grid(images: np.ndarray, columns: int | None = None, gap: int = 2) -> np.ndarray:
     n, h, w, _ = images.shape
     columns = columns or int(np.ceil(np.sqrt(n)))
@@ -148,23 +173,13 @@ class Trainer:
     def run(self, on_log: Callable[[dict], None] | None = None) -> ImageGenerator:
         """Train until ``config.steps``; ``on_log`` gets every log record (for a progress display)."""
         c = self.config
-        self.out.mkdir(parents=True, exist_ok=True)
-        with open(self.out / LOG_FILE, "a") as log_file:
-            log = IntervalLog(log_file, c.batch_size, on_log)
-            while self.step < c.steps:
-                started = time.perf_counter()
-                real = real_batch(self.sampler, c.batch_size, np.random.default_rng([c.seed, self.step]))
-                losses = self.model.train_step(real, self.optimizers, seeded(c.seed, _TRAINING_STREAM, self.step),
-                                               self.step, c.bf16)
-                self.step += 1
-                self.elapsed += time.perf_counter() - started
-                log.add(losses)
-                if self.step % c.log_every == 0 or self.step == c.steps:
-                    log.write(log.record(self.step, self.elapsed))
-                if self.step % c.sample_every == 0 or self.step == c.steps:
-                    self.write_grid()
-                if self.step % c.checkpoint_every == 0 or self.step == c.steps:
-                    self.save()
+
+        def step() -> dict[str, float]:
+            real = real_batch(self.sampler, c.batch_size, np.random.default_rng([c.seed, self.step]))
+            return self.model.train_step(real, self.optimizers, seeded(c.seed, _TRAINING_STREAM, self.step),
+                                         self.step, c.bf16)
+
+        run_loop(self, c, step, lambda entry: self.write_grid(), on_log)
         return self.model
 
     def write_grid(self) -> Path:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -35,7 +34,7 @@ from PIL import Image
 
 from provenance.generators.photos import DEFAULT_SOURCE, Photo, default_split
 from provenance.files import save_atomically
-from provenance.generators.training import IntervalLog, image_grid
+from provenance.generators.training import image_grid, run_loop
 
 from . import attacks
 from .networks import Decoder, Encoder, NetConfig, build
@@ -44,7 +43,6 @@ from .weights import save_weights
 CHECKPOINT_FILE = "checkpoint.pt"
 WEIGHTS_FILE = "weights.safetensors"
 CONFIG_FILE = "config.json"
-LOG_FILE = "log.jsonl"
 SAMPLES_DIR = "samples"
 _RESUME_MUST_MATCH = ("real", "seed", "batch_size", "holdout_seed")
 
@@ -233,24 +231,12 @@ class WatermarkTrainer:
         return out
 
     def run(self, on_log: Callable[[dict], None] | None = None) -> None:
-        c = self.config
-        self.out.mkdir(parents=True, exist_ok=True)
-        with open(self.out / LOG_FILE, "a") as log_file:
-            log = IntervalLog(log_file, c.batch_size, on_log)
-            while self.step < c.steps:
-                started = time.perf_counter()
-                record = self.train_step()
-                self.step += 1
-                self.elapsed += time.perf_counter() - started
-                log.add(record)
-                if self.step % c.log_every == 0 or self.step == c.steps:
-                    entry = log.record(self.step, self.elapsed)
-                    if self.step % c.sample_every == 0 or self.step == c.steps:
-                        entry.update({f"eval_{k}": round(v, 4) for k, v in self.evaluate().items()})
-                        self.write_samples()
-                    log.write(entry)
-                if self.step % c.checkpoint_every == 0 or self.step == c.steps:
-                    self.save()
+        def sample(entry: dict | None) -> None:
+            if entry is not None:  # evaluated and drawn when a log line is due, to record the scores in it
+                entry.update({f"eval_{k}": round(v, 4) for k, v in self.evaluate().items()})
+                self.write_samples()
+
+        run_loop(self, self.config, self.train_step, sample, on_log)
 
     @torch.no_grad()
     def write_samples(self, n: int = 6) -> Path:
