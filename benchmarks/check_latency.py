@@ -3,6 +3,7 @@
 1. cold: the whole ``provenance check`` process on one 1080p JPEG (all detectors, and ``--fast``)
    vs a Python process that only decodes the file with Pillow; wall time, CPU time, peak RSS;
 2. warm: per-image latency in a running process (models loaded), per detector, vs Pillow's decode;
+   detectors one after another, and side by side on the machine's cores as a one-image ``check`` runs them;
 3. throughput on 512x512 JPEGs: in one process, and as separate ``check`` processes each given a
    share of the files (what a 2-core machine gains from a second worker); a ``check -j N`` column
    is added when the CLI has ``-j``.
@@ -25,7 +26,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from benchmarks.timing import machine_line, median_ms, print_table
+from benchmarks.timing import machine_line, print_table
+from provenance.threads import detector_threads
 
 REPEATS = int(os.environ.get("PROVENANCE_BENCH_REPEATS", "5"))
 THROUGHPUT_FILES = int(os.environ.get("PROVENANCE_BENCH_FILES", "48"))
@@ -127,11 +129,13 @@ def warm_rows(files: list[Path]) -> list[list[object]]:
     from provenance.imageio import load_image
 
     full = Checker()
+    side_by_side = Checker(CheckConfig(threads=detector_threads()))  # as a one-image `check` runs them
     fast = Checker(CheckConfig(detectors=DECLARED_SIGNAL_DETECTORS))
     rows = []
     for path in files:
         floor = wall_cpu_ms(lambda: pillow_decode(path), repeats=max(REPEATS, 5))
         total = wall_cpu_ms(lambda: full.check_one(path))
+        threaded = wall_cpu_ms(lambda: side_by_side.check_one(path))
         quick = wall_cpu_ms(lambda: fast.check_one(path))
         image = load_image(path)
         parts = []
@@ -145,7 +149,8 @@ def warm_rows(files: list[Path]) -> list[list[object]]:
             detect()
             parts.append(f"{detector.name} {statistics.median(detect() for _ in range(REPEATS)) * 1000:.0f}")
         rows.append([path.name, f"{floor[0]:.1f} / {floor[1]:.1f}", f"{total[0]:.0f} / {total[1]:.0f}",
-                     f"{total[0] / floor[0]:.1f}x / {total[1] / floor[1]:.1f}x", f"{quick[0]:.0f} / {quick[1]:.0f}",
+                     f"{total[0] / floor[0]:.1f}x / {total[1] / floor[1]:.1f}x",
+                     f"{threaded[0]:.0f} ({threaded[0] / floor[0]:.1f}x)", f"{quick[0]:.0f} / {quick[1]:.0f}",
                      f"{quick[0] / floor[0]:.1f}x / {quick[1] / floor[1]:.1f}x", ", ".join(parts), load_now()])
     return rows
 
@@ -209,7 +214,8 @@ def main() -> None:
                     cold_rows(files[1]))
         print("\nWarm: per image in a running process (median ms, wall / CPU; per-detector CPU ms on a freshly "
               "loaded image, each computing its own transforms)\n")
-        print_table(["file", "Pillow decode ms", "check ms", "check / decode", "--fast ms", "--fast / decode",
+        print_table(["file", "Pillow decode ms", "check ms", "check / decode",
+                     f"check ms, detectors on {detector_threads()} threads (/ decode wall)", "--fast ms", "--fast / decode",
                      "per detector CPU ms", "load(1m)"], warm_rows(files))
         many = throughput_files(Path(tmp), THROUGHPUT_FILES)
         headers, rows = throughput_rows(many)

@@ -21,6 +21,7 @@ from .results import Evidence, Signal, Strength
 
 class ClassifierDetector(Detector):
     family = "classifier"
+    relative_cost = 10
     default_weights: ClassVar[str]
 
     def __init__(self, weights: str | Path | None = None):

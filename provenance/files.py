@@ -36,3 +36,9 @@ def write_atomically(path: str | Path, data: bytes | str, mode: int = 0o644) -> 
     """Write ``data`` (text is UTF-8 encoded) to ``path`` atomically."""
     payload = data.encode("utf-8") if isinstance(data, str) else data
     return save_atomically(path, lambda temporary: temporary.write_bytes(payload), mode)
+
+
+def provenance_home() -> Path | None:
+    """``$PROVENANCE_HOME``, where keys and the trust store live when set (else ~/.config/provenance)."""
+    home = os.environ.get("PROVENANCE_HOME")
+    return Path(home).expanduser() if home else None

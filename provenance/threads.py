@@ -20,3 +20,16 @@ def set_torch_threads(threads: int | None) -> None:
         import torch
 
         torch.set_num_threads(threads)
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+def detector_threads(workers: int = 1) -> int:
+    """Threads each of ``workers`` parallel checkers may give its detectors: the cores, shared out."""
+    return max(1, usable_cores() // max(1, workers))

@@ -31,7 +31,7 @@ from provenance.c2pa.keys import (
     init_keys,
 )
 from provenance.c2pa.signing import C2paSigner, SigningError, sign_file
-from provenance.c2pa.trust import TrustAnchorError, default_trust_dir
+from provenance.c2pa.trust import TrustAnchorError, default_trust_dir, load_trust_anchors
 from provenance.commands.c2pa_cmds import keys_group, sign_command
 from provenance.imageio import LoadedImage, load_image
 
@@ -172,6 +172,16 @@ def test_bad_trust_anchor_is_refused_up_front(tmp_path):
     junk.write_text("not a certificate")
     with pytest.raises(TrustAnchorError, match="junk.pem: not a PEM certificate"):
         C2paManifestDetector(trust_anchors=[junk], use_trust_store=False)
+    garbled = tmp_path / "garbled.pem"
+    garbled.write_text("-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n")
+    with pytest.raises(TrustAnchorError, match="garbled.pem: not a PEM certificate"):
+        C2paManifestDetector(trust_anchors=[garbled], use_trust_store=False)
+
+
+def test_a_trust_anchor_keeps_its_certificate_and_names_its_subject(keys):
+    (anchor,) = load_trust_anchors([keys.root_cert], use_trust_store=False)
+    assert "CN=" in anchor.subject
+    assert anchor.pem.startswith("-----BEGIN CERTIFICATE-----")
 
 
 def test_changed_image_bytes_make_the_manifest_invalid(ai_jpeg, trusting):

@@ -40,6 +40,23 @@ def test_demo_verdicts(demo):
     assert {e.family for e in unlabelled.evidence if e.signal.value == "synthetic"} == {"classifier"}
 
 
+def test_detectors_side_by_side_give_what_they_give_one_after_another(demo):
+    # the demo's marked files have two detectors reading one image's shared watermark transforms at once
+    paths = [p for name, p in demo.items() if name != "root"]
+    options = {"c2pa": {"trust_anchors": [demo["root"]], "use_trust_store": False}}
+    alone = Checker(CheckConfig(detector_options=options)).check(paths)
+    together = Checker(CheckConfig(detector_options=options, threads=3)).check(paths)
+    assert [v.label for v in together] == [v.label for v in alone]
+    for a, b in zip(alone, together):
+        assert [(e.detector, e.signal, e.summary) for e in b.evidence] == [(e.detector, e.signal, e.summary) for e in a.evidence]
+    assert any(v.label == Label.SYNTHETIC for v in together)
+
+
+def test_a_single_source_is_one_file_not_a_sequence_of_characters(demo):
+    (verdict,) = Checker(CheckConfig(detectors=("metadata",))).check(str(demo["original.jpg"]))
+    assert verdict.source == str(demo["original.jpg"]) and verdict.label == Label.NO_EVIDENCE
+
+
 def test_untrusted_signer_is_said_so(demo):
     verdict = Checker(CheckConfig(detector_options={"c2pa": {"use_trust_store": False}})).check_one(
         demo["captured_signed.jpg"])

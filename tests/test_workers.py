@@ -51,6 +51,25 @@ def test_a_stalling_dying_or_hogging_file_costs_only_itself(hostile, png, batch_
     assert time.monotonic() - started < 60  # the stall is cut at its budget, not waited out
 
 
+def test_forked_workers_without_warm_up_still_keep_the_budget(hostile, png):
+    # how the CLI checks: workers forked from a process that has read no file, models loaded on the first file
+    budget = Budget(seconds=3, memory_bytes=300 * 2**20 + _baseline_rss(hostile, png))
+    names = ["a", "stall", "die", "hog", "b"]
+    with CheckPool(hostile, workers=1, budget=budget, start_method="fork", warm_up=False) as pool:
+        verdicts = {v.source: v for v in pool.imap([NamedBytes(name, png) for name in names])}
+    assert verdicts["a"].label == verdicts["b"].label == Label.NO_EVIDENCE
+    assert "time budget" in verdicts["stall"].error and "died (SIGKILL)" in verdicts["die"].error
+    assert "memory budget" in verdicts["hog"].error
+
+
+def test_a_bad_configuration_without_warm_up_still_fails_up_front(tmp_path):
+    bad = tmp_path / "not-a-cert.pem"
+    bad.write_text("nope")
+    config = CheckConfig(detectors=("c2pa",), detector_options={"c2pa": {"trust_anchors": [bad]}})
+    with pytest.raises(CheckPoolError, match="not-a-cert.pem"):
+        list(check_in_workers([str(bad)], config, start_method="fork", warm_up=False))
+
+
 def test_a_large_image_earns_time_by_its_megapixels(hostile):
     buffer = io.BytesIO()
     Image.new("RGB", (1000, 1000)).save(buffer, format="PNG")

@@ -17,7 +17,6 @@ before it runs out; files signed with the old key turn Invalid when the old cert
 from __future__ import annotations
 
 import datetime as dt
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from provenance.files import write_atomically
+from provenance.files import provenance_home, write_atomically
 
 C2PA_CLAIM_SIGNING_OID = x509.ObjectIdentifier("1.3.6.1.4.1.62558.2.1")
 DEFAULT_SIGNER_DAYS = 3 * 365 + 1
@@ -72,11 +71,6 @@ class KeyPaths:
 
     def files(self) -> tuple[Path, Path, Path, Path]:
         return (self.root_cert, self.root_key, self.signer_cert, self.signer_key)
-
-
-def provenance_home() -> Path | None:
-    home = os.environ.get("PROVENANCE_HOME")
-    return Path(home).expanduser() if home else None
 
 
 def default_key_dir() -> Path:

@@ -5,14 +5,13 @@ store (:func:`default_trust_dir`), and the store shipped in the package (``prove
 """
 from __future__ import annotations
 
+import re
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
-
-from .keys import provenance_home
+from ..files import provenance_home
 
 SHIPPED_TRUST_DIR = Path(__file__).resolve().parent.parent / "trust"
 
@@ -24,8 +23,18 @@ class TrustAnchorError(ValueError):
 @dataclass(frozen=True)
 class TrustAnchor:
     path: Path
-    subject: str
     pem: str
+
+    @property
+    def subject(self) -> str:
+        # parsed on demand: checking a file needs only the PEM, and the x509 import costs a
+        # one-image check tens of milliseconds
+        from cryptography import x509
+
+        return x509.load_pem_x509_certificate(self.pem.encode("ascii")).subject.rfc4514_string()
+
+
+_PEM_CERTIFICATE = re.compile(rb"-----BEGIN CERTIFICATE-----\r?\n.+?-----END CERTIFICATE-----", re.DOTALL)
 
 
 def default_trust_dir() -> Path:
@@ -68,15 +77,16 @@ def _read_pem(path: Path) -> list[TrustAnchor]:
         data = path.read_bytes()
     except OSError as exc:
         raise TrustAnchorError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    blocks = _PEM_CERTIFICATE.findall(data)
     try:
-        certificates = x509.load_pem_x509_certificates(data)
-    except ValueError:
-        raise TrustAnchorError(f"{path}: not a PEM certificate file") from None
-    return [
-        TrustAnchor(path=path, subject=cert.subject.rfc4514_string(),
-                    pem=cert.public_bytes(Encoding.PEM).decode("ascii"))
-        for cert in certificates
-    ]
+        # a certificate's DER is one ASN.1 SEQUENCE; c2pa checks the rest when it builds its trust list
+        anchors = [ssl.DER_cert_to_PEM_cert(der) for der in (ssl.PEM_cert_to_DER_cert(b.decode("ascii")) for b in blocks)
+                   if der[:1] == b"\x30"]
+    except (ValueError, UnicodeDecodeError):
+        anchors = []
+    if not blocks or len(anchors) != len(blocks):
+        raise TrustAnchorError(f"{path}: not a PEM certificate file")
+    return [TrustAnchor(path=path, pem=pem) for pem in anchors]
 
 
 def _deduplicate(anchors: list[TrustAnchor]) -> list[TrustAnchor]:

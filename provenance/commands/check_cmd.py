@@ -11,6 +11,7 @@ import click
 from detectors.results import Label, Verdict
 from provenance.imageio import DEFAULT_MAX_WORKING_SET, LoadLimits
 from provenance.shipped import CLASSIFIER_META_FILE
+from provenance.threads import detector_threads
 from provenance.workers import DEFAULT_SECONDS_PER_FILE, WORKER_FOOTPRINT_BYTES, Budget, CheckPoolError, check_in_workers
 
 from .common import EXIT_FAILED, EXIT_FOUND_SYNTHETIC, EXIT_OK, EXIT_SOME_FILES_FAILED, emit_json, error_line, json_option
@@ -106,6 +107,7 @@ def check_command(paths, as_json, trust_anchors, no_trust_store, detector_names,
         detector_options=options,
         limits=LoadLimits(max_bytes=max_mb * 2**20, max_pixels=max_megapixels * 1_000_000,
                           max_working_set=int(max_memory_gb * 2**30)),
+        threads=detector_threads(jobs),
     )
     try:
         checker = Checker(config)
@@ -123,7 +125,12 @@ def check_command(paths, as_json, trust_anchors, no_trust_store, detector_names,
     counts: Counter[Label] = Counter()
     budget = Budget(seconds=timeout or None, memory_bytes=int(max_memory_gb * 2**30) + WORKER_FOOTPRINT_BYTES)
     try:
-        for verdict in _with_progress(check_in_workers(files, config, workers=jobs, budget=budget), len(files)):
+        # This process has read no file (unless it drew a heatmap), so workers can be plain forks of it:
+        # no second interpreter importing everything again. One file needs no warm-up before it.
+        verdicts = check_in_workers(files, config, workers=jobs, budget=budget,
+                                    start_method="forkserver" if heatmap is not None else "fork",
+                                    warm_up=len(files) > jobs)
+        for verdict in _with_progress(verdicts, len(files)):
             counts[verdict.label] += 1
             if as_json:
                 emit_json(verdict.to_dict())

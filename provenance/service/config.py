@@ -36,12 +36,14 @@ class ServiceConfig:
 
     def check_config(self):
         from provenance.check import CheckConfig
+        from provenance.threads import detector_threads
 
         options = {"c2pa": {"trust_anchors": [Path(p) for p in self.trust_anchors],
                             "use_trust_store": self.use_trust_store}}
+        shared = {"detector_options": options, "limits": self.limits, "threads": detector_threads(self.concurrency)}
         if self.detectors is None:
-            return CheckConfig(detector_options=options, limits=self.limits)
-        return CheckConfig(detectors=self.detectors, detector_options=options, limits=self.limits)
+            return CheckConfig(**shared)
+        return CheckConfig(detectors=self.detectors, **shared)
 
     def to_json(self) -> str:
         """For handing the configuration to uvicorn worker processes (through their environment)."""

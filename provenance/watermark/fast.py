@@ -18,6 +18,7 @@ read); ``swap_rgb`` reverses the channel order first (old diffusers embedded RGB
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import cv2
@@ -184,30 +185,40 @@ class Transforms:
         self.bgr = bgr
         self._blocks: dict[tuple[bool, bool], np.ndarray] = {}
         self._votes: dict[tuple[str, bool, bool], BlockVotes] = {}
+        # detectors may read one image from several threads: each transform is computed once
+        self._lock = threading.RLock()
 
     def blocks(self, float_path: bool = False, swap_rgb: bool = False) -> np.ndarray:
         key = (float_path, swap_rgb)
-        if key not in self._blocks:
-            self._blocks[key] = _blocks(haar_ll(_u_channel(self.bgr, float_path, swap_rgb)))
-        return self._blocks[key]
+        with self._lock:
+            if key not in self._blocks:
+                self._blocks[key] = _blocks(haar_ll(_u_channel(self.bgr, float_path, swap_rgb)))
+            return self._blocks[key]
 
     def votes(self, method: str, float_path: bool = False, swap_rgb: bool = False) -> BlockVotes:
         key = (method, float_path, swap_rgb)
-        if key not in self._votes:
-            try:
-                voter = _VOTERS[method]
-            except KeyError:
-                raise ValueError(f"no fast decoder for {method!r}; have {', '.join(METHODS)}") from None
-            self._votes[key] = BlockVotes(method, voter(self.blocks(float_path, swap_rgb)), float_path, swap_rgb)
-        return self._votes[key]
+        with self._lock:
+            if key not in self._votes:
+                try:
+                    voter = _VOTERS[method]
+                except KeyError:
+                    raise ValueError(f"no fast decoder for {method!r}; have {', '.join(METHODS)}") from None
+                self._votes[key] = BlockVotes(method, voter(self.blocks(float_path, swap_rgb)), float_path, swap_rgb)
+            return self._votes[key]
 
 
 _IMAGE_ATTRIBUTE = "_watermark_transforms"
+_LOCK_ATTRIBUTE = "_watermark_transforms_lock"
 
 
 def of_image(image) -> Transforms:
     """The :class:`Transforms` of a loaded image, kept on the image itself (like its cached ``bgr``)
     so that every detector looking at this image shares them, and they go when the image goes."""
+    with vars(image).setdefault(_LOCK_ATTRIBUTE, threading.Lock()):  # setdefault is atomic
+        return _of_image(image)
+
+
+def _of_image(image) -> Transforms:
     cached = vars(image).get(_IMAGE_ATTRIBUTE)
     if cached is None:
         # OpenCV's channel swap is a plain copy, 30x faster than numpy's reversed-stride copy at 1080p
