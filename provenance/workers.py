@@ -204,6 +204,10 @@ class CheckPool:
             worker.kill()
         self._workers = []
 
+    def worker_rss(self) -> list[int]:
+        """Each worker's resident memory now, in bytes."""
+        return [worker.rss() for worker in self._workers]
+
     def imap(self, sources: Iterable[Source]) -> Iterator[Verdict]:
         """One verdict per source, in input order, each file within the budget."""
         queue: deque[_Task] = deque()
