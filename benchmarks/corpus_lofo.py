@@ -23,69 +23,22 @@ Features and shipped-model logits are cached per image (resumable; safe to kill 
 from __future__ import annotations
 
 import argparse
-import csv
-import hashlib
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np
 
-QUALITY = (70, 95)
 TARGET_FPR = 0.01
 
 
-def _rng(*words) -> np.random.Generator:
-    return np.random.default_rng([int.from_bytes(hashlib.blake2b(str(w).encode(), digest_size=4).digest(), "big")
-                                  for w in words])
-
-
-def real_split(group: str) -> str:
-    r = int(hashlib.sha256(group.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
-    return "train" if r < 0.6 else "validation" if r < 0.8 else "test"
-
-
-def corpus_images(corpus: Path, size: int):
-    from provenance.datasets.corpus import read_index
-    from provenance.datasets.external import ExternalImage
-
-    for row in read_index():
-        path = row.out_path(corpus)
-        if not path.is_file() or min(row.width, row.height) < size or max(row.width, row.height) <= size:
-            continue
-        group = f"{row.generator}@{row.repo}" if row.label == "synthetic" else f"{row.repo}:{row.path}"
-        yield row, ExternalImage(row.generator, row.label, str(path), row.path, group, row.width, row.height, row.format)
-
-
-def crop_for(image, size: int, seed: int = 0) -> np.ndarray:
-    from provenance.datasets.external import draw_processing, external_pixels, jpeg_roundtrip
-
-    rng = _rng(seed, image.path)
-    processing = draw_processing(image, size, QUALITY, rng)
-    crop = external_pixels(image.path, processing, size)
-    return jpeg_roundtrip(crop, int(rng.integers(QUALITY[0], QUALITY[1] + 1)))
-
-
-def corner_tiles(crop: np.ndarray, tile: int = 128) -> np.ndarray:
-    h, w = crop.shape[:2]
-    return np.stack([crop[y:y + tile, x:x + tile] for y in (0, h - tile) for x in (0, w - tile)])
-
-
-def save_npz(store: Path, **arrays) -> None:
-    """Atomic: a kill mid-write leaves the previous cache intact."""
-    tmp = store.with_name(store.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, store)
-
-
-def extract(corpus: Path, cache: Path, size: int) -> dict:
+def extract(samples: list, cache: Path, size: int) -> dict:
     """sha256 -> {features, shipped logits}; cached in cache/features.npz, saved every 100 images."""
     from detectors.learned.base import load_classifier
-    from detectors.learned.spectral import tile_features
+    from provenance.corpus_detector import crop_features, fill_cache, save_npz
 
     cache.mkdir(parents=True, exist_ok=True)
     store = cache / f"features-{size}.npz"
@@ -96,7 +49,7 @@ def extract(corpus: Path, cache: Path, size: int) -> dict:
                 done[str(key)] = (feats, float(cnn), float(spec))
     weights = Path(__file__).resolve().parents[1] / "detectors" / "weights"
     cnn, spectral = load_classifier(weights / "cnn"), load_classifier(weights / "spectral")
-    todo = [(row, image) for row, image in corpus_images(corpus, size) if row.sha256 not in done]
+    todo = [(s.key, s.image) for s in samples if s.key not in done]
 
     def save():
         keys = sorted(done)
@@ -104,28 +57,10 @@ def extract(corpus: Path, cache: Path, size: int) -> dict:
                  cnn=np.array([done[k][1] for k in keys]), spectral=np.array([done[k][2] for k in keys]))
 
     def compute(crop):
-        feats = tile_features(corner_tiles(crop)).mean(axis=0)
-        return (feats.astype(np.float32), float(cnn.decision_function([crop])[0]),
+        return (crop_features(crop), float(cnn.decision_function([crop])[0]),
                 float(spectral.decision_function([crop])[0]))
 
     return fill_cache(todo, done, compute, save, size, "features")
-
-
-def fill_cache(todo: list, done: dict, compute, save, size: int, what: str, every: int = 100) -> dict:
-    """compute(crop) for each (row, image) not done yet, saving every ``every`` images (resumable)."""
-    started = time.time()
-    for i, (row, image) in enumerate(todo):
-        try:
-            done[row.sha256] = compute(crop_for(image, size))
-        except Exception as exc:  # one bad file never stops the run
-            print(f"skip {image.path}: {type(exc).__name__}: {exc}".splitlines()[0], file=sys.stderr)
-            continue
-        if (i + 1) % every == 0:
-            save()
-            print(f"{what} {i + 1}/{len(todo)} ({time.time() - started:.0f}s)", file=sys.stderr, flush=True)
-    if todo:
-        save()
-    return done
 
 
 # -- a model of real-image statistics (the zero-shot "surprise" idea of Cozzolino et al., ECCV 2024,
@@ -166,13 +101,15 @@ def fit_scales(stats):
     return np.maximum(stats[:, :, 1].sum(0) / np.maximum(stats[:, :, 0].sum(0), 1), 0.05)
 
 
-def extract_surprise(corpus: Path, cache: Path, size: int) -> dict:
+def extract_surprise(samples: list, cache: Path, size: int) -> dict:
+    from provenance.corpus_detector import fill_cache, save_npz
+
     store = cache / f"surprise-{size}.npz"
     done: dict = {}
     if store.is_file():
         with np.load(store, allow_pickle=False) as saved:
             done = {str(k): v for k, v in zip(saved["keys"], saved["stats"])}
-    todo = [(row, image) for row, image in corpus_images(corpus, size) if row.sha256 not in done]
+    todo = [(s.key, s.image) for s in samples if s.key not in done]
 
     def save():
         keys = sorted(done)
@@ -205,7 +142,10 @@ class Detectors:
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
-        model = make_pipeline(StandardScaler(), LogisticRegression(C=0.3, max_iter=3000, class_weight="balanced"))
+        from provenance.corpus_detector import DEFAULT_C
+
+        # the shipped spectral-corpus model's own settings
+        model = make_pipeline(StandardScaler(), LogisticRegression(C=DEFAULT_C, max_iter=5000, class_weight="balanced"))
         model.fit(x, y)
         return model.decision_function
 
@@ -245,20 +185,22 @@ class Detectors:
 
 
 def run(corpus: Path, cache: Path, size: int) -> dict:
-    from provenance.datasets.corpus import read_index
+    from provenance.corpus_detector import corpus_samples
 
-    cached = extract(corpus, cache, size)
-    surprise = extract_surprise(corpus, cache, size)
-    rows = [r for r in read_index() if r.sha256 in cached and r.sha256 in surprise]
-    x = np.stack([cached[r.sha256][0] for r in rows])
-    stats = np.stack([surprise[r.sha256] for r in rows])
-    shipped = {"shipped-cnn": np.array([cached[r.sha256][1] for r in rows]),
-               "shipped-spectral": np.array([cached[r.sha256][2] for r in rows])}
-    y = np.array([int(r.label == "synthetic") for r in rows])
+    samples = corpus_samples(corpus, size)
+    cached = extract(samples, cache, size)
+    surprise = extract_surprise(samples, cache, size)
+    rows = [s for s in samples if s.key in cached and s.key in surprise]
+    x = np.stack([cached[r.key][0] for r in rows])
+    stats = np.stack([surprise[r.key] for r in rows])
+    shipped = {"shipped-cnn": np.array([cached[r.key][1] for r in rows]),
+               "shipped-spectral": np.array([cached[r.key][2] for r in rows])}
+    y = np.array([r.label for r in rows])
     family = np.array([r.family for r in rows])
-    source = np.array([r.generator for r in rows])
-    split = np.array([real_split(r.group) if r.label == "real" else "fake" for r in rows])
-    families = sorted({r.family for r in rows if r.label == "synthetic" and r.family != "mixed-unnamed"})
+    source = np.array([r.source for r in rows])
+    # reals: the shipped model's split (one group per photo); fakes: by family, below
+    split = np.array([r.split if not r.label else "fake" for r in rows])
+    families = sorted({r.family for r in rows if r.label and r.family != "mixed-unnamed"})
     results = {"size": size, "images": len(rows), "families": {}, "counts": {}}
     for held in families:
         train = ((y == 1) & (family != held)) | (split == "train")
@@ -288,18 +230,19 @@ def cnn_holdout(corpus: Path, cache: Path, size: int, held: str, steps: int) -> 
     """The NPR-input CNN retrained on the corpus without family ``held`` (checkpointed, resumable),
     scored on ``held`` and the test reals with the same threshold rule as the others."""
     from detectors.learned.cnn import CNNClassifier
+    from provenance.corpus_detector import corpus_samples, training_crop
 
     images, rows = [], []
-    for row, image in corpus_images(corpus, size):
+    for sample in corpus_samples(corpus, size):
         try:
-            images.append(crop_for(image, size))
-        except Exception:  # skipped the same way as in extract()
+            images.append(training_crop(sample.image, size))
+        except Exception:  # noqa: BLE001 - skipped the same way as in extract()
             continue
-        rows.append(row)
-    y = np.array([int(r.label == "synthetic") for r in rows])
+        rows.append(sample)
+    y = np.array([r.label for r in rows])
     family = np.array([r.family for r in rows])
-    source = np.array([r.generator for r in rows])
-    split = np.array([real_split(r.group) if r.label == "real" else "fake" for r in rows])
+    source = np.array([r.source for r in rows])
+    split = np.array([r.split if not r.label else "fake" for r in rows])
     train = ((y == 1) & (family != held)) | (split == "train")
     out = cache / f"cnn-without-{held}-{size}"
     model = CNNClassifier()
