@@ -128,6 +128,10 @@ def crop_features(crop: np.ndarray) -> np.ndarray:
     return tile_features(corner_tiles(crop)).mean(axis=0).astype(np.float32)
 
 
+def features_file(size: int = SIZE) -> str:
+    return f"features-{size}.npz"
+
+
 def save_npz(store: Path, **arrays) -> None:
     """Atomic: a kill mid-write leaves the previous cache intact."""
     tmp = store.with_name(store.name + ".tmp.npz")
@@ -251,7 +255,7 @@ def train(corpus: Path, own: Path | None, out: Path, C: float = DEFAULT_C, targe
     samples = corpus_samples(Path(corpus)) + (own_samples(Path(own)) if own else [])
     if not any(s.label for s in samples) or all(s.label for s in samples):
         raise ValueError(f"{corpus}: need real and synthetic images (run `provenance dataset corpus rebuild`)")
-    features = cached_features(samples, out / f"features-{SIZE}.npz")
+    features = cached_features(samples, out / features_file())
     result = fit(samples, features, C=C, target_fpr=target_fpr, on_progress=on_progress)
     result.model.save(out)
     save_splits(result, out)
@@ -306,8 +310,59 @@ def load_fit(directory: Path, corpus: Path, own: Path | None) -> CorpusFit:
     with np.load(directory / "scores.npz", allow_pickle=False) as saved:
         logits = dict(zip(map(str, saved["keys"]), saved["crop_logits"]))
         full = dict(zip(map(str, saved["full_keys"]), map(float, saved["full_logits"])))
-    with np.load(directory / f"features-{SIZE}.npz", allow_pickle=False) as saved:
+    with np.load(directory / features_file(), allow_pickle=False) as saved:
         features = dict(zip(map(str, saved["keys"]), saved["features"]))
     samples = [s for s in samples if s.key in logits]
     return CorpusFit(model, samples, np.stack([features[s.key] for s in samples]),
                      np.array([logits[s.key] for s in samples]), full)
+
+
+TIGHTENED_HEADING = "## Threshold raised on real photos of the public corpus"
+
+
+def tighten_threshold(folder: Path, corpus: Path, target_fpr: float = 0.01) -> dict:
+    """Raise a trained classifier's threshold (never lower it) to the strictest that keeps every real
+    source's *validation* photos of the corpus (raw files, as ``check`` reads them) at or under
+    ``target_fpr``; the test photos stay held out. Rewrites only ``classifier.json`` (the weights
+    files, and the hash the ONNX graph records of them, are untouched) and the card's section on it."""
+    from detectors.learned import load_classifier
+    from provenance.files import write_atomically
+    from provenance.metrics import threshold_for_fpr
+    from provenance.shipped import CLASSIFIER_META_FILE, MODEL_CARD_FILE
+
+    folder = Path(folder)
+    model = load_classifier(folder)
+    reals = [s for s in corpus_samples(Path(corpus)) if not s.label and s.split == "validation"]
+    by_source: dict[str, list[float]] = {}
+    for s in reals:
+        by_source.setdefault(s.source, []).append(float(model.predict_proba([full_image(s.image.path)])[0, 1]))
+    per_source = {src: threshold_for_fpr(np.sort(p), target_fpr) for src, p in sorted(by_source.items())}
+    meta = json.loads((folder / CLASSIFIER_META_FILE).read_text())
+    point = meta["operating_point"]
+    before = meta["training"].get("corpus_threshold", {}).get("threshold_before", point["threshold"])
+    point["threshold"] = max(before, *per_source.values())
+    record = {"threshold_before": before, "threshold": point["threshold"], "target_fpr": target_fpr,
+              "validation_reals": len(reals), "per_source_threshold": per_source,
+              "false_positives_at_old_threshold": {src: int(np.sum(np.array(p) >= before)) for src, p in by_source.items()},
+              "photos": {src: len(p) for src, p in by_source.items()}}
+    meta["training"]["corpus_threshold"] = record
+    write_atomically(folder / CLASSIFIER_META_FILE, json.dumps(meta, indent=2) + "\n")
+    card_path = folder / MODEL_CARD_FILE
+    if card_path.is_file():
+        card = card_path.read_text()
+        start = card.find(TIGHTENED_HEADING)
+        if start >= 0:
+            end = card.find("\n## ", start + len(TIGHTENED_HEADING))
+            card = card[:start].rstrip("\n") + "\n" + (card[end:] if end >= 0 else "")
+        old_fp = record["false_positives_at_old_threshold"]
+        flagged = ", ".join(f"{k} {v}/{record['photos'][k]}" for k, v in old_fp.items() if v) or "none"
+        card = card.rstrip("\n") + "\n\n" + "\n".join([
+            TIGHTENED_HEADING, "",
+            f"Trained on our own generators only, this classifier also flagged real photos of the public corpus: at "
+            f"its own threshold {before:.4f}, {sum(old_fp.values())} of {len(reals)} validation photos "
+            f"({flagged}). `check` now uses "
+            f"threshold {point['threshold']:.4f}: the strictest that keeps every corpus source's validation photos "
+            f"at <= {target_fpr:.0%} (raw files; the corpus's test photos stay held out). Set by "
+            "`provenance train detector tighten`; the operating point above is the one it was trained with.", ""])
+        write_atomically(card_path, card)
+    return record

@@ -6,6 +6,7 @@
     train detector cnn|spectral     fit a passive classifier on a built dataset, calibrate it (resumable)
     train detector export           ship a classifier with its test-split evaluation
     train detector corpus           fit and ship the spectral classifier on the public corpus
+    train detector tighten          raise shipped thresholds to <= 1% FPR on every corpus real source
 
 Each command parses its options and calls the library (provenance.generators.training,
 provenance.detector_training, the model-card exporters); per-family choices live with the families.
@@ -292,6 +293,32 @@ def corpus_detector_command(corpus: Path, own: Path | None, out: Path, C: float 
         folder = export(result, export_to, read_index(), commands, json.loads(lofo.read_text()) if lofo else None,
                         check_table.read_text().strip() if check_table else None)
         click.echo(f"{folder}: classifier, MODEL_CARD.md, eval/, failures/, splits.json")
+
+
+@detector_group.command("tighten")
+@click.argument("names", nargs=-1, required=True)
+@click.option("--corpus", required=True, type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="The public corpus, as `provenance dataset corpus rebuild --out` wrote it.")
+@click.option("--target-fpr", default=0.01, show_default=True, help="Per real source, on validation photos.")
+@json_option
+def tighten_command(names, corpus: Path, target_fpr: float, as_json: bool) -> None:
+    """Raise shipped classifiers' thresholds (NAMES: shipped names or folders) so that every real source of
+    the corpus's validation split stays at or under TARGET_FPR false positives. Never lowers one."""
+    from provenance.corpus_detector import tighten_threshold
+    from provenance.shipped import classifier_dir
+
+    records = {}
+    for name in names:
+        try:
+            records[name] = tighten_threshold(classifier_dir(name), corpus, target_fpr)
+        except (FileNotFoundError, ValueError, KeyError) as exc:
+            fail(name, first_line(exc), EXIT_FAILED)
+        if not as_json:
+            r = records[name]
+            click.echo(f"{name}: threshold {r['threshold_before']:.4f} -> {r['threshold']:.4f} "
+                       f"({r['validation_reals']} validation reals)")
+    if as_json:
+        emit_json(records)
 
 
 @detector_group.command("export")
