@@ -126,6 +126,28 @@ def table(samples: list, result: dict) -> str:
     return markdown_table(["test stratum", "n", *[f"{a}: flagged / inconclusive" for a in arrangements]], rows)
 
 
+SHIPPED = "cnn+spectral+spectral-corpus / scoped"
+BEFORE = "cnn+spectral (before) / unscoped"
+
+
+def compact_table(before: dict, shipped: list[dict]) -> str:
+    """``before``'s cnn+spectral arrangement (a run made with the classifiers as shipped before), next
+    to the shipped arrangement of each run in ``shipped`` (files as stored, re-encoded, ...)."""
+    from provenance.markdown import markdown_table
+
+    def cell(run, arrangement, keys):
+        got = [run["labels"][arrangement][k] for k in keys]
+        flagged, inconclusive = sum(g in FLAGGED for g in got), sum(g == "inconclusive" for g in got)
+        return f"{flagged}/{len(got)} ({flagged / len(got):.1%}) / {inconclusive}"
+
+    columns = [(f"before, {before['inputs']}", before, BEFORE)] + [(f"shipped, {r['inputs']}", r, SHIPPED) for r in shipped]
+    strata_of = before["strata"]
+    reals = [k for name, keys in strata_of.items() if name.startswith("real") for k in keys]
+    rows = [[name, len(keys), *[cell(run, arrangement, keys) for _, run, arrangement in columns]]
+            for name, keys in [*strata_of.items(), ("real: all", reals)]]
+    return markdown_table(["test stratum", "n", *[title for title, _, _ in columns]], rows)
+
+
 def main(argv: list[str] | None = None) -> None:
     from provenance.precision import cpu_capability
 
@@ -139,7 +161,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--jpeg", type=int, default=None, help="Re-encode every input as JPEG at this quality.")
     parser.add_argument("--out", type=Path, default=None, help="Write the full results (labels per image) here.")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--compact", type=Path, nargs="+", metavar="RESULTS",
+                        help="Only print a table from runs saved with --out (no checking): the first run's "
+                             "cnn+spectral arrangement (a run with the classifiers shipped before), then each "
+                             "run's shipped arrangement.")
     args = parser.parse_args(argv if argv is not None else [])
+    if args.compact:
+        runs = [json.loads(path.read_text()) for path in args.compact]
+        print(compact_table(runs[0], runs[1:]))
+        print("\ncells: flagged synthetic or likely_synthetic / inconclusive; before = cnn + spectral at their "
+              "own thresholds, any confident classifier vetoing; shipped = cnn + spectral at the corpus-tightened "
+              "thresholds + spectral-corpus, scoped vetoes")
+        return
     if not args.corpus.is_dir():
         print(f"corpus_check: {args.corpus}: no corpus; run `provenance dataset corpus rebuild` first (skipped)")
         return
