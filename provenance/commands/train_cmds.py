@@ -286,10 +286,15 @@ def corpus_detector_command(corpus: Path, own: Path | None, out: Path, C: float 
         from provenance.datasets.corpus import read_index
 
         commands = ["provenance dataset corpus rebuild --mirror-dir MIRRORS --out CORPUS",
+                    "python -m benchmarks.corpus_lofo --corpus CORPUS   # writes CACHE/lofo-224.json",
+                    f"provenance train detector corpus --corpus CORPUS{' --own OWN' if own else ''} --out RUN",
+                    "provenance train detector tighten cnn spectral --corpus CORPUS   # the toy-trained thresholds",
+                    "# end to end: BEFORE.json from a checkout before spectral-corpus, then with it:",
+                    "python -m benchmarks.corpus_check --corpus CORPUS --own OWN --weights RUN --out STORED.json",
+                    "python -m benchmarks.corpus_check --corpus CORPUS --own OWN --weights RUN --jpeg 85 --out JPEG.json",
+                    "python -m benchmarks.corpus_check --compact BEFORE.json STORED.json JPEG.json > CHECK.md",
                     f"provenance train detector corpus --corpus CORPUS{' --own OWN' if own else ''} --out RUN "
-                    f"--export {export_to} --lofo LOFO.json --check-table CHECK.md",
-                    "python -m benchmarks.corpus_lofo --corpus CORPUS   # writes LOFO.json (lofo-224.json)",
-                    "python -m benchmarks.corpus_check --corpus CORPUS --own OWN   # prints CHECK.md"]
+                    f"--export {export_to} --lofo CACHE/lofo-224.json --check-table CHECK.md"]
         folder = export(result, export_to, read_index(), commands, json.loads(lofo.read_text()) if lofo else None,
                         check_table.read_text().strip() if check_table else None)
         click.echo(f"{folder}: classifier, MODEL_CARD.md, eval/, failures/, splits.json")
