@@ -22,7 +22,7 @@ from .results import Evidence, Signal, Strength
 # What a classifier was trained on, as "+"-joined parts; weights that do not say were trained on our
 # own generators only (the toy-scale cnn and spectral). Fusion reads it: a classifier's confident
 # "not synthetic" says nothing about generators it never saw (detectors/fusion.py).
-OWN_GENERATORS_SCOPE = "ours"
+OWN_GENERATORS_SCOPE = "our-generators"
 
 
 class ClassifierDetector(Detector):

@@ -50,6 +50,7 @@ def fuse(evidence: Sequence[Evidence]) -> tuple[Label, list[str]]:
         dissent = _classifier_dissent(synthetic, evidence)
         label = Label.INCONCLUSIVE if dissent else Label.LIKELY_SYNTHETIC
         reasons.extend("the trained classifiers disagree: " + e.summary for e in dissent)
+        reasons.extend(_out_of_scope_reasons(synthetic, evidence))
     elif tampered:
         label = Label.INCONCLUSIVE
         reasons.extend(e.summary for e in tampered)
@@ -117,6 +118,17 @@ def _classifier_dissent(claims: Sequence[Evidence], evidence: Sequence[Evidence]
     return [e for e in evidence if e.family == "classifier" and e.signal == Signal.NONE
             and e.probability is not None and e.probability <= CONFIDENTLY_NOT_SYNTHETIC
             and _covers(e, claimed)]
+
+
+def _out_of_scope_reasons(claims: Sequence[Evidence], evidence: Sequence[Evidence]) -> list[str]:
+    """Say why a confident "not synthetic" did not count, so the verdict does not look self-contradictory."""
+    if any(e.family != "classifier" for e in claims):
+        return []
+    claimed = set().union(*(_scope(e) for e in claims))
+    return [f"not weighed: {e.detector} (P(synthetic) = {e.probability:.2f}) was trained only on "
+            f"{', '.join(sorted(_scope(e))).replace('-', ' ')}, so its low score says nothing about other generators"
+            for e in evidence if e.family == "classifier" and e.signal == Signal.NONE and e.probability is not None
+            and e.probability <= CONFIDENTLY_NOT_SYNTHETIC and not _covers(e, claimed)]
 
 
 def _scope(e: Evidence) -> set[str]:

@@ -35,7 +35,7 @@ QUALITY = (70, 95)  # final JPEG quality range, both classes
 SPLIT_EDGES = (0.6, 0.8)  # train < 0.6 <= validation < 0.8 <= test
 FEATURE_TILE = 128
 DEFAULT_C = 0.1  # chosen on validation AUC and per-source FPR (see the model card)
-SCOPE = "public-corpus+ours"  # what the model was trained on: read by the fusion rule (classifier dissent)
+SCOPE = "public-corpus+our-generators"  # what the model was trained on: read by the fusion rule (classifier dissent)
 
 
 @dataclass(frozen=True)
