@@ -103,20 +103,9 @@ def fit_scales(stats):
 
 
 def extract_surprise(samples: list, cache: Path, size: int) -> dict:
-    from provenance.corpus_detector import fill_cache, save_npz
+    from provenance.corpus_detector import cached_arrays
 
-    store = cache / f"surprise-{size}.npz"
-    done: dict = {}
-    if store.is_file():
-        with np.load(store, allow_pickle=False) as saved:
-            done = {str(k): v for k, v in zip(saved["keys"], saved["stats"])}
-    todo = [(s.key, s.image) for s in samples if s.key not in done]
-
-    def save():
-        keys = sorted(done)
-        save_npz(store, keys=np.array(keys), stats=np.stack([done[k] for k in keys]))
-
-    return fill_cache(todo, done, surprise_stats, save, size, "surprise")
+    return cached_arrays(samples, cache / f"surprise-{size}.npz", "stats", surprise_stats, size, "surprise")
 
 
 def metrics(scores: np.ndarray, labels: np.ndarray, threshold: float) -> dict:

@@ -11,7 +11,7 @@ import numpy as np
 
 from provenance.corpus_detector import SIZE, CorpusFit, held_out_tables, save_splits
 from provenance.files import write_atomically
-from provenance.markdown import markdown_table
+from provenance.markdown import code_section, markdown_table
 from provenance.shipped import MODEL_CARD_FILE, SPLITS_FILE
 
 FAILURES_DIR = "failures"
@@ -180,12 +180,7 @@ def export(result: CorpusFit, dest: Path, corpus_rows, commands: list[str], lofo
         "- Generators after 2022 (SDXL, SD3, FLUX, DALL-E 3, Midjourney v5+, Imagen, Firefly) are not in the corpus.",
         "- A score is a statistical guess: alone it makes an image at most `likely_synthetic`.",
         "",
-        "## Reproduce",
-        "",
-        "```",
-        *commands,
-        "```",
-        "",
+        *code_section("## Reproduce", commands),
     ]
     write_atomically(dest / MODEL_CARD_FILE, "\n".join(card))
     return dest

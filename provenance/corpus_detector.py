@@ -158,20 +158,27 @@ def fill_cache(todo: list, done: dict, compute: Callable, save: Callable, size: 
     return done
 
 
-def cached_features(samples: list[Sample], store: Path, size: int = SIZE) -> dict[str, np.ndarray]:
-    """sha256 -> crop features, cached in ``store`` (resumable; safe to kill and re-run)."""
+def cached_arrays(samples: list[Sample], store: Path, field: str, compute: Callable, size: int = SIZE,
+                  what: str = "features") -> dict[str, np.ndarray]:
+    """sha256 -> compute(crop), one array per image, cached in ``store`` under ``field`` (resumable;
+    safe to kill and re-run)."""
     done: dict = {}
     if store.is_file():
         with np.load(store, allow_pickle=False) as saved:
-            done = {str(k): v for k, v in zip(saved["keys"], saved["features"])}
+            done = {str(k): v for k, v in zip(saved["keys"], saved[field])}
     todo = [(s.key, s.image) for s in samples if s.key not in done]
 
     def save():
         keys = sorted(done)
-        save_npz(store, keys=np.array(keys), features=np.stack([done[k] for k in keys]))
+        save_npz(store, keys=np.array(keys), **{field: np.stack([done[k] for k in keys])})
 
     store.parent.mkdir(parents=True, exist_ok=True)
-    return fill_cache(todo, done, crop_features, save, size, "features")
+    return fill_cache(todo, done, compute, save, size, what)
+
+
+def cached_features(samples: list[Sample], store: Path, size: int = SIZE) -> dict[str, np.ndarray]:
+    """sha256 -> crop features, cached in ``store``."""
+    return cached_arrays(samples, store, "features", crop_features, size)
 
 
 def full_image(path: str) -> np.ndarray:
