@@ -128,7 +128,8 @@ def export(result: CorpusFit, dest: Path, corpus_rows, commands: list[str], lofo
         "at its threshold (see below); the `cnn` and `spectral` classifiers, trained on our generators, do.",
         "",
         "Every image, real or synthetic, goes through one class-blind pipeline (provenance/datasets/external.py): a "
-        f"JPEG history for lossless originals, one {SIZE}px crop at native resolution at a random offset, a final "
+        f"JPEG history for lossless originals, a {SIZE}px crop at native resolution at a random offset "
+        f"({training.get('crops_per_training_image', 1)} per training image, one per held-out image), a final "
         f"JPEG at quality {training['jpeg_quality'][0]}-{training['jpeg_quality'][1]}. Split by source group "
         "(a prompt folder of the multi-generator renders, else one file; real photos one each) hashed into "
         "train 60% / validation 20% / test 20%: "

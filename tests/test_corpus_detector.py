@@ -81,7 +81,9 @@ def tiny_fit(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("corpus")
     samples = _tiny_material(tmp_path)
     features = {s.key: corpus_detector.crop_features(corpus_detector.training_crop(s.image)) for s in samples}
-    return corpus_detector.fit(samples, features, C=1.0), tmp_path
+    other_crops = {s.key: corpus_detector.crop_features(corpus_detector.training_crop(s.image, seed=1))
+                   for s in samples if s.split == "train"}
+    return corpus_detector.fit(samples, features, C=1.0, more_crops=[other_crops]), tmp_path
 
 
 def test_fit_saves_a_spectral_folder_that_loads_without_pickle(tiny_fit, tmp_path):
@@ -94,6 +96,8 @@ def test_fit_saves_a_spectral_folder_that_loads_without_pickle(tiny_fit, tmp_pat
     assert set(load_file(str(folder / "spectral.safetensors"))) == {"mean", "scale", "coef", "intercept"}
     loaded = load_classifier(folder)
     assert loaded.training["scope"] == corpus_detector.SCOPE
+    assert loaded.training["crops_per_training_image"] == 2
+    assert loaded.training["images"] == sum(s.split == "train" for s in result.samples)
     crop = corpus_detector.training_crop(result.samples[0].image)
     assert np.allclose(loaded.decision_function([crop]), result.model.decision_function([crop]))
     groups = json.loads((folder / "splits.json").read_text())["groups"]
@@ -162,3 +166,10 @@ def test_tighten_raises_a_threshold_never_lowers_it(tiny_fit, tmp_path, monkeypa
     again = corpus_detector.tighten_threshold(folder, tmp_path)  # idempotent: measured from the original
     assert again["threshold_before"] == 0.0 and again["threshold"] == record["threshold"]
     assert (folder / "MODEL_CARD.md").read_text().count(corpus_detector.TIGHTENED_HEADING) == 1
+
+
+def test_other_seeds_draw_other_crops(tiny_fit):
+    result, _ = tiny_fit
+    image = result.samples[0].image
+    assert np.array_equal(corpus_detector.training_crop(image), corpus_detector.training_crop(image))
+    assert not np.array_equal(corpus_detector.training_crop(image), corpus_detector.training_crop(image, seed=1))

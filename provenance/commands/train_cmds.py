@@ -260,6 +260,8 @@ for _family in TRAINABLE_DETECTORS:
               help="Run folder: the classifier, splits.json, the feature cache and every image's scores.")
 @click.option("--C", "C", default=None, type=float, help="Inverse regularisation (default: the shipped model's).")
 @click.option("--target-fpr", default=0.01, show_default=True, help="Per real source, on validation photos.")
+@click.option("--crops", default=None, type=click.IntRange(1, 16),
+              help="Crops per training image (other offsets and JPEG draws; default: the shipped model's).")
 @click.option("--export", "export_to", type=click.Path(file_okay=False, path_type=Path),
               help="Also write the shipped folder here (model card, held-out tables, failure thumbnails), "
                    "e.g. detectors/weights/spectral-corpus.")
@@ -268,14 +270,16 @@ for _family in TRAINABLE_DETECTORS:
 @click.option("--check-table", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="The table `python -m benchmarks.corpus_check` printed (markdown), for the card.")
 def corpus_detector_command(corpus: Path, own: Path | None, out: Path, C: float | None, target_fpr: float,
-                            export_to: Path | None, lofo: Path | None, check_table: Path | None) -> None:
+                            crops: int | None, export_to: Path | None, lofo: Path | None, check_table: Path | None
+                            ) -> None:
     """Fit the spectral classifier on the public corpus (+ our generators), split by source group,
     with a threshold for <= TARGET_FPR false positives on every real source (resumable feature cache)."""
     from provenance import corpus_detector
 
     try:
         result = corpus_detector.train(corpus, own, out, C=C or corpus_detector.DEFAULT_C, target_fpr=target_fpr,
-                                       on_progress=lambda line: click.echo(line, err=True))
+                                       on_progress=lambda line: click.echo(line, err=True),
+                                       crops=crops or corpus_detector.TRAINING_CROPS)
     except (FileNotFoundError, ValueError) as exc:
         fail(corpus, first_line(exc), EXIT_FAILED)
     point = result.model.operating_point
