@@ -21,9 +21,9 @@ from provenance.shipped import CLASSIFIERS_DIR, MODEL_CARD_FILE, SPLITS_FILE, sh
 
 FOLDER = CLASSIFIERS_DIR / "spectral-corpus"
 FIXTURES = __import__("pathlib").Path(__file__).parent / "fixtures"
-# MIT-licensed render from SupaGruen/StableDiffusion-CheatSheet (img/Romero-Britto.webp), a test-split group
-HELD_OUT_FAKE = FIXTURES / "sd15-cheatsheet-Romero-Britto.webp"
-HELD_OUT_GROUP = "SupaGruen/StableDiffusion-CheatSheet:img/Romero-Britto.webp"
+# MIT-licensed render from SupaGruen/StableDiffusion-CheatSheet (img/Alice-Bailly.webp), a test-split group
+HELD_OUT_FAKE = FIXTURES / "sd15-cheatsheet-Alice-Bailly.webp"
+HELD_OUT_GROUP = "SupaGruen/StableDiffusion-CheatSheet:img/Alice-Bailly.webp"
 
 
 def test_loads_and_scores_without_pickle(monkeypatch):
