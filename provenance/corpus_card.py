@@ -112,7 +112,9 @@ def export(result: CorpusFit, dest: Path, corpus_rows, commands: list[str], lofo
         "logits. Weights are plain arrays in `spectral.safetensors` (no pickle, no torch).",
         "",
         "**It is weak.** On held-out source groups of the generators it was trained on, it flags "
-        f"{test['overall']['tpr_at_threshold']:.0%} of fakes at its threshold (AUC {test['overall']['auc']:.2f}); "
+        f"{test['overall']['tpr_at_threshold']:.0%} of fakes at its threshold (AUC {test['overall']['auc']:.2f}) on one "
+        "pipeline crop each (scored whole, as `check` does, a fifth of latent-diffusion and SD 1.x renders: see the "
+        "end-to-end table); "
         "on generator families it never saw it does no better. The threshold is set so that real photos are "
         "almost never flagged; most fakes are therefore *not* flagged, and a low score says nothing.",
         "",
