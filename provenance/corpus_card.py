@@ -113,7 +113,7 @@ def export(result: CorpusFit, dest: Path, corpus_rows, commands: list[str], lofo
         "",
         "**It is weak.** On held-out source groups of the generators it was trained on, it flags "
         f"{test['overall']['tpr_at_threshold']:.0%} of fakes at its threshold (AUC {test['overall']['auc']:.2f}) on one "
-        "pipeline crop each (scored whole, as `check` does, a fifth of latent-diffusion and SD 1.x renders: see the "
+        "pipeline crop each (scored whole, as `check` does, it flags more: see the "
         "end-to-end table); "
         "on generator families it never saw it does no better. The threshold is set so that real photos are "
         "almost never flagged; most fakes are therefore *not* flagged, and a low score says nothing.",
@@ -126,8 +126,8 @@ def export(result: CorpusFit, dest: Path, corpus_rows, commands: list[str], lofo
         "StyleGAN2-ADA samples are research / non-commercial), so check those terms before commercial use. "
         "Our own images: `ours-gan`, 400 unmarked samples of the shipped GAN, 256px, PNG, made by "
         "`load_generator('gan').sample(20, size=256, seed=31000 + k)` for k = 0, 20, ..., 380 "
-        "(`provenance generate --no-watermark --no-c2pa` makes equivalent ones). This model does not flag them "
-        "at its threshold (see below); the `cnn` and `spectral` classifiers, trained on our generators, do.",
+        "(`provenance generate --no-watermark --no-c2pa` makes equivalent ones). How often this model flags them: "
+        "the `ours-gan` rows below; the `cnn` and `spectral` classifiers are the ones trained on our generators.",
         "",
         "Every image, real or synthetic, goes through one class-blind pipeline (provenance/datasets/external.py): a "
         f"JPEG history for lossless originals, a {SIZE}px crop at native resolution at a random offset "
