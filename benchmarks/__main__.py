@@ -9,7 +9,7 @@ from provenance.threads import apply_thread_policy
 apply_thread_policy()  # before any benchmark imports torch
 
 BENCHMARKS = ["watermark_decode", "watermark_robustness", "watermark_learned", "check_latency", "generation", "dataset_build", "detectors", "service_load",
-              "ray_scaling", "corpus_lofo"]
+              "ray_scaling", "corpus_lofo", "corpus_check"]
 
 
 # Campaigns with their own options, run only when named: ``python -m benchmarks fuzz --inputs 10000``.

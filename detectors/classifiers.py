@@ -19,6 +19,12 @@ from . import register
 from .base import Detector
 from .results import Evidence, Signal, Strength
 
+# What a classifier was trained on, as "+"-joined parts; weights that do not say were trained on our
+# own generators only (the toy-scale cnn and spectral). Fusion reads it: a classifier's confident
+# "not synthetic" says nothing about generators it never saw (detectors/fusion.py).
+OWN_GENERATORS_SCOPE = "our-generators"
+
+
 class ClassifierDetector(Detector):
     family = "classifier"
     relative_cost = 10
@@ -86,7 +92,8 @@ class ClassifierDetector(Detector):
         """The evidence a calibrated probability amounts to at this classifier's operating point."""
         point = self.model.operating_point
         details = {**(details or {}), "threshold": point.threshold, "band_low": point.band_low,
-                   "target_fpr": point.target_fpr, "weights": str(self.weights.name)}
+                   "target_fpr": point.target_fpr, "weights": str(self.weights.name),
+                   "scope": self.model.training.get("scope", OWN_GENERATORS_SCOPE)}
         tiles = f" over {details['tiles']} tiles" if "tiles" in details else ""
         where = (f"{self.name} classifier: calibrated P(synthetic) = {probability:.2f}{tiles} "
                  f"(threshold {point.threshold:.2f}, set for <= {point.target_fpr:.0%} false positives on held-out real photos)")
@@ -110,3 +117,11 @@ class CNNDetector(ClassifierDetector):
 class SpectralDetector(ClassifierDetector):
     name = "spectral"
     default_weights = "spectral"
+
+
+@register("spectral-corpus")
+class CorpusSpectralDetector(ClassifierDetector):
+    """The spectral family trained on the public corpus of real-world generators and our own output
+    (provenance/corpus_detector.py; its model card has the per-family tables)."""
+    name = "spectral-corpus"
+    default_weights = "spectral-corpus"

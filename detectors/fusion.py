@@ -50,6 +50,7 @@ def fuse(evidence: Sequence[Evidence]) -> tuple[Label, list[str]]:
         dissent = _classifier_dissent(synthetic, evidence)
         label = Label.INCONCLUSIVE if dissent else Label.LIKELY_SYNTHETIC
         reasons.extend("the trained classifiers disagree: " + e.summary for e in dissent)
+        reasons.extend(_out_of_scope_reasons(synthetic, evidence))
     elif tampered:
         label = Label.INCONCLUSIVE
         reasons.extend(e.summary for e in tampered)
@@ -107,11 +108,39 @@ def _not_examined(unable: Sequence[Evidence]) -> list[str]:
 
 
 def _classifier_dissent(claims: Sequence[Evidence], evidence: Sequence[Evidence]) -> list[Evidence]:
-    """Classifiers confident the image is not synthetic, when classifiers are all that make ``claims``."""
+    """Classifiers confident the image is not synthetic, when classifiers are all that make ``claims``,
+    and trained on every kind of generator the claiming classifiers were (``details["scope"]``): a
+    classifier that knows only our own generators saying "not synthetic" means "not like our
+    generators", no evidence against one trained on real-world generators that fires."""
     if any(e.family != "classifier" for e in claims):
         return []
+    claimed = set().union(*(_scope(e) for e in claims))
     return [e for e in evidence if e.family == "classifier" and e.signal == Signal.NONE
-            and e.probability is not None and e.probability <= CONFIDENTLY_NOT_SYNTHETIC]
+            and e.probability is not None and e.probability <= CONFIDENTLY_NOT_SYNTHETIC
+            and _covers(e, claimed)]
+
+
+def _out_of_scope_reasons(claims: Sequence[Evidence], evidence: Sequence[Evidence]) -> list[str]:
+    """Say why a confident "not synthetic" did not count, so the verdict does not look self-contradictory."""
+    if any(e.family != "classifier" for e in claims):
+        return []
+    claimed = set().union(*(_scope(e) for e in claims))
+    return [f"not weighed: {e.detector} (P(synthetic) = {e.probability:.2f}) was trained only on "
+            f"{', '.join(sorted(_scope(e))).replace('-', ' ')}, so its low score says nothing about other generators"
+            for e in evidence if e.family == "classifier" and e.signal == Signal.NONE and e.probability is not None
+            and e.probability <= CONFIDENTLY_NOT_SYNTHETIC and not _covers(e, claimed)]
+
+
+def _scope(e: Evidence) -> set[str]:
+    """The parts of what a classifier was trained on (empty when its evidence does not say)."""
+    scope = (e.details or {}).get("scope")
+    return set(scope.split("+")) if scope else set()
+
+
+def _covers(e: Evidence, claimed: set[str]) -> bool:
+    """A classifier whose evidence does not say what it was trained on covers everything (the rule as
+    it was before scopes were recorded)."""
+    return not _scope(e) or claimed <= _scope(e)
 
 
 # A detector that should have looked but failed (error, out of memory, out of time) leaves a gap: the

@@ -12,6 +12,7 @@ from provenance.datasets.layout import CONFIG_FILE, SPLITS
 from provenance.datasets.plan import DatasetConfig
 from provenance.datasets.reading import load_split, read_rows
 from provenance.files import write_atomically
+from provenance.markdown import code_section
 from provenance.evaluation import evaluate, markdown, write_reports
 from provenance.shipped import CLASSIFIER_META_FILE, CLASSIFIER_WEIGHTS_FILES, CLASSIFIERS_DIR, SPLITS_FILE
 from provenance.shipped import MODEL_CARD_FILE as CARD_FILE
@@ -73,12 +74,7 @@ def export_classifier(run: str | Path, name: str, dest_root: str | Path = CLASSI
         "",
         f"Real photos by split (near-duplicate groups never cross splits): `{SPLITS_FILE}`.",
         "",
-        "## Reproduce",
-        "",
-        "```",
-        *reproduce_commands(dataset, run, name, model),
-        "```",
-        "",
+        *code_section("## Reproduce", reproduce_commands(dataset, run, name, model)),
         *inference,
         "## Limits",
         "",

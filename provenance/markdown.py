@@ -11,3 +11,8 @@ def markdown_table(headers: list[str], rows: list[list[object]]) -> str:
         if n == 0:
             lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(lines)
+
+
+def code_section(heading: str, lines: list[str]) -> list[str]:
+    """A card section holding one fenced code block (e.g. the commands that reproduce a model)."""
+    return [heading, "", "```", *lines, "```", ""]

@@ -60,8 +60,10 @@ def test_unlabelled_output_for_datasets_has_neither_mark_nor_manifest(tiny_gan, 
                                    watermark=False, c2pa=False)
     assert image.path.suffix == ".jpg" and image.watermark_id is None and not image.c2pa_signed
     verdict = checker_trusting(keys).check_one(image.path)
-    assert verdict.label == Label.NO_EVIDENCE
+    # nothing declared; the trained classifiers may abstain on a 2-step GAN's output (inconclusive)
+    assert verdict.label in (Label.NO_EVIDENCE, Label.INCONCLUSIVE)
     assert not any(e.signal.value == "synthetic" for e in verdict.evidence)
+    assert all(e.signal.value == "none" for e in verdict.evidence if e.family != "classifier")
 
 
 def test_jpeg_output_keeps_the_mark_and_the_manifest(tiny_gan, keys, tmp_path):

@@ -48,6 +48,8 @@ LAYERS: dict[str, int] = {
     "provenance.evaluation": ORCHESTRATION,
     "provenance.classifier_card": ORCHESTRATION,
     "provenance.detector_training": ORCHESTRATION,
+    "provenance.corpus_detector": ORCHESTRATION,  # trains the spectral-corpus classifier on the public corpus
+    "provenance.corpus_card": ORCHESTRATION,
     "provenance.generators.model_card": ORCHESTRATION,
     "provenance.generation": ORCHESTRATION,
     "provenance.heatmap": ORCHESTRATION,

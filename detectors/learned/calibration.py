@@ -63,5 +63,17 @@ class OperatingPoint:
         band_low = min(threshold, threshold_for_fpr(real, band_fpr))
         return cls(threshold, band_low, target_fpr, float(np.mean(real >= threshold)), len(real))
 
+    @classmethod
+    def per_source(cls, real_probabilities: np.ndarray, sources, target_fpr: float = 0.01, band_fpr: float = 0.05
+                   ) -> "OperatingPoint":
+        """The threshold at which *every* source's reals stay at or under ``target_fpr`` (a source of
+        fewer than 1 / target_fpr images thus allows none), not only all of them together."""
+        real, sources = np.asarray(real_probabilities, float), np.asarray(sources)
+        if len(real) == 0:
+            raise ValueError("need held-out real images to set a threshold")
+        threshold = max(threshold_for_fpr(np.sort(real[sources == s]), target_fpr) for s in set(sources.tolist()))
+        band_low = min(threshold, threshold_for_fpr(np.sort(real), band_fpr))
+        return cls(threshold, band_low, target_fpr, float(np.mean(real >= threshold)), len(real))
+
     def to_dict(self) -> dict:
         return asdict(self)

@@ -35,7 +35,8 @@ LABEL_COLOUR = {
               help="PEM file (or folder of PEMs) of C2PA trust anchors; repeatable. Added to the trust store.")
 @click.option("--no-trust-store", is_flag=True, help="Use only --trust anchors, not the user's trust store.")
 @click.option("--detector", "detector_names", multiple=True,
-              help="Run only these detectors (repeatable): c2pa, watermark, sd-watermark, metadata, cnn, spectral. "
+              help="Run only these detectors (repeatable): c2pa, watermark, sd-watermark, metadata, cnn, spectral, "
+                   "spectral-corpus. "
                    "Default: all (the classifiers when their weights are shipped).")
 @click.option("--fast", "fast_profile", is_flag=True,
               help="Run only the declared signals (c2pa, watermark, sd-watermark, metadata): no trained "

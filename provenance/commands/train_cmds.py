@@ -5,6 +5,8 @@
     train generator export          ship a run with its model card
     train detector cnn|spectral     fit a passive classifier on a built dataset, calibrate it (resumable)
     train detector export           ship a classifier with its test-split evaluation
+    train detector corpus           fit and ship the spectral classifier on the public corpus
+    train detector tighten          raise shipped thresholds to <= 1% FPR on every corpus real source
 
 Each command parses its options and calls the library (provenance.generators.training,
 provenance.detector_training, the model-card exporters); per-family choices live with the families.
@@ -247,6 +249,85 @@ def _detector_command(family: str) -> click.Command:
 
 for _family in TRAINABLE_DETECTORS:
     detector_group.add_command(_detector_command(_family))
+
+
+@detector_group.command("corpus")
+@click.option("--corpus", required=True, type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="The public corpus, as `provenance dataset corpus rebuild --out` wrote it.")
+@click.option("--own", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Our generators' unmarked output too: OWN/<generator>/*.png (e.g. from `provenance generate`).")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Run folder: the classifier, splits.json, the feature cache and every image's scores.")
+@click.option("--C", "C", default=None, type=float, help="Inverse regularisation (default: the shipped model's).")
+@click.option("--target-fpr", default=0.01, show_default=True, help="Per real source, on validation photos.")
+@click.option("--crops", default=None, type=click.IntRange(1, 16),
+              help="Crops per training image (other offsets and JPEG draws; default: the shipped model's).")
+@click.option("--export", "export_to", type=click.Path(file_okay=False, path_type=Path),
+              help="Also write the shipped folder here (model card, held-out tables, failure thumbnails), "
+                   "e.g. detectors/weights/spectral-corpus.")
+@click.option("--lofo", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="The JSON `python -m benchmarks.corpus_lofo` wrote, for the card's unseen-family table.")
+@click.option("--check-table", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="The table `python -m benchmarks.corpus_check` printed (markdown), for the card.")
+def corpus_detector_command(corpus: Path, own: Path | None, out: Path, C: float | None, target_fpr: float,
+                            crops: int | None, export_to: Path | None, lofo: Path | None, check_table: Path | None
+                            ) -> None:
+    """Fit the spectral classifier on the public corpus (+ our generators), split by source group,
+    with a threshold for <= TARGET_FPR false positives on every real source (resumable feature cache)."""
+    from provenance import corpus_detector
+
+    try:
+        result = corpus_detector.train(corpus, own, out, C=C or corpus_detector.DEFAULT_C, target_fpr=target_fpr,
+                                       on_progress=lambda line: click.echo(line, err=True),
+                                       crops=crops or corpus_detector.TRAINING_CROPS)
+    except (FileNotFoundError, ValueError) as exc:
+        fail(corpus, first_line(exc), EXIT_FAILED)
+    point = result.model.operating_point
+    click.echo(f"{out}: threshold {point.threshold:.4f} ({point.measured_fpr:.2%} of {point.n_real} validation "
+               "real scores above it, every source <= target)")
+    if export_to:
+        from provenance.corpus_card import export
+        from provenance.datasets.corpus import read_index
+
+        commands = ["provenance dataset corpus rebuild --mirror-dir MIRRORS --out CORPUS",
+                    "python -m benchmarks.corpus_lofo --corpus CORPUS   # writes CACHE/lofo-224.json",
+                    f"provenance train detector corpus --corpus CORPUS{' --own OWN' if own else ''} --out RUN",
+                    "provenance train detector tighten cnn spectral --corpus CORPUS   # the toy-trained thresholds",
+                    "# end to end: BEFORE.json from a checkout before spectral-corpus, then with it:",
+                    "python -m benchmarks.corpus_check --corpus CORPUS --own OWN --weights RUN --out STORED.json",
+                    "python -m benchmarks.corpus_check --corpus CORPUS --own OWN --weights RUN --jpeg 85 --out JPEG.json",
+                    "python -m benchmarks.corpus_check --compact BEFORE.json STORED.json JPEG.json > CHECK.md",
+                    f"provenance train detector corpus --corpus CORPUS{' --own OWN' if own else ''} --out RUN "
+                    f"--export {export_to} --lofo CACHE/lofo-224.json --check-table CHECK.md"]
+        folder = export(result, export_to, read_index(), commands, json.loads(lofo.read_text()) if lofo else None,
+                        check_table.read_text().strip() if check_table else None)
+        click.echo(f"{folder}: classifier, MODEL_CARD.md, eval/, failures/, splits.json")
+
+
+@detector_group.command("tighten")
+@click.argument("names", nargs=-1, required=True)
+@click.option("--corpus", required=True, type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="The public corpus, as `provenance dataset corpus rebuild --out` wrote it.")
+@click.option("--target-fpr", default=0.01, show_default=True, help="Per real source, on validation photos.")
+@json_option
+def tighten_command(names, corpus: Path, target_fpr: float, as_json: bool) -> None:
+    """Raise shipped classifiers' thresholds (NAMES: shipped names or folders) so that every real source of
+    the corpus's validation split stays at or under TARGET_FPR false positives. Never lowers one."""
+    from provenance.corpus_detector import tighten_threshold
+    from provenance.shipped import classifier_dir
+
+    records = {}
+    for name in names:
+        try:
+            records[name] = tighten_threshold(classifier_dir(name), corpus, target_fpr)
+        except (FileNotFoundError, ValueError, KeyError) as exc:
+            fail(name, first_line(exc), EXIT_FAILED)
+        if not as_json:
+            r = records[name]
+            click.echo(f"{name}: threshold {r['threshold_before']:.4f} -> {r['threshold']:.4f} "
+                       f"({r['validation_reals']} validation reals)")
+    if as_json:
+        emit_json(records)
 
 
 @detector_group.command("export")

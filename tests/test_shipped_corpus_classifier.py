@@ -1,0 +1,95 @@
+"""Smoke tests of the shipped ``spectral-corpus`` weights: they load without pickle, are on by default,
+documented (corpus, licences, held-out, leave-one-family-out and end-to-end tables, failure
+thumbnails), flag a held-out Stable Diffusion 1.5 image through `check`, and leave a real photo the
+corpus never held alone. Also: the toy-trained classifiers' thresholds as tightened on the corpus."""
+from __future__ import annotations
+
+import io
+import json
+import pickle
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from detectors.learned import load_classifier
+from detectors.results import Label, Signal
+from provenance.check import Checker, NamedBytes, default_detectors
+from provenance.corpus_detector import SCOPE
+from provenance.shipped import CLASSIFIERS_DIR, MODEL_CARD_FILE, SPLITS_FILE, shipped_classifiers
+
+FOLDER = CLASSIFIERS_DIR / "spectral-corpus"
+FIXTURES = __import__("pathlib").Path(__file__).parent / "fixtures"
+# MIT-licensed render from SupaGruen/StableDiffusion-CheatSheet (img/Alice-Bailly.webp), a test-split group
+HELD_OUT_FAKE = FIXTURES / "sd15-cheatsheet-Alice-Bailly.webp"
+HELD_OUT_GROUP = "SupaGruen/StableDiffusion-CheatSheet:img/Alice-Bailly.webp"
+
+
+def test_loads_and_scores_without_pickle(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a shipped model must not be unpickled")
+
+    monkeypatch.setattr(pickle, "load", refuse)
+    monkeypatch.setattr(pickle, "loads", refuse)
+    monkeypatch.setattr(pickle, "Unpickler", refuse)
+    model = load_classifier(FOLDER)
+    rgb = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    assert model.predict_proba([rgb]).shape == (1, 2)
+    assert {p.suffix for p in FOLDER.iterdir() if p.is_file()} <= {".json", ".safetensors", ".md"}
+
+
+def test_on_by_default_small_calibrated_and_scoped():
+    assert "spectral-corpus" in shipped_classifiers() and "spectral-corpus" in default_detectors()
+    assert sum(f.stat().st_size for f in FOLDER.rglob("*") if f.is_file()) < 1_000_000
+    model = load_classifier(FOLDER)
+    point = model.operating_point
+    assert point.target_fpr == 0.01 and point.measured_fpr <= 0.01 and point.n_real >= 200
+    assert point.band_low < point.threshold
+    assert model.training["scope"] == SCOPE
+
+
+def test_model_card_holds_the_tables_licences_and_failure_thumbnails():
+    card = (FOLDER / MODEL_CARD_FILE).read_text()
+    for heading in ("## Training data", "## In distribution", "## Unseen families: leave-one-family-out",
+                    "## End to end", "## Known failure cases", "## Reproduce"):
+        assert heading in card, heading
+    assert "(non-commercial)" in card and "benchmarks.corpus_lofo" in card
+    thumbnails = re.findall(r"!\[\]\((failures/[^)]+)\)", card)
+    assert len(thumbnails) >= 3
+    for thumbnail in thumbnails:
+        with Image.open(FOLDER / thumbnail) as image:
+            assert max(image.size) <= 160
+        assert (FOLDER / thumbnail).stat().st_size < 20_000
+    held_out = json.loads((FOLDER / "eval" / "held_out.json").read_text())
+    assert set(held_out["test"]["sources"]) >= {"imagenet", "bsd68", "urban100"}
+
+
+def test_check_flags_a_held_out_stable_diffusion_render():
+    groups = json.loads((FOLDER / SPLITS_FILE).read_text())["groups"]
+    assert HELD_OUT_GROUP in groups["test"]  # never trained on, nor used to set the threshold
+    verdict = Checker().check_one(HELD_OUT_FAKE)
+    assert verdict.label == Label.LIKELY_SYNTHETIC, verdict.reasons
+    corpus = next(e for e in verdict.evidence if e.detector == "spectral-corpus")
+    assert corpus.signal == Signal.SYNTHETIC and "not proof" in corpus.summary
+
+
+@pytest.mark.parametrize("encoding", ["png", "jpeg"])
+def test_check_leaves_a_real_photo_outside_the_corpus_alone(encoding):
+    from skimage import data
+
+    buffer = io.BytesIO()
+    Image.fromarray(data.astronaut()).save(buffer, encoding.upper(), **({"quality": 80} if encoding == "jpeg" else {}))
+    verdict = Checker().check_one(NamedBytes(f"astronaut.{encoding}", buffer.getvalue()))
+    assert verdict.label == Label.NO_EVIDENCE, verdict.reasons
+    corpus = next(e for e in verdict.evidence if e.detector == "spectral-corpus")
+    assert corpus.signal == Signal.NONE
+
+
+@pytest.mark.parametrize("name", ["cnn", "spectral"])
+def test_toy_classifier_thresholds_were_tightened_on_corpus_reals(name):
+    model = load_classifier(CLASSIFIERS_DIR / name)
+    record = model.training["corpus_threshold"]
+    assert model.operating_point.threshold == record["threshold"] == max(record["threshold_before"],
+                                                                          *record["per_source_threshold"].values())
+    assert record["validation_reals"] >= 200
