@@ -44,12 +44,25 @@ class ClassifierDetector(Detector):
 
     def detect(self, image: LoadedImage) -> Evidence:
         skipped = self._skip_reason(image)
-        return skipped if skipped is not None else self.score(image.rgb)
+        return skipped if skipped is not None else self.from_logits(self._tile_logits(image))
+
+    def _tile_logits(self, image: LoadedImage) -> np.ndarray:
+        model = self.model
+        key = model.shared_features_key()
+        if key is None:
+            return model.score_tiles(image.rgb)[0]
+        from detectors.learned.tiles import cut_tiles
+
+        # another classifier of the family may already have computed them for this image
+        features = image.derived(key, lambda: model.tile_features(cut_tiles(image.rgb, model.tile, model.max_tiles)[0]))
+        return model.logits_from_features(features)
 
     def detect_batch(self, images: Sequence[LoadedImage]) -> list[Evidence]:
         """Every image's tiles scored in one model call (chunked by the model): fewer, larger ONNX
-        runs. If the batched call fails, each image is scored alone so one bad file stays one error."""
-        if len(images) < 2 or not (self.weights / CLASSIFIER_META_FILE).is_file():
+        runs. If the batched call fails, each image is scored alone so one bad file stays one error.
+        Families that share features between detectors score image by image, through the share."""
+        if len(images) < 2 or not (self.weights / CLASSIFIER_META_FILE).is_file() \
+                or self.model.shared_features_key() is not None:
             return super().detect_batch(images)
         from detectors.learned.tiles import cut_tiles
 

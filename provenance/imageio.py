@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Hashable, Iterator, TypeVar
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -57,6 +57,9 @@ class LoadLimits:
         return width * height * CHECK_BYTES_PER_PIXEL
 
 
+T = TypeVar("T")
+
+
 @dataclass
 class LoadedImage:
     source: str
@@ -73,10 +76,31 @@ class LoadedImage:
     frames: int = 1
     notes: list[str] = field(default_factory=list)
 
+    _derived: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    _derived_locks: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
     @cached_property
     def bgr(self) -> np.ndarray:
         """OpenCV's channel order, which imwatermark expects (computed once per image)."""
         return np.ascontiguousarray(self.rgb[:, :, ::-1])
+
+    def derived(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """``compute()``, once per image and key, shared by every detector asking for the same key
+        (transforms or features several detectors read). Detectors may run side by side on threads:
+        one computes, the others wait for its result; different keys are computed at the same time."""
+        if key in self._derived:
+            return self._derived[key]
+        with self._derived_locks.setdefault(key, threading.Lock()):  # setdefault is atomic
+            if key not in self._derived:
+                self._derived[key] = compute()
+            return self._derived[key]
+
+    def __getstate__(self) -> dict:
+        # what was derived (and its locks) stays behind: a pickled image is recomputed where it lands
+        state = dict(self.__dict__)
+        state["_derived"], state["_derived_locks"] = {}, {}
+        state.pop("bgr", None)
+        return state
 
     def summary(self) -> dict:
         return {

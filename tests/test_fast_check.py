@@ -158,3 +158,40 @@ def test_fast_profile_runs_only_the_declared_signals(photo_jpeg):
     assert tuple(e["detector"] for e in verdict["evidence"]) == DECLARED_SIGNAL_DETECTORS
     usage = CliRunner().invoke(main, ["check", "--fast", "--detector", "cnn", str(photo_jpeg)])
     assert usage.exit_code == 2 and "--fast" in usage.output
+
+
+def test_the_spectral_classifiers_share_one_image_features():
+    import detectors
+
+    image = load_image(_png(data.astronaut()))
+    toy, corpus = detectors.create("spectral"), detectors.create("spectral-corpus")
+    assert toy.model.shared_features_key() == corpus.model.shared_features_key()
+    shared = [toy.detect(image), corpus.detect(image)]
+    assert len(image._derived) == 1  # computed once, for both
+    alone = [toy.detect(load_image(_png(data.astronaut()))), corpus.detect(load_image(_png(data.astronaut())))]
+    assert [e.probability for e in shared] == [e.probability for e in alone]
+    assert [e.probability for e in shared] == [toy.score(image.rgb).probability, corpus.score(image.rgb).probability]
+
+
+def test_a_derived_value_is_computed_once_for_threads_and_not_pickled():
+    import pickle
+    import threading
+    import time
+
+    image = load_image(_png(data.astronaut()[:64, :64]))
+    calls = []
+
+    def slow():
+        calls.append(1)
+        time.sleep(0.2)
+        return object()
+
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(image.derived("k", slow))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and all(r is results[0] for r in results)
+    copy = pickle.loads(pickle.dumps(image))
+    assert copy._derived == {} and np.array_equal(copy.rgb, image.rgb)

@@ -53,7 +53,7 @@ def test_a_stalling_dying_or_hogging_file_costs_only_itself(hostile, png, batch_
 
 def test_forked_workers_without_warm_up_still_keep_the_budget(hostile, png):
     # how the CLI checks: workers forked from a process that has read no file, models loaded on the first file
-    budget = Budget(seconds=3, memory_bytes=300 * 2**20 + _baseline_rss(hostile, png))
+    budget = Budget(seconds=3, memory_bytes=300 * 2**20 + _baseline_rss(hostile, png, start_method="fork"))
     names = ["a", "stall", "die", "hog", "b"]
     with CheckPool(hostile, workers=1, budget=budget, start_method="fork", warm_up=False) as pool:
         verdicts = {v.source: v for v in pool.imap([NamedBytes(name, png) for name in names])}
@@ -82,9 +82,10 @@ def test_a_large_image_earns_time_by_its_megapixels(hostile):
     assert large.label == Label.ERROR and "time budget (3 s per file)" in large.error
 
 
-def _baseline_rss(config, png) -> int:
-    """A worker's resident memory after checking a harmless file: the budget is set above it."""
-    with CheckPool(config, workers=1) as pool:
+def _baseline_rss(config, png, start_method: str = "forkserver") -> int:
+    """A worker's resident memory after checking a harmless file: the budget is set above it.
+    A forked worker starts with this (test) process's pages, so it is measured the same way."""
+    with CheckPool(config, workers=1, start_method=start_method) as pool:
         list(pool.imap([NamedBytes("harmless", png)]))
         return pool.stats.peak_worker_rss
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import Sequence
+from typing import Hashable, Sequence
 
 import numpy as np
 
@@ -73,6 +73,18 @@ class ImageClassifier:
 
     def tile_logits(self, tiles: np.ndarray) -> np.ndarray:
         """(n, tile, tile, 3) uint8 -> (n,) raw logits (higher = more likely synthetic)."""
+        raise NotImplementedError
+
+    def shared_features_key(self) -> Hashable | None:
+        """Families whose tiles go through a fixed feature extractor name it (with the tile grid)
+        here, so that two detectors of the family share one image's features; None: nothing shared."""
+        return None
+
+    def tile_features(self, tiles: np.ndarray) -> np.ndarray:
+        """(n, tile, tile, 3) uint8 -> (n, F) features, for families with a :meth:`shared_features_key`."""
+        raise NotImplementedError
+
+    def logits_from_features(self, features: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
     def _save_weights(self, directory: Path) -> None:

@@ -169,11 +169,20 @@ class SpectralClassifier(ImageClassifier):
         return cut_tiles(rgb, self.tile, self.max_tiles)[0]
 
     def tile_logits(self, tiles):
-        # chunks of 16 tiles keep the float intermediates (several arrays per tile) to ~20 MB
         if not len(tiles):
             return np.zeros(0)
-        return np.concatenate([self.model.decision_function(tile_features(tiles[i:i + 16]))
-                               for i in range(0, len(tiles), 16)])
+        return self.logits_from_features(self.tile_features(tiles))
+
+    def shared_features_key(self):
+        return ("spectral-tile-features", self.tile, self.max_tiles)
+
+    def tile_features(self, tiles):
+        # chunks of 16 tiles keep the float intermediates (several arrays per tile) to ~20 MB
+        return np.concatenate([tile_features(tiles[i:i + 16]) for i in range(0, len(tiles), 16)])
+
+    def logits_from_features(self, features):
+        self._check_fitted()
+        return self.model.decision_function(features)
 
     def _save_weights(self, directory: Path) -> None:
         """Plain arrays in safetensors, not a pickle: loading a shipped model must not run code."""

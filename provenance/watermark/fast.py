@@ -207,26 +207,18 @@ class Transforms:
             return self._votes[key]
 
 
-_IMAGE_ATTRIBUTE = "_watermark_transforms"
-_LOCK_ATTRIBUTE = "_watermark_transforms_lock"
-
-
 def of_image(image) -> Transforms:
-    """The :class:`Transforms` of a loaded image, kept on the image itself (like its cached ``bgr``)
-    so that every detector looking at this image shares them, and they go when the image goes."""
-    with vars(image).setdefault(_LOCK_ATTRIBUTE, threading.Lock()):  # setdefault is atomic
-        return _of_image(image)
+    """The :class:`Transforms` of a loaded image, kept on the image itself so that every detector
+    looking at this image shares them, and they go when the image goes."""
+    return image.derived("watermark-transforms", lambda: Transforms(_bgr(image)))
 
 
-def _of_image(image) -> Transforms:
-    cached = vars(image).get(_IMAGE_ATTRIBUTE)
-    if cached is None:
+def _bgr(image) -> np.ndarray:
+    bgr = vars(image).get("bgr")  # already made for another detector
+    if bgr is None:
         # OpenCV's channel swap is a plain copy, 30x faster than numpy's reversed-stride copy at 1080p
-        bgr = vars(image).get("bgr")
-        if bgr is None:
-            bgr = cv2.cvtColor(np.ascontiguousarray(image.rgb), cv2.COLOR_RGB2BGR)
-        cached = vars(image)[_IMAGE_ATTRIBUTE] = Transforms(bgr)
-    return cached
+        bgr = cv2.cvtColor(np.ascontiguousarray(image.rgb), cv2.COLOR_RGB2BGR)
+    return bgr
 
 
 def transforms(image: "np.ndarray | Transforms") -> Transforms:
