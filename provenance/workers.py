@@ -25,6 +25,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import sys
 import time
 import traceback
 from collections import deque
@@ -85,6 +86,12 @@ _PRELOAD = ["provenance.check"]  # imported once by the fork server, so each wor
 
 def fork_available() -> bool:
     return START_METHOD in multiprocessing.get_all_start_methods()
+
+
+def fork_is_safe() -> bool:
+    """Whether workers may be plain forks of this process: not once it has used c2pa's reader."""
+    reading = sys.modules.get("provenance.c2pa.reading")
+    return reading is None or not reading.native_reader_used()
 
 
 @dataclass
@@ -166,11 +173,14 @@ class CheckPool:
                  batch_size: int = 1, start_method: str = START_METHOD, warm_up: bool = True):
         """``start_method="fork"`` starts workers as copies of this process: much faster (no fresh
         interpreter importing the checking code again), but safe only while this process has not
-        itself checked a file (see the module docstring); the CLI, which never does, uses it.
+        itself checked a file (see the module docstring); the CLI, which never does, asks for it,
+        and a process that has used c2pa's reader gets the fork server anyway.
         ``warm_up=False`` loads each worker's models on its first file, inside that file's budget:
         cheaper for a single file, where there is no later file to spare the cost."""
         if start_method not in multiprocessing.get_all_start_methods():
             raise CheckPoolError(f"worker processes need the {start_method} start method (Linux, macOS)")
+        if start_method == "fork" and not fork_is_safe():
+            start_method = START_METHOD
         from .check import CheckConfig, Checker
 
         self.config = config or CheckConfig()

@@ -122,3 +122,22 @@ def test_cli_jobs_keep_order_and_a_fifo_is_an_error_record(tmp_path, png):
     assert records[2]["label"] == "error" and "not a regular file" in records[2]["error"]
     assert result.exit_code == 4
     assert "Traceback" not in result.output
+
+
+def test_a_process_that_used_the_c2pa_reader_is_not_forked(tmp_path, png):
+    # c2pa's reader deadlocks in a fork of a process that read a PDF manifest: the pool then
+    # starts its workers from the fork server instead (checked in a fresh interpreter)
+    import subprocess
+    import sys
+
+    image = tmp_path / "x.png"
+    image.write_bytes(png)
+    script = (
+        "from provenance.workers import fork_is_safe\n"
+        "from provenance.c2pa.reading import ManifestReader\n"
+        "before = fork_is_safe()\n"
+        f"ManifestReader(use_trust_store=False).read(open({str(image)!r}, 'rb').read(), 'image/png')\n"
+        "print(before, fork_is_safe())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "False"]

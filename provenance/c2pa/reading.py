@@ -176,6 +176,16 @@ class ManifestReport:
         return self.digital_source_type in CAPTURE and not self.synthetic_declared
 
 
+# c2pa's native reader can leave threads or locks behind: a child forked after this process read a
+# PDF manifest deadlocks in its own reader (measured). Worker pools ask before forking this process.
+_native_reader_used = False
+
+
+def native_reader_used() -> bool:
+    """Whether this process has used c2pa's native reader (then it must not be forked to check files)."""
+    return _native_reader_used
+
+
 class ManifestReader:
     """Validates manifests against a fixed set of trust anchors; build once, read many files.
 
@@ -187,6 +197,8 @@ class ManifestReader:
         self._context: c2pa.Context | None = None
 
     def _get_context(self) -> c2pa.Context:
+        global _native_reader_used
+        _native_reader_used = True
         if self._context is None:
             settings: dict[str, Any] = {"verify": {"remote_manifest_fetch": False, "ocsp_fetch": False}}
             if self.anchors:
