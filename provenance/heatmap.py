@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from detectors.learned.tiles import heatmap
+from detectors.learned.tiles import HEATMAP_MAX_TILES, heatmap
 
 
 def render_heatmap(rgb: np.ndarray, model) -> Image.Image:
-    logits, corners = model.score_tiles(rgb)
+    logits, corners = model.score_tiles(rgb, HEATMAP_MAX_TILES)
     if not corners:
         raise ValueError(f"image is {rgb.shape[1]}x{rgb.shape[0]}, under one {model.tile}px tile")
     probabilities = model.probability(logits)

@@ -22,6 +22,7 @@ import numpy as np
 
 from provenance.registry import Registry
 from provenance.shipped import CLASSIFIER_META_FILE as META_FILE
+
 from .calibration import OperatingPoint, PlattCalibration
 from .tiles import cut_tiles
 
@@ -94,9 +95,10 @@ class ImageClassifier:
         raise NotImplementedError
 
     # -- shared --
-    def score_tiles(self, rgb: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    def score_tiles(self, rgb: np.ndarray, max_tiles: int | None = None) -> tuple[np.ndarray, list[tuple[int, int]]]:
+        """Logits and corners of the tiles a check scores (``max_tiles``: another budget, e.g. a heatmap's)."""
         self._check_fitted()
-        tiles, corners = cut_tiles(rgb, self.tile, self.max_tiles)
+        tiles, corners = cut_tiles(rgb, self.tile, max_tiles or self.max_tiles)
         return (self.tile_logits(tiles) if len(tiles) else np.zeros(0)), corners
 
     def decision_function(self, images: Sequence[np.ndarray]) -> np.ndarray:

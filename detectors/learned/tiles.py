@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+# A heatmap is drawn for one image a person looks at: it shows more of the image than the tile
+# budget a check spends (the model's max_tiles).
+HEATMAP_MAX_TILES = 64
+
 
 def tile_grid(height: int, width: int, tile: int, max_tiles: int) -> list[tuple[int, int]]:
     """Top-left corners of non-overlapping tiles covering the image's centre, at most ``max_tiles``

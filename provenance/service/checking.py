@@ -7,6 +7,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable, Sequence
 
+from detectors.learned.tiles import HEATMAP_MAX_TILES
 from provenance.check import Checker, NamedBytes, Source
 from provenance.imageio import ImageLoadError, load_image
 
@@ -47,7 +48,7 @@ def tile_scores(checker: Checker, data: bytes) -> dict:
         rgb = load_image(data, checker.config.limits).rgb
     except ImageLoadError as exc:
         return {"detector": detector.name, "tiles": [], "note": str(exc)}
-    logits, corners = model.score_tiles(rgb)
+    logits, corners = model.score_tiles(rgb, HEATMAP_MAX_TILES)
     probabilities = model.probability(logits) if len(logits) else []
     return {
         "detector": detector.name,
