@@ -24,18 +24,32 @@ class NetConfig:
     size: int = 128  # working resolution of both networks
     width: int = 32  # channels of the convolutional stacks
     message_grid: int = 16  # the message is spread over a message_grid^2 map before upsampling
-    message_tile: int = 16  # > 0: instead, a message_tile^2 tile repeated over the image (a stationary
-    # texture, which a pooled decoder can read wherever a crop lands; learned ~3x faster than the grid)
+    message_tile: int = 0  # > 0: instead, a message_tile^2 tile repeated over the image (a stationary
+    # texture for the shift-invariant heads; these learned far too slowly on CPU, see the module doc)
     decoder_blocks: int = 6
     highpass: bool = True  # remove the residual's local (7 px) mean: the decoder cannot see it anyway
     luma_share: float = 0.8  # of the residual's energy in Y; chroma is what JPEG subsamples first
+    decoder_head: str = "flatten"  # "flatten": a linear read-out of the whole feature map (positional);
+    # "mean": every location votes and the votes are averaged (shift-invariant, with message_tile);
+    # "bilinear": the mean of products of two feature maps (a quadratic shift-invariant read-out)
+    encoder_image: bool = False  # False: the pattern depends on the message only (the image sets only
+    # the JND mask), made at message_grid^2 (or on one tile with circular padding): cheap to embed
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "NetConfig":
+        """Config from a checkpoint or weights file; files older than a field get its old behaviour."""
+        return cls(**{**_LEGACY, **values})
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1), nn.BatchNorm2d(cout), nn.GELU())
+# what files written before a field existed meant (the first design: tiled, image-aware, mean head)
+_LEGACY = {"message_tile": 16, "decoder_head": "mean", "encoder_image": True}
+
+
+def _conv(cin: int, cout: int, stride: int = 1, padding_mode: str = "zeros") -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, padding_mode=padding_mode), nn.BatchNorm2d(cout), nn.GELU())
 
 
 def jnd_mask(image: torch.Tensor, floor: float = 0.25) -> torch.Tensor:
@@ -66,8 +80,13 @@ class Encoder(nn.Module):
         w, g = config.width, config.message_grid
         cells = config.message_tile if config.message_tile else g
         self.message = nn.Linear(config.bits, 8 * cells * cells)
-        self.image = nn.Sequential(_conv(3, w, 2), _conv(w, w))  # at size/2
-        self.mix = nn.Sequential(_conv(w + 8, w), _conv(w, w), nn.Conv2d(w, 3, 3, 1, 1))
+        if config.encoder_image:
+            self.image = nn.Sequential(_conv(3, w, 2), _conv(w, w))  # at size/2
+            self.mix = nn.Sequential(_conv(w + 8, w), _conv(w, w), nn.Conv2d(w, 3, 3, 1, 1))
+        else:
+            c = "circular" if config.message_tile else "zeros"
+            self.mix = nn.Sequential(_conv(8, w, padding_mode=c), _conv(w, w, padding_mode=c),
+                                     nn.Conv2d(w, 3, 3, 1, 1, padding_mode=c))
         weights = torch.tensor([config.luma_share, (1 - config.luma_share) / 2, (1 - config.luma_share) / 2])
         self.register_buffer("channel_scale", weights.sqrt(), persistent=False)
         self.register_buffer("yuv_to_rgb", torch.linalg.inv(_YUV), persistent=False)
@@ -75,9 +94,15 @@ class Encoder(nn.Module):
     def forward(self, image: torch.Tensor, bits: torch.Tensor, target_rms: float | torch.Tensor) -> torch.Tensor:
         """Residual (B, 3, size, size) for images in [0, 1] at the working size and bits in {0, 1}."""
         b, _, h, w = image.shape
+        t = self.config.message_tile
+        if not self.config.encoder_image:  # one tile repeated over the half-size grid, or one grid
+            fh, fw = -(-h // 2), -(-w // 2)
+            cells = t or self.config.message_grid
+            raw = self.mix(self.message(bits.float() * 2 - 1).view(b, 8, cells, cells))
+            raw = raw.repeat(1, 1, -(-fh // t), -(-fw // t))[..., :fh, :fw] if t else raw
+            return self._finish(raw, image, target_rms)
         features = self.image(image * 2 - 1)
         fh, fw = features.shape[-2:]
-        t = self.config.message_tile
         if t:
             m = self.message(bits.float() * 2 - 1).view(b, 8, t, t)
             m = m.repeat(1, 1, -(-fh // t), -(-fw // t))[..., :fh, :fw]
@@ -85,7 +110,11 @@ class Encoder(nn.Module):
             g = self.config.message_grid
             m = self.message(bits.float() * 2 - 1).view(b, 8, g, g)
             m = F.interpolate(m, size=(fh, fw), mode="bilinear", align_corners=False)
-        raw = self.mix(torch.cat([features, m], dim=1))
+        return self._finish(self.mix(torch.cat([features, m], dim=1)), image, target_rms)
+
+    def _finish(self, raw: torch.Tensor, image: torch.Tensor, target_rms: float | torch.Tensor) -> torch.Tensor:
+        """Half-size raw pattern -> the residual: upsampled, high-passed, luma/chroma shares, JND mask, rms."""
+        h, w = image.shape[-2:]
         raw = F.interpolate(raw, size=(h, w), mode="bilinear", align_corners=False)
         if self.config.highpass:  # spend the budget only where the decoder looks (it removes local means)
             raw = raw - F.avg_pool2d(raw, 7, 1, 3, count_include_pad=False)
@@ -107,11 +136,21 @@ class Decoder(nn.Module):
             layers.append(_conv(w if i == 0 else 2 * w, 2 * w, 2 if i in (0, 2) else 1))
         self.features = nn.Sequential(*layers)
         self.votes = nn.Conv2d(2 * w, config.bits, 1)  # every location votes on every bit
+        if config.decoder_head not in ("mean", "bilinear", "flatten"):
+            raise ValueError(f"decoder_head must be mean, bilinear or flatten, not {config.decoder_head!r}")
+        self.partner = nn.Conv2d(2 * w, config.bits, 1) if config.decoder_head == "bilinear" else None
+        if config.decoder_head == "flatten":
+            cells = (config.size // 8) ** 2  # the feature map is size/8 on a side
+            self.votes = nn.Sequential(nn.Conv2d(2 * w, 8, 1), nn.Flatten(), nn.Linear(8 * cells, config.bits))
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """Bit logits (B, bits) for images in [0, 1] at the working size."""
         x = image - F.avg_pool2d(image, 7, 1, 3, count_include_pad=False)  # the residual lives in detail
-        return self.votes(self.features(x * 8)).mean(dim=(2, 3))
+        features = self.features(x * 8)
+        votes = self.votes(features)
+        if self.partner is not None:
+            votes = votes * self.partner(features)
+        return votes if votes.dim() == 2 else votes.mean(dim=(2, 3))
 
 
 def build(config: NetConfig) -> tuple[Encoder, Decoder]:
