@@ -64,6 +64,8 @@ class TrainConfig:
     perceptual_weight: float = 0.3
     clean_weight: float = 0.5
     min_crop: float = 0.3  # training views: crops of this much of the short side and up, resized
+    max_rotation: float = 15.0  # attack geometry at full strength; a positional decoder learns small
+    max_crop: float = 0.5  # ranges and leaves larger ones to the scheme's re-aligned views
     holdout_seed: int = 0
     log_every: int = 25
     sample_every: int = 250
@@ -175,7 +177,8 @@ class WatermarkTrainer:
         rng = np.random.default_rng([config.seed, 2**31])
         self.eval_images = held.batch(config.eval_images, rng)
         self.eval_bits = torch.from_numpy(rng.integers(0, 2, (config.eval_images, net.bits)))
-        self.attack = attacks.AttackLayer(flips=net.decoder_head != "flatten")
+        self.attack = attacks.AttackLayer(flips=net.decoder_head != "flatten", max_rotation=config.max_rotation,
+                                          max_crop=config.max_crop)
 
     def _load_checkpoint(self) -> dict | None:
         path = self.out / CHECKPOINT_FILE
