@@ -3,7 +3,7 @@
 Embedding resizes the image to the networks' working size, asks the encoder for a residual there,
 upsamples the residual to the image (bilinear) and adds it times ``strength``: any image size, a
 flat cost. Decoding reads one resized view. Optionally (``search=True``) a few extra views (mirror,
-rotations, zooms) are read and the best one kept; :attr:`LearnedScheme.trials` says how many, so a
+rotations, crops put back in place) are read and the best one kept; :attr:`LearnedScheme.trials` says how many, so a
 decision can divide its false-positive budget by it.
 
 The scheme carries 128 bits, the keyed payload of the other schemes (64 key-scrambled sync bits
@@ -13,6 +13,7 @@ a mark needs no torch.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
@@ -25,10 +26,29 @@ from ..schemes import SCHEMES, WatermarkScheme
 
 SHIPPED_WEIGHTS = Path(__file__).with_name("weights") / "learned.safetensors"
 
-# (angle in degrees, kept fraction of each side, mirror): the views read when searching.
-SEARCH_VIEWS: tuple[tuple[float, float, bool], ...] = (
-    (0.0, 1.0, False), (0.0, 1.0, True), (-10.0, 1.0, False), (10.0, 1.0, False),
-    (0.0, 0.8, False), (-5.0, 0.9, False), (5.0, 0.9, False),
+@dataclass(frozen=True)
+class View:
+    """One re-aligned reading: undo a rotation by ``angle`` degrees, or a crop that kept ``keep`` of
+    each side with its top-left corner at ``at`` (fractions of the room left over), or a mirror."""
+
+    angle: float = 0.0
+    keep: float = 1.0
+    at: tuple[float, float] = (0.5, 0.5)
+    mirror: bool = False
+
+    def matrix(self, size: int) -> np.ndarray:
+        """2x3 affine map from the resized image to the view that re-aligns it with the embedded one."""
+        if self.keep != 1.0:  # shrink the crop back to its size in the original and put it in place
+            x, y = ((1 - self.keep) * size * f for f in self.at)
+            return np.array([[self.keep, 0, x], [0, self.keep, y]], dtype=np.float64)
+        return cv2.getRotationMatrix2D((size / 2 - 0.5, size / 2 - 0.5), self.angle, 1.0)
+
+
+# The views read when searching: the networks are trained for small geometry (a few degrees, crops
+# of ~15% of a side); these cover larger rotations and crops to half the area anywhere on a 3x3 grid.
+SEARCH_VIEWS: tuple[View, ...] = (
+    View(), View(mirror=True), View(angle=-10.0), View(angle=10.0), View(keep=0.85),
+    *(View(keep=0.71, at=(x, y)) for y in (0.0, 0.5, 1.0) for x in (0.0, 0.5, 1.0)),
 )
 
 
@@ -128,12 +148,10 @@ class LearnedScheme(WatermarkScheme):
         size = self._net.size
         base = self._resized_rgb(bgr)
         out = []
-        for angle, keep, mirror in (SEARCH_VIEWS if self.search else SEARCH_VIEWS[:1]):
-            view = base[:, ::-1] if mirror else base
-            if angle or keep != 1.0:
-                # undo a rotation / crop: rotate back and zoom out so the kept part fills the view
-                matrix = cv2.getRotationMatrix2D((size / 2 - 0.5, size / 2 - 0.5), angle, 1.0 / keep)
-                view = cv2.warpAffine(np.ascontiguousarray(view), matrix, (size, size), flags=cv2.INTER_LINEAR)
+        for v in (SEARCH_VIEWS if self.search else SEARCH_VIEWS[:1]):
+            view = base[:, ::-1] if v.mirror else base
+            if v.angle or v.keep != 1.0:
+                view = cv2.warpAffine(np.ascontiguousarray(view), v.matrix(size), (size, size), flags=cv2.INTER_LINEAR)
             out.append(np.ascontiguousarray(view))
         return np.stack(out).transpose(0, 3, 1, 2).astype(np.float32) / 255
 
