@@ -229,3 +229,20 @@ def _train_briefly(net: NetConfig, steps: int) -> float:
 def test_the_default_design_learns_a_message_in_a_few_steps():
     # a broken encoder/decoder pairing stays near 0.5; at full size this design passes 0.95 by step 200
     assert _train_briefly(NetConfig(size=32, width=16, message_grid=4, decoder_blocks=4, bits=16), 250) > 0.85
+
+
+@pytest.mark.parametrize("at", [(0.0, 0.0), (0.5, 0.5), (1.0, 0.0)])
+def test_a_crop_view_puts_the_crop_back_where_it_was(at):
+    import cv2
+
+    from provenance.watermark.learned.scheme import View
+
+    size, keep = 128, 90 / 128  # whole-pixel crop corners at these positions
+    full = cv2.resize(photo_bgr("astronaut"), (size, size), interpolation=cv2.INTER_AREA).astype(np.float32)
+    side = round(keep * size)
+    x, y = (round((size - side) * f) for f in at)
+    crop = cv2.resize(full[y:y + side, x:x + side], (size, size), interpolation=cv2.INTER_CUBIC)
+    view = cv2.warpAffine(crop, View(keep=keep, at=at).matrix(size), (size, size), flags=cv2.INTER_LINEAR)
+    inside = (slice(y + 4, y + side - 4), slice(x + 4, x + side - 4))
+    assert np.abs(view[inside] - full[inside]).mean() < 6  # back in place (resampling blur only)
+    assert np.abs(np.roll(view, 4, axis=1)[inside] - full[inside]).mean() > 10  # 4 px off is far worse
