@@ -246,3 +246,19 @@ def test_a_crop_view_puts_the_crop_back_where_it_was(at):
     inside = (slice(y + 4, y + side - 4), slice(x + 4, x + side - 4))
     assert np.abs(view[inside] - full[inside]).mean() < 6  # back in place (resampling blur only)
     assert np.abs(np.roll(view, 4, axis=1)[inside] - full[inside]).mean() > 10  # 4 px off is far worse
+
+
+def test_the_common_decision_path_uses_the_learned_null_and_views(tiny_weights, tmp_path):
+    import shutil
+
+    from provenance.watermark import decision
+    from provenance.watermark.learned.calibrate import calibration_path
+
+    weights = tmp_path / "w.safetensors"
+    shutil.copy(tiny_weights, weights)
+    scheme = watermark.get("learned", weights=weights, search=True)
+    calibrate(scheme, n_images=4, n_keys=20)
+    assert calibration_path(weights).is_file()
+    shipped = Calibration()  # has no learned/uint8 entry: the scheme must not look there
+    results = decision.decode_scheme(photo_bgr("coffee"), scheme, ["a", "b"], 6, shipped)
+    assert [r.tests for r in results] == [6 * scheme.trials] * 2 and [r.scheme for r in results] == ["learned"] * 2

@@ -59,12 +59,13 @@ def calibrate(scheme: LearnedScheme, n_images: int = 500, n_keys: int = 2000, se
 
 def decode_learned(bgr: np.ndarray, scheme: LearnedScheme, keys: Sequence[str] = (payload.DEFAULT_KEY,),
                    calibration: Calibration | None = None, other_tests: int = 1,
-                   level: float = TARGET_FPR) -> list[DecodeResult]:
-    """One result per key: the best view's word, p corrected for views x keys x ``other_tests``."""
+                   level: float = TARGET_FPR, tests: int | None = None) -> list[DecodeResult]:
+    """One result per key: the best view's word, p corrected for views x keys x ``other_tests``
+    (or views x ``tests``, where a caller has already counted keys and schemes)."""
     calibration = calibration or Calibration(calibration_path(scheme.weights))
     null = calibration.null(TEST_NAME)
     words = scheme.decode_all(bgr)
-    tests = scheme.trials * len(keys) * other_tests
+    tests = scheme.trials * (tests if tests is not None else len(keys) * other_tests)
     results = []
     for key in keys:
         scored = [payload.sync_matches(word, key, scheme.name, scheme.capacity) for word in words]

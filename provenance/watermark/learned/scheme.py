@@ -174,6 +174,13 @@ class LearnedScheme(WatermarkScheme):
         best = int(np.argmax(np.abs(logits).mean(axis=1)))
         return 1.0 / (1.0 + np.exp(-logits[best]))
 
+    def decide(self, bgr: np.ndarray, keys, tests: int, level: float):
+        """Decisions for ``keys`` with this weights' own null (beside them), corrected for the views
+        read times ``tests`` (the caller's schemes x keys); see :func:`calibrate.decode_learned`."""
+        from .calibrate import decode_learned
+
+        return decode_learned(bgr, self, keys, level=level, tests=tests)
+
     def decode_all(self, bgr: np.ndarray) -> np.ndarray:
         """Hard words of every searched view, (trials, 128) bool: score each, then correct by trials."""
         return self._logits(bgr) > 0
