@@ -4,7 +4,8 @@ Curriculum (``TrainConfig``): at first the residual is loud and there are no att
 learns to carry the message at all. After ``warmup_steps``, and once the running bit accuracy
 passes ``advance_accuracy``, the curriculum advances by ``1 / ramp_steps`` on every step whose
 running accuracy stays above it: the residual's power falls to the shipping level
-(``target_rms``), the perceptual loss ramps in and the attacks ramp to full strength. (A fixed
+(``target_rms``, reached at ``quiet_share`` of the way), the perceptual loss ramps in and the
+attacks ramp to full strength (geometry up to ``max_rotation`` / ``max_crop``). (A fixed
 ramp outran the networks on a loaded CPU: the message had not been learned when attacks began.)
 Everything random in step ``s`` comes from generators seeded by ``(seed, s)``, and checkpoints
 hold the full state (curriculum included), so a resumed run continues the same run.
