@@ -42,6 +42,8 @@ class NetConfig:
     # "bilinear": the mean of products of two feature maps (a quadratic shift-invariant read-out)
     encoder_image: bool = False  # False: the pattern depends on the message only (the image sets only
     # the JND mask), made at message_grid^2 (or on one tile with circular padding): cheap to embed
+    peak_ratio: float = 3.0  # > 0: soft-clip every pixel at this many times target_rms, so the power
+    # cannot pile up in a few visible spots (without it the positional net drew +-46/255 corner marks)
 
     @classmethod
     def from_dict(cls, values: dict) -> "NetConfig":
@@ -53,7 +55,7 @@ class NetConfig:
 
 
 # what files written before a field existed meant (the first design: tiled, image-aware, mean head)
-_LEGACY = {"message_tile": 16, "decoder_head": "mean", "encoder_image": True}
+_LEGACY = {"message_tile": 16, "decoder_head": "mean", "encoder_image": True, "peak_ratio": 0.0}
 
 
 def _conv(cin: int, cout: int, stride: int = 1, padding_mode: str = "zeros") -> nn.Sequential:
@@ -131,7 +133,11 @@ class Encoder(nn.Module):
         raw = torch.einsum("ij,bjhw->bihw", self.yuv_to_rgb, raw)
         raw = raw * jnd_mask(image)
         rms = raw.pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt() + 1e-6
-        return raw / rms * target_rms
+        raw = raw / rms * target_rms
+        if self.config.peak_ratio > 0:
+            cap = self.config.peak_ratio * target_rms
+            raw = cap * torch.tanh(raw / cap)
+        return raw
 
 
 class Decoder(nn.Module):
