@@ -15,16 +15,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar, Sequence
 
 import cv2
 import numpy as np
 
 from ..marking import MarkingError
+from .. import payload
+from ..null_model import TARGET_FPR, Calibration
 from ..payload import PAYLOAD_BITS
 from ..schemes import SCHEMES, WatermarkScheme
 
+if TYPE_CHECKING:
+    from ..decision import DecodeResult
+
 SHIPPED_WEIGHTS = Path(__file__).with_name("weights") / "learned.safetensors"
+TEST_NAME = "learned/uint8"  # the null's name in a calibration file beside the weights
 
 @dataclass(frozen=True)
 class View:
@@ -58,6 +64,10 @@ class MissingWeights(MarkingError):
 
 def onnx_path(weights: str | Path) -> Path:
     return Path(weights).with_suffix(".decoder.onnx")
+
+
+def calibration_path(weights: str | Path) -> Path:
+    return Path(weights).with_suffix(".calibration.json")
 
 
 @SCHEMES.register("learned")
@@ -174,13 +184,37 @@ class LearnedScheme(WatermarkScheme):
         best = int(np.argmax(np.abs(logits).mean(axis=1)))
         return 1.0 / (1.0 + np.exp(-logits[best]))
 
-    def decide(self, bgr: np.ndarray, keys, tests: int, level: float):
+    def decide(self, bgr: np.ndarray, keys: Sequence[str], tests: int, level: float):
         """Decisions for ``keys`` with this weights' own null (beside them), corrected for the views
-        read times ``tests`` (the caller's schemes x keys); see :func:`calibrate.decode_learned`."""
-        from .calibrate import decode_learned
-
+        read times ``tests`` (the caller's schemes x keys); see :func:`decode_learned`."""
         return decode_learned(bgr, self, keys, level=level, tests=tests)
 
     def decode_all(self, bgr: np.ndarray) -> np.ndarray:
         """Hard words of every searched view, (trials, 128) bool: score each, then correct by trials."""
         return self._logits(bgr) > 0
+
+
+def decode_learned(bgr: np.ndarray, scheme: LearnedScheme, keys: Sequence[str] = (payload.DEFAULT_KEY,),
+                   calibration: Calibration | None = None, other_tests: int = 1,
+                   level: float = TARGET_FPR, tests: int | None = None) -> list[DecodeResult]:
+    """One result per key: the best view's word, p corrected for views x keys x ``other_tests``
+    (or views x ``tests``, where a caller has already counted keys and schemes). The null is the
+    one calibrated for ``scheme``'s weights (:mod:`.calibrate`)."""
+    from ..decision import DecodeResult, key_label
+
+    calibration = calibration or Calibration(calibration_path(scheme.weights))
+    null = calibration.null(TEST_NAME)
+    words = scheme.decode_all(bgr)
+    tests = scheme.trials * (tests if tests is not None else len(keys) * other_tests)
+    results = []
+    for key in keys:
+        scored = [payload.sync_matches(word, key, scheme.name, scheme.capacity) for word in words]
+        view = int(np.argmax([m for m, _ in scored]))
+        matches, n = scored[view]
+        p = null.p_value(matches)
+        corrected = min(1.0, p * tests)
+        detected = corrected <= level
+        wm_id, errors = payload.read_id(words[view], key, scheme.name, scheme.capacity) if detected else (None, -1)
+        results.append(DecodeResult(scheme.name, key_label(key), matches, n, p, corrected, tests, detected, True,
+                                    wm_id, errors))
+    return results
