@@ -42,8 +42,8 @@ class NetConfig:
     # "bilinear": the mean of products of two feature maps (a quadratic shift-invariant read-out)
     encoder_image: bool = False  # False: the pattern depends on the message only (the image sets only
     # the JND mask), made at message_grid^2 (or on one tile with circular padding): cheap to embed
-    peak_ratio: float = 3.0  # > 0: soft-clip every pixel at this many times target_rms, so the power
-    # cannot pile up in a few visible spots (without it the positional net drew +-46/255 corner marks)
+    peak_ratio: float = 3.0  # > 0: soft-clip every pixel at this many times the rms before setting the
+    # power, so it cannot pile up in a few visible spots (without it the net drew +-46/255 corner marks)
 
     @classmethod
     def from_dict(cls, values: dict) -> "NetConfig":
@@ -132,12 +132,12 @@ class Encoder(nn.Module):
         raw = raw / (raw.pow(2).mean(dim=(2, 3), keepdim=True).sqrt() + 1e-6) * self.channel_scale.view(1, 3, 1, 1)
         raw = torch.einsum("ij,bjhw->bihw", self.yuv_to_rgb, raw)
         raw = raw * jnd_mask(image)
-        rms = raw.pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt() + 1e-6
-        raw = raw / rms * target_rms
-        if self.config.peak_ratio > 0:
-            cap = self.config.peak_ratio * target_rms
+        if self.config.peak_ratio > 0:  # clip at peak_ratio x rms, then restore the power: peaks stay low
+            rms = raw.pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt() + 1e-6
+            cap = self.config.peak_ratio * rms
             raw = cap * torch.tanh(raw / cap)
-        return raw
+        rms = raw.pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt() + 1e-6
+        return raw / rms * target_rms
 
 
 class Decoder(nn.Module):
