@@ -263,3 +263,18 @@ def test_the_common_decision_path_uses_the_learned_null_and_views(tiny_weights, 
     shipped = Calibration()  # has no learned/uint8 entry: the scheme must not look there
     results = decision.decode_scheme(photo_bgr("coffee"), scheme, ["a", "b"], 6, shipped)
     assert [r.tests for r in results] == [6 * scheme.trials] * 2 and [r.scheme for r in results] == ["learned"] * 2
+
+
+def test_a_rotation_view_undoes_a_rotation_of_a_wide_image():
+    import cv2
+
+    from provenance.watermark.learned.scheme import View
+
+    size = 128
+    wide = cv2.resize(photo_bgr("astronaut"), (576, 324), interpolation=cv2.INTER_AREA).astype(np.float32)
+    rotated = cv2.warpAffine(wide, cv2.getRotationMatrix2D((288, 162), 10, 1), (576, 324))
+    small = lambda x: cv2.resize(x, (size, size), interpolation=cv2.INTER_AREA)  # noqa: E731
+    inside = (slice(40, 88), slice(40, 88))
+    for aspect, close in ((576 / 324, True), (1.0, False)):  # square-space undo: a shear is left
+        view = cv2.warpAffine(small(rotated), View(angle=-10).matrix(size, aspect), (size, size))
+        assert (np.abs(view[inside] - small(wide)[inside]).mean() < 8) == close, aspect

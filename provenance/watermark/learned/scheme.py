@@ -42,12 +42,17 @@ class View:
     at: tuple[float, float] = (0.5, 0.5)
     mirror: bool = False
 
-    def matrix(self, size: int) -> np.ndarray:
-        """2x3 affine map from the resized image to the view that re-aligns it with the embedded one."""
+    def matrix(self, size: int, aspect: float = 1.0) -> np.ndarray:
+        """2x3 affine map from the resized image (``aspect`` = its width / height before resizing) to
+        the view that re-aligns it with the embedded one."""
         if self.keep != 1.0:  # shrink the crop back to its size in the original and put it in place
             x, y = ((1 - self.keep) * size * f for f in self.at)
             return np.array([[self.keep, 0, x], [0, self.keep, y]], dtype=np.float64)
-        return cv2.getRotationMatrix2D((size / 2 - 0.5, size / 2 - 0.5), self.angle, 1.0)
+        # the rotation happened in the image's own pixels: conjugate it by the squeeze to size x size
+        m = cv2.getRotationMatrix2D((0.0, 0.0), self.angle, 1.0)[:, :2]
+        m = m * np.array([[1.0, 1.0 / aspect], [aspect, 1.0]])
+        centre = np.full(2, size / 2 - 0.5)
+        return np.hstack([m, (centre - m @ centre)[:, None]])
 
 
 # The views read when searching: the networks are trained for small geometry (a few degrees, crops
@@ -157,11 +162,13 @@ class LearnedScheme(WatermarkScheme):
         """(N, 3, size, size) float32 RGB in [0, 1]: the views one decode reads."""
         size = self._net.size
         base = self._resized_rgb(bgr)
+        aspect = bgr.shape[1] / bgr.shape[0]
         out = []
         for v in (SEARCH_VIEWS if self.search else SEARCH_VIEWS[:1]):
             view = base[:, ::-1] if v.mirror else base
             if v.angle or v.keep != 1.0:
-                view = cv2.warpAffine(np.ascontiguousarray(view), v.matrix(size), (size, size), flags=cv2.INTER_LINEAR)
+                view = cv2.warpAffine(np.ascontiguousarray(view), v.matrix(size, aspect), (size, size),
+                                      flags=cv2.INTER_LINEAR)
             out.append(np.ascontiguousarray(view))
         return np.stack(out).transpose(0, 3, 1, 2).astype(np.float32) / 255
 
