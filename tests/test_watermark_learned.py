@@ -76,7 +76,7 @@ def test_contract_matches_the_other_schemes(tiny_weights):
 
 
 def test_search_reads_more_views_and_counts_them(tiny_weights):
-    plain = watermark.get("learned", weights=tiny_weights)
+    plain = watermark.get("learned", weights=tiny_weights, search=False)
     searching = watermark.get("learned", weights=tiny_weights, search=True)
     bgr = photo_bgr("chelsea")
     assert plain.decode_all(bgr).shape == (1, 128)

@@ -2,8 +2,8 @@
 
 Embedding resizes the image to the networks' working size, asks the encoder for a residual there,
 upsamples the residual to the image (bilinear) and adds it times ``strength``: any image size, a
-flat cost. Decoding reads one resized view. Optionally (``search=True``) a few extra views (mirror,
-rotations, crops put back in place) are read and the best one kept; :attr:`LearnedScheme.trials` says how many, so a
+flat cost. Decoding reads one resized view and, with ``search=True`` (the default), a few more
+(mirror, rotations, crops put back in place), keeping the best one; :attr:`LearnedScheme.trials` says how many, so a
 decision can divide its false-positive budget by it.
 
 The scheme carries 128 bits, the keyed payload of the other schemes (64 key-scrambled sync bits
@@ -80,7 +80,7 @@ class LearnedScheme(WatermarkScheme):
     name = "learned"
     capacity: ClassVar[int] = PAYLOAD_BITS
 
-    def __init__(self, weights: str | Path | None = None, strength: float = 1.0, search: bool = False,
+    def __init__(self, weights: str | Path | None = None, strength: float = 1.0, search: bool = True,
                  backend: str = "auto"):
         if backend not in ("auto", "torch", "onnx"):
             raise ValueError(f"backend must be auto, torch or onnx, not {backend!r}")
