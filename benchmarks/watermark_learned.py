@@ -20,6 +20,7 @@ import numpy as np
 
 from benchmarks.timing import machine_line, median_ms, print_table
 from benchmarks.watermark_robustness import _jpeg
+from provenance.watermark.learned.scheme import SEARCH_VIEWS
 
 DEFAULT_WEIGHTS = os.environ.get("PROVENANCE_LEARNED_WEIGHTS", "")
 KEY = "benchmark-key"
@@ -130,10 +131,13 @@ def contenders(weights: str, calibration_images: int) -> list[Contender]:
 
 
 def robustness(images: list[np.ndarray], schemes: list[Contender], riva_images: int) -> tuple[list, dict]:
+    from skimage.metrics import structural_similarity
+
     from provenance.watermark.marking import psnr
 
     stats = {(c.name, a): [0, 0.0, 0] for c in schemes for a in ATTACKS}  # detected, bit acc sum, n
     quality = {c.name: [] for c in schemes}
+    similarity = {c.name: [] for c in schemes}
     for index, rgb in enumerate(images):
         for c in schemes:
             if c.name == "rivaGan" and index >= riva_images:
@@ -142,6 +146,7 @@ def robustness(images: list[np.ndarray], schemes: list[Contender], riva_images: 
             marked_bgr = c.scheme.embed(np.ascontiguousarray(rgb[:, :, ::-1]), bits)
             marked = np.ascontiguousarray(marked_bgr[:, :, ::-1])
             quality[c.name].append(psnr(rgb, marked))
+            similarity[c.name].append(structural_similarity(rgb, marked, channel_axis=2, data_range=255))
             for attack, edit in ATTACKS.items():
                 bgr = np.ascontiguousarray(edit(marked)[:, :, ::-1])
                 try:
@@ -153,7 +158,7 @@ def robustness(images: list[np.ndarray], schemes: list[Contender], riva_images: 
                 cell[0] += bool(result and result.detected)
                 cell[1] += float(np.mean(decoded == bits))
                 cell[2] += 1
-    return stats, quality
+    return stats, quality, similarity
 
 
 def timings(schemes: list[Contender], images: dict[str, np.ndarray], riva_max_side: int = 600) -> list[list]:
@@ -206,19 +211,23 @@ def main(argv: list[str] | None = None) -> None:
         if n <= 0:
             continue
         images, n_photos = held_out_images(args.real, n, size)
-        stats, quality = robustness(images, schemes, args.rivagan_images if size[0] <= 512 else 0)
+        stats, quality, similarity = robustness(images, schemes, args.rivagan_images if size[0] <= 512 else 0)
         print(f"\n{size[0]}x{size[1]}: {n} images from {n_photos} held-out photos of {args.real!r}; "
               "cell = detected at the calibrated threshold (FPR 1e-6) / mean bit accuracy")
         shown = [c for c in schemes if stats[c.name, "none"][2]]
         rows = [[attack] + [f"{stats[c.name, attack][0]}/{stats[c.name, attack][2]} / "
                             f"{stats[c.name, attack][1] / stats[c.name, attack][2]:.2f}" for c in shown]
                 for attack in ATTACKS]
+        rows.append(["detected, all attacks"] + [f"{sum(stats[c.name, a][0] for a in ATTACKS)}/"
+                                                  f"{sum(stats[c.name, a][2] for a in ATTACKS)}" for c in shown])
         rows.append(["PSNR dB mean (min)"] + [f"{np.mean(quality[c.name]):.1f} ({np.min(quality[c.name]):.1f})"
                                                for c in shown])
+        rows.append(["SSIM mean (min)"] + [f"{np.mean(similarity[c.name]):.4f} ({np.min(similarity[c.name]):.4f})"
+                                            for c in shown])
         print_table(["attack"] + [c.name for c in shown], rows)
     timing_images = {"512": held_out_images(args.real, 1, (512, 512))[0][0],
                      "1080p": held_out_images(args.real, 1, (1920, 1080))[0][0]}
-    print("\nmedian ms (embed / decide incl. decode; learned decodes 7 views)")
+    print(f"\nmedian ms (embed / decide incl. decode; learned decodes {len(SEARCH_VIEWS)} views)")
     print_table(["scheme", "embed 512", "decode 512", "embed 1080p", "decode 1080p"], timings(schemes, timing_images))
     print(f"\ntotal {time.perf_counter() - started:.0f} s")
 

@@ -25,14 +25,16 @@ from .progress import training_progress  # noqa: E402
 @click.option("--warmup-steps", default=400, show_default=True, help="At least this many message-only steps (loud residual, no attacks); "
               "the ramp then advances only while running bit accuracy >= 0.85.")
 @click.option("--ramp-steps", default=3000, show_default=True, help="Advancing steps to ramp attacks, image loss and quietness.")
+@click.option("--max-rotation", default=15.0, show_default=True, help="Attack rotation range (degrees) at full strength.")
+@click.option("--max-crop", default=0.5, show_default=True, help="Attack crop: fraction of each side cut at full strength.")
 @click.option("--threads", type=int, default=1, show_default=True, help="Torch CPU threads.")
 @click.option("--checkpoint-every", default=100, show_default=True)
 @click.option("--sample-every", default=250, show_default=True, help="Samples + held-out bit accuracy every N steps.")
 @click.option("--log-every", default=25, show_default=True)
 @click.option("--onnx/--no-onnx", "export_onnx", default=True, show_default=True,
               help="Export the decoder to ONNX (weights.decoder.onnx) at the end.")
-def watermark_command(real, out, steps, seed, batch_size, size, width, warmup_steps, ramp_steps, threads,
-                      checkpoint_every, sample_every, log_every, export_onnx) -> None:
+def watermark_command(real, out, steps, seed, batch_size, size, width, warmup_steps, ramp_steps, max_rotation, max_crop,
+                      threads, checkpoint_every, sample_every, log_every, export_onnx) -> None:
     """Train the learned watermark's encoder/decoder through a differentiable attack layer."""
     import torch
 
@@ -43,7 +45,7 @@ def watermark_command(real, out, steps, seed, batch_size, size, width, warmup_st
     torch.set_num_threads(threads)
     config = TrainConfig(real=str(real), steps=steps, seed=seed, batch_size=batch_size, warmup_steps=warmup_steps,
                          ramp_steps=ramp_steps, checkpoint_every=checkpoint_every, sample_every=sample_every,
-                         log_every=log_every)
+                         log_every=log_every, max_rotation=max_rotation, max_crop=max_crop)
     try:
         trainer = WatermarkTrainer(out, config, NetConfig(size=size, width=width))
     except (ValueError, FileNotFoundError) as exc:

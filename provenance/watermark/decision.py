@@ -77,7 +77,10 @@ def decode_scheme(
     level: float = TARGET_FPR,
 ) -> list[DecodeResult]:
     """Decode ``scheme`` once and score the word against every key; ``tests`` is the Bonferroni factor.
-    ``bgr`` may be an image's shared :class:`fast.Transforms`."""
+    ``bgr`` may be an image's shared :class:`fast.Transforms`. A scheme with its own null and views
+    (``scheme.decide``, the learned one) decides for itself, given the same factor."""
+    if hasattr(scheme, "decide"):
+        return scheme.decide(getattr(bgr, "bgr", bgr), keys, tests, level)
     layout = payload.layout_for(scheme.capacity)
     null = calibration.null(f"{scheme.name}/uint8")
     bits = scheme.decode_bits(bgr, layout.length)

@@ -124,6 +124,9 @@ class AttackLayer:
     """Random combined attacks; ``names`` restricts the non-geometric pool (for tests and ablations)."""
 
     geometry_p: float = 0.8
+    flips: bool = True  # off for a positional decoder: the scheme reads a mirrored view instead
+    max_rotation: float = 15.0  # degrees, at full strength
+    max_crop: float = 0.5  # fraction of each side cut away at full strength
     names: tuple[str, ...] = ("jpeg", "resize", "colour", "blur", "noise", "screenshot", "identity")
 
     def __call__(self, x: torch.Tensor, strength: float, generator: torch.Generator) -> torch.Tensor:
@@ -132,9 +135,9 @@ class AttackLayer:
         if strength <= 0:
             return quantise_uint8(x)
         if u(1).item() < self.geometry_p:
-            angle = (u(b) * 2 - 1) * 15 * strength
-            crop = 1 - u(b, 2) * 0.5 * strength
-            flip = u(b) < 0.1 * strength
+            angle = (u(b) * 2 - 1) * self.max_rotation * strength
+            crop = 1 - u(b, 2) * self.max_crop * strength
+            flip = (u(b) < 0.1 * strength) & self.flips
             x = affine(x, angle, crop, u(b, 2) * 2 - 1, flip)
         x = quantise_uint8(x)
         name = self.names[int(u(1).item() * len(self.names))]

@@ -9,22 +9,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 
 from .. import calibration as wm_calibration
 from .. import null_statistics
-from ..null_model import TARGET_FPR, Calibration
+from ..null_model import TARGET_FPR
 from .. import payload
-from ..decision import DecodeResult, key_label
-from .scheme import LearnedScheme
-
-TEST_NAME = "learned/uint8"
-
-
-def calibration_path(weights: str | Path) -> Path:
-    return Path(weights).with_suffix(".calibration.json")
+from .scheme import TEST_NAME, LearnedScheme, calibration_path, decode_learned  # noqa: F401  (re-exported)
 
 
 def decoded_null_words(scheme: LearnedScheme, n_images: int, seed: int,
@@ -55,25 +48,3 @@ def calibrate(scheme: LearnedScheme, n_images: int = 500, n_keys: int = 2000, se
     path = Path(out) if out else calibration_path(scheme.weights)
     path.write_text(json.dumps(data, indent=1) + "\n")
     return data
-
-
-def decode_learned(bgr: np.ndarray, scheme: LearnedScheme, keys: Sequence[str] = (payload.DEFAULT_KEY,),
-                   calibration: Calibration | None = None, other_tests: int = 1,
-                   level: float = TARGET_FPR) -> list[DecodeResult]:
-    """One result per key: the best view's word, p corrected for views x keys x ``other_tests``."""
-    calibration = calibration or Calibration(calibration_path(scheme.weights))
-    null = calibration.null(TEST_NAME)
-    words = scheme.decode_all(bgr)
-    tests = scheme.trials * len(keys) * other_tests
-    results = []
-    for key in keys:
-        scored = [payload.sync_matches(word, key, scheme.name, scheme.capacity) for word in words]
-        view = int(np.argmax([m for m, _ in scored]))
-        matches, n = scored[view]
-        p = null.p_value(matches)
-        corrected = min(1.0, p * tests)
-        detected = corrected <= level
-        wm_id, errors = payload.read_id(words[view], key, scheme.name, scheme.capacity) if detected else (None, -1)
-        results.append(DecodeResult(scheme.name, key_label(key), matches, n, p, corrected, tests, detected, True,
-                                    wm_id, errors))
-    return results

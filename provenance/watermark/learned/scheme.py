@@ -2,8 +2,8 @@
 
 Embedding resizes the image to the networks' working size, asks the encoder for a residual there,
 upsamples the residual to the image (bilinear) and adds it times ``strength``: any image size, a
-flat cost. Decoding reads one resized view. Optionally (``search=True``) a few extra views (mirror,
-rotations, zooms) are read and the best one kept; :attr:`LearnedScheme.trials` says how many, so a
+flat cost. Decoding reads one resized view and, with ``search=True`` (the default), a few more
+(mirror, rotations, crops put back in place), keeping the best one; :attr:`LearnedScheme.trials` says how many, so a
 decision can divide its false-positive budget by it.
 
 The scheme carries 128 bits, the keyed payload of the other schemes (64 key-scrambled sync bits
@@ -13,22 +13,53 @@ a mark needs no torch.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar, Sequence
 
 import cv2
 import numpy as np
 
 from ..marking import MarkingError
+from .. import payload
+from ..null_model import TARGET_FPR, Calibration
 from ..payload import PAYLOAD_BITS
 from ..schemes import SCHEMES, WatermarkScheme
 
-SHIPPED_WEIGHTS = Path(__file__).with_name("weights") / "learned.safetensors"
+if TYPE_CHECKING:
+    from ..decision import DecodeResult
 
-# (angle in degrees, kept fraction of each side, mirror): the views read when searching.
-SEARCH_VIEWS: tuple[tuple[float, float, bool], ...] = (
-    (0.0, 1.0, False), (0.0, 1.0, True), (-10.0, 1.0, False), (10.0, 1.0, False),
-    (0.0, 0.8, False), (-5.0, 0.9, False), (5.0, 0.9, False),
+SHIPPED_WEIGHTS = Path(__file__).with_name("weights") / "learned.safetensors"
+TEST_NAME = "learned/uint8"  # the null's name in a calibration file beside the weights
+
+@dataclass(frozen=True)
+class View:
+    """One re-aligned reading: undo a rotation by ``angle`` degrees, or a crop that kept ``keep`` of
+    each side with its top-left corner at ``at`` (fractions of the room left over), or a mirror."""
+
+    angle: float = 0.0
+    keep: float = 1.0
+    at: tuple[float, float] = (0.5, 0.5)
+    mirror: bool = False
+
+    def matrix(self, size: int, aspect: float = 1.0) -> np.ndarray:
+        """2x3 affine map from the resized image (``aspect`` = its width / height before resizing) to
+        the view that re-aligns it with the embedded one."""
+        if self.keep != 1.0:  # shrink the crop back to its size in the original and put it in place
+            x, y = ((1 - self.keep) * size * f for f in self.at)
+            return np.array([[self.keep, 0, x], [0, self.keep, y]], dtype=np.float64)
+        # the rotation happened in the image's own pixels: conjugate it by the squeeze to size x size
+        m = cv2.getRotationMatrix2D((0.0, 0.0), self.angle, 1.0)[:, :2]
+        m = m * np.array([[1.0, 1.0 / aspect], [aspect, 1.0]])
+        centre = np.full(2, size / 2 - 0.5)
+        return np.hstack([m, (centre - m @ centre)[:, None]])
+
+
+# The views read when searching: the networks are trained for small geometry (a few degrees, crops
+# of ~15% of a side); these cover larger rotations and crops to half the area anywhere on a 3x3 grid.
+SEARCH_VIEWS: tuple[View, ...] = (
+    View(), View(mirror=True), View(angle=-10.0), View(angle=10.0), View(keep=0.85),
+    *(View(keep=0.71, at=(x, y)) for y in (0.0, 0.5, 1.0) for x in (0.0, 0.5, 1.0)),
 )
 
 
@@ -40,12 +71,16 @@ def onnx_path(weights: str | Path) -> Path:
     return Path(weights).with_suffix(".decoder.onnx")
 
 
+def calibration_path(weights: str | Path) -> Path:
+    return Path(weights).with_suffix(".calibration.json")
+
+
 @SCHEMES.register("learned")
 class LearnedScheme(WatermarkScheme):
     name = "learned"
     capacity: ClassVar[int] = PAYLOAD_BITS
 
-    def __init__(self, weights: str | Path | None = None, strength: float = 1.0, search: bool = False,
+    def __init__(self, weights: str | Path | None = None, strength: float = 1.0, search: bool = True,
                  backend: str = "auto"):
         if backend not in ("auto", "torch", "onnx"):
             raise ValueError(f"backend must be auto, torch or onnx, not {backend!r}")
@@ -127,13 +162,13 @@ class LearnedScheme(WatermarkScheme):
         """(N, 3, size, size) float32 RGB in [0, 1]: the views one decode reads."""
         size = self._net.size
         base = self._resized_rgb(bgr)
+        aspect = bgr.shape[1] / bgr.shape[0]
         out = []
-        for angle, keep, mirror in (SEARCH_VIEWS if self.search else SEARCH_VIEWS[:1]):
-            view = base[:, ::-1] if mirror else base
-            if angle or keep != 1.0:
-                # undo a rotation / crop: rotate back and zoom out so the kept part fills the view
-                matrix = cv2.getRotationMatrix2D((size / 2 - 0.5, size / 2 - 0.5), angle, 1.0 / keep)
-                view = cv2.warpAffine(np.ascontiguousarray(view), matrix, (size, size), flags=cv2.INTER_LINEAR)
+        for v in (SEARCH_VIEWS if self.search else SEARCH_VIEWS[:1]):
+            view = base[:, ::-1] if v.mirror else base
+            if v.angle or v.keep != 1.0:
+                view = cv2.warpAffine(np.ascontiguousarray(view), v.matrix(size, aspect), (size, size),
+                                      flags=cv2.INTER_LINEAR)
             out.append(np.ascontiguousarray(view))
         return np.stack(out).transpose(0, 3, 1, 2).astype(np.float32) / 255
 
@@ -156,6 +191,37 @@ class LearnedScheme(WatermarkScheme):
         best = int(np.argmax(np.abs(logits).mean(axis=1)))
         return 1.0 / (1.0 + np.exp(-logits[best]))
 
+    def decide(self, bgr: np.ndarray, keys: Sequence[str], tests: int, level: float):
+        """Decisions for ``keys`` with this weights' own null (beside them), corrected for the views
+        read times ``tests`` (the caller's schemes x keys); see :func:`decode_learned`."""
+        return decode_learned(bgr, self, keys, level=level, tests=tests)
+
     def decode_all(self, bgr: np.ndarray) -> np.ndarray:
         """Hard words of every searched view, (trials, 128) bool: score each, then correct by trials."""
         return self._logits(bgr) > 0
+
+
+def decode_learned(bgr: np.ndarray, scheme: LearnedScheme, keys: Sequence[str] = (payload.DEFAULT_KEY,),
+                   calibration: Calibration | None = None, other_tests: int = 1,
+                   level: float = TARGET_FPR, tests: int | None = None) -> list[DecodeResult]:
+    """One result per key: the best view's word, p corrected for views x keys x ``other_tests``
+    (or views x ``tests``, where a caller has already counted keys and schemes). The null is the
+    one calibrated for ``scheme``'s weights (:mod:`.calibrate`)."""
+    from ..decision import DecodeResult, key_label
+
+    calibration = calibration or Calibration(calibration_path(scheme.weights))
+    null = calibration.null(TEST_NAME)
+    words = scheme.decode_all(bgr)
+    tests = scheme.trials * (tests if tests is not None else len(keys) * other_tests)
+    results = []
+    for key in keys:
+        scored = [payload.sync_matches(word, key, scheme.name, scheme.capacity) for word in words]
+        view = int(np.argmax([m for m, _ in scored]))
+        matches, n = scored[view]
+        p = null.p_value(matches)
+        corrected = min(1.0, p * tests)
+        detected = corrected <= level
+        wm_id, errors = payload.read_id(words[view], key, scheme.name, scheme.capacity) if detected else (None, -1)
+        results.append(DecodeResult(scheme.name, key_label(key), matches, n, p, corrected, tests, detected, True,
+                                    wm_id, errors))
+    return results

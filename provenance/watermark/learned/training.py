@@ -4,7 +4,8 @@ Curriculum (``TrainConfig``): at first the residual is loud and there are no att
 learns to carry the message at all. After ``warmup_steps``, and once the running bit accuracy
 passes ``advance_accuracy``, the curriculum advances by ``1 / ramp_steps`` on every step whose
 running accuracy stays above it: the residual's power falls to the shipping level
-(``target_rms``), the perceptual loss ramps in and the attacks ramp to full strength. (A fixed
+(``target_rms``, reached at ``quiet_share`` of the way), the perceptual loss ramps in and the
+attacks ramp to full strength (geometry up to ``max_rotation`` / ``max_crop``). (A fixed
 ramp outran the networks on a loaded CPU: the message had not been learned when attacks began.)
 Everything random in step ``s`` comes from generators seeded by ``(seed, s)``, and checkpoints
 hold the full state (curriculum included), so a resumed run continues the same run.
@@ -59,9 +60,13 @@ class TrainConfig:
     advance_accuracy: float = 0.85  # running bit accuracy (under the current attacks) needed to advance
     warmup_rms: float = 0.04
     target_rms: float = 0.0085  # ~41.4 dB PSNR at the working size
+    quiet_share: float = 0.5  # the residual reaches target_rms at this much of the curriculum, so the
+    # shipping level is trained even if the hardest attacks are never reached
     perceptual_weight: float = 0.3
     clean_weight: float = 0.5
     min_crop: float = 0.3  # training views: crops of this much of the short side and up, resized
+    max_rotation: float = 15.0  # attack geometry at full strength; a positional decoder learns small
+    max_crop: float = 0.5  # ranges and leaves larger ones to the scheme's re-aligned views
     holdout_seed: int = 0
     log_every: int = 25
     sample_every: int = 250
@@ -72,7 +77,8 @@ class TrainConfig:
 def schedule(config: TrainConfig, progress: float) -> dict[str, float]:
     """Curriculum at ``progress`` (0: warm-up, 1: full): residual rms, attack strength, perceptual weight."""
     t = min(1.0, max(0.0, progress))
-    rms = float(np.exp(np.log(config.warmup_rms) + t * (np.log(config.target_rms) - np.log(config.warmup_rms))))
+    quiet = min(1.0, t / config.quiet_share) if config.quiet_share > 0 else 1.0
+    rms = float(np.exp(np.log(config.warmup_rms) + quiet * (np.log(config.target_rms) - np.log(config.warmup_rms))))
     return {"rms": rms, "strength": t, "perceptual": t * config.perceptual_weight}
 
 
@@ -151,7 +157,7 @@ class WatermarkTrainer:
         self.progress, self.running_accuracy = 0.0, 0.5
         checkpoint = self._load_checkpoint()
         if checkpoint is not None:
-            net = NetConfig(**checkpoint["net"])
+            net = NetConfig.from_dict(checkpoint["net"])
         self.net = net
         with torch.random.fork_rng():
             torch.manual_seed(config.seed)
@@ -172,7 +178,8 @@ class WatermarkTrainer:
         rng = np.random.default_rng([config.seed, 2**31])
         self.eval_images = held.batch(config.eval_images, rng)
         self.eval_bits = torch.from_numpy(rng.integers(0, 2, (config.eval_images, net.bits)))
-        self.attack = attacks.AttackLayer()
+        self.attack = attacks.AttackLayer(flips=net.decoder_head != "flatten", max_rotation=config.max_rotation,
+                                          max_crop=config.max_crop)
 
     def _load_checkpoint(self) -> dict | None:
         path = self.out / CHECKPOINT_FILE

@@ -34,7 +34,7 @@ def read_metadata(path: str | Path) -> tuple[NetConfig, dict]:
         raise WeightsError(f"{path}: not a safetensors file ({str(exc).splitlines()[0]})") from None
     if metadata.get("format") != FORMAT:
         raise WeightsError(f"{path}: not learned-watermark weights (format {metadata.get('format')!r})")
-    return NetConfig(**json.loads(metadata["net"])), json.loads(metadata.get("extra", "{}"))
+    return NetConfig.from_dict(json.loads(metadata["net"])), json.loads(metadata.get("extra", "{}"))
 
 
 def load_networks(path: str | Path) -> tuple[Encoder, Decoder, NetConfig]:

@@ -1,0 +1,78 @@
+"""Smoke tests of the shipped learned-watermark weights (skipped where none ship): documented,
+calibrated, safe to load, invisible at >= 40 dB, read back through the common decision path after
+the edits its model card claims, and silent on an unmarked photo."""
+from __future__ import annotations
+
+import io
+import json
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from provenance import watermark
+from provenance.watermark import decision, payload
+from provenance.watermark.learned.calibrate import TEST_NAME, calibration_path
+from provenance.watermark.learned.scheme import SEARCH_VIEWS, SHIPPED_WEIGHTS, onnx_path
+from provenance.watermark.marking import psnr
+from provenance.watermark.null_model import Calibration
+from tests.watermark_helpers import photo_bgr
+
+pytestmark = pytest.mark.skipif(not SHIPPED_WEIGHTS.is_file(), reason=f"no learned weights ship at {SHIPPED_WEIGHTS}")
+KEY = "shipped-smoke-test-key"
+WM_ID = payload.WatermarkId(2, 4242)
+
+
+def _jpeg(bgr: np.ndarray, quality: int) -> np.ndarray:
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(bgr[:, :, ::-1])).save(buffer, "JPEG", quality=quality)
+    return np.ascontiguousarray(np.asarray(Image.open(buffer))[:, :, ::-1])
+
+
+def _decide(scheme, bgr):
+    return decision.decode_scheme(bgr, scheme, [KEY], 1, Calibration())[0]
+
+
+@pytest.fixture(scope="module")
+def marked():
+    scheme = watermark.get("learned", search=True)
+    bgr = cv2.resize(photo_bgr("coffee"), (512, 512), interpolation=cv2.INTER_AREA)  # held out in training
+    bits = payload.encode_payload(KEY, "learned", scheme.capacity, WM_ID)
+    return scheme, bgr, scheme.embed(bgr, bits)
+
+
+def test_shipped_files_are_documented_and_calibrated():
+    card = (SHIPPED_WEIGHTS.parent / "MODEL_CARD.md").read_text()
+    for needed in ("Steps", "Hardware", "PSNR", "SSIM", "dwtDctSvd", "JPEG q50", "crop to 50% area"):
+        assert needed in card, needed
+    assert onnx_path(SHIPPED_WEIGHTS).is_file()
+    entry = json.loads(calibration_path(SHIPPED_WEIGHTS).read_text())["tests"][TEST_NAME]
+    assert entry["trials"] >= 1_000_000 and entry["views"] == len(SEARCH_VIEWS)
+
+
+def test_invisible_and_read_back_with_its_id(marked):
+    scheme, bgr, out = marked
+    assert psnr(bgr, out) >= 40
+    result = _decide(scheme, out)
+    assert result.detected and result.watermark_id == WM_ID
+
+
+@pytest.mark.parametrize("edit", ["jpeg75", "resize0.5", "rotate10", "mirror"])
+def test_survives_the_edits_it_was_measured_on(marked, edit):
+    scheme, _, out = marked
+    edited = {
+        "jpeg75": lambda x: _jpeg(x, 75),
+        "resize0.5": lambda x: cv2.resize(x, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA),
+        "rotate10": lambda x: cv2.warpAffine(x, cv2.getRotationMatrix2D((256, 256), 10, 1), (512, 512)),
+        "mirror": lambda x: np.ascontiguousarray(x[:, ::-1]),
+    }[edit](out)
+    if min(edited.shape[:2]) < 256:
+        edited = cv2.resize(edited, (256, 256), interpolation=cv2.INTER_CUBIC)
+    assert _decide(scheme, edited).detected
+
+
+def test_silent_on_unmarked_photos():
+    scheme = watermark.get("learned", search=True)
+    for name in ("coffee", "chelsea", "astronaut"):
+        assert not _decide(scheme, photo_bgr(name)).detected, name
