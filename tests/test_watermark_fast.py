@@ -132,3 +132,14 @@ def test_transforms_of_a_loaded_image_use_its_exact_bgr_pixels():
 
     image = as_file(IMAGES["coffee-odd"])
     np.testing.assert_array_equal(fast.of_image(image).bgr, image.rgb[:, :, ::-1])
+
+
+@pytest.mark.parametrize("shape", [(1080, 1920), (333, 257), (130, 1001), (64, 64)])
+@pytest.mark.parametrize("swap_rgb", [False, True])
+def test_float_u_plane_in_strips_is_the_whole_image_conversion(shape, swap_rgb):
+    import cv2
+
+    bgr = np.random.default_rng(shape[0]).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    whole = cv2.cvtColor(np.ascontiguousarray(bgr[:, :, ::-1] if swap_rgb else bgr, dtype=np.float32), cv2.COLOR_BGR2YUV)
+    rows, cols = shape[0] // 4 * 4, shape[1] // 4 * 4
+    np.testing.assert_array_equal(fast._u_channel(bgr, True, swap_rgb), whole[:rows, :cols, 1])

@@ -75,15 +75,26 @@ def _check_shape(bgr: np.ndarray) -> None:
         raise ValueError(problem)
 
 
+STRIP_ROWS = 64  # float colour conversion in full-width strips of this many rows (see _u_channel)
+
+
 def _u_channel(bgr: np.ndarray, float_path: bool, swap_rgb: bool) -> np.ndarray:
     rows, cols = bgr.shape[:2]
-    # OpenCV's channel swap and dtype cast are plain copies, ~10x faster than numpy's reversed-stride
-    # conversion at 1080p; the values are the same, so the U plane is bit for bit the same.
-    image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB) if swap_rgb else bgr
-    if float_path:
-        image = image.astype(np.float32)
-    yuv = cv2.cvtColor(image, cv2.COLOR_BGR2YUV)
-    return cv2.extractChannel(yuv[: rows // 4 * 4, : cols // 4 * 4], 1)
+    if not float_path:
+        image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB) if swap_rgb else bgr
+        return cv2.extractChannel(cv2.cvtColor(image, cv2.COLOR_BGR2YUV)[: rows // 4 * 4, : cols // 4 * 4], 1)
+    # The float32 copy and its YUV image of a 1080p picture are 25 MB each: made whole, most of
+    # their cost is faulting in fresh pages. Strips of whole rows stay in cache. A strip starts on a
+    # multiple of 64 pixels of the whole image, so OpenCV's vector loop splits the pixels exactly as
+    # it does for the whole image: the same U, bit for bit (tests/test_watermark_fast.py checks).
+    bgr = np.ascontiguousarray(bgr)
+    u = np.empty((rows // 4 * 4, cols // 4 * 4), np.float32)
+    for top in range(0, u.shape[0], STRIP_ROWS):
+        strip = bgr[top:min(top + STRIP_ROWS, u.shape[0])]
+        if swap_rgb:
+            strip = cv2.cvtColor(strip, cv2.COLOR_BGR2RGB)  # a plain channel copy
+        u[top:top + len(strip)] = cv2.cvtColor(strip.astype(np.float32), cv2.COLOR_BGR2YUV)[:, : u.shape[1], 1]
+    return u
 
 
 _HAAR = 0.7071067811865476  # pywt.Wavelet("haar").dec_lo[0]
