@@ -100,8 +100,13 @@ def cold_rows(jpeg: Path) -> list[list[object]]:
     cli = [python, "-m", "provenance.cli", "check"]
     floor = _median_run(pillow)
     rows = [["Pillow decode only (baseline)", f"{floor[0]:.2f}", f"{floor[1]:.2f}", "1.0x", f"{floor[2]:.0f}", load_now()]]
-    for label, extra in (("provenance check (all detectors)", []), ("provenance check --fast", ["--fast"])):
-        wall, cpu, rss = _median_run(cli + extra + [str(jpeg)])
+    # What any pixel-reading check must import before its first step: numpy for the arrays, OpenCV
+    # for the watermark decoders' colour conversion, click for the CLI (besides Pillow).
+    imports = [python, "-c", "import numpy, cv2, click; from PIL import Image"]
+    runs = (("provenance check (all detectors)", cli + [str(jpeg)]), ("provenance check --fast", cli + ["--fast", str(jpeg)]),
+            ("import floor: numpy, OpenCV, click, Pillow (no work)", imports))
+    for label, command in runs:
+        wall, cpu, rss = _median_run(command)
         rows.append([label, f"{wall:.2f}", f"{cpu:.2f}", f"{wall / floor[0]:.1f}x", f"{rss:.0f}", load_now()])
     return rows
 

@@ -20,19 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.folders import images_by_source
 from benchmarks.timing import machine_line, print_table
 
 BUDGETS = (64, 32, 16)
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
-
-
-def _images(root: Path) -> list[tuple[Path, str]]:
-    found = []
-    for path in sorted(root.rglob("*")):
-        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
-            parts = path.relative_to(root).parts
-            found.append((path, parts[0] if len(parts) > 1 else root.name))
-    return found
 
 
 def main(argv: list[str]) -> int:
@@ -60,7 +51,7 @@ def main(argv: list[str]) -> int:
     skipped = 0
     for label, roots in ((0, args.real), (1, args.synthetic)):
         for root in roots:
-            images = _images(root)
+            images = images_by_source(root)
             for path, source in images[:args.limit or None]:
                 try:
                     rgb = load_image(path).rgb

@@ -6,7 +6,12 @@ tiles in 1,819 ms bf16 vs 208-298 ms fp32 on an AVX2 EPYC), so there float32 is 
 :func:`use_bf16` is the one place that decides, for inference and training alike; benchmarks print
 :func:`describe` so every timing says which path ran.
 
-``PROVENANCE_PRECISION=fp32|bf16`` overrides the decision (e.g. to measure the other path).
+Exported CNN graphs run by onnxruntime have a float32 and an int8 form: :func:`use_int8` picks
+int8 where the CPU has integer dot-product instructions (VNNI), the path measured to keep every
+verdict (``python -m benchmarks cnn_precision``); float32 elsewhere.
+
+``PROVENANCE_PRECISION=fp32|bf16|int8`` overrides the decision (e.g. to measure the other path):
+fp32 means float32 everywhere, bf16 bfloat16 torch work, int8 the int8 graphs.
 """
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ class CpuCapability:
     isa: str  # torch.backends.cpu.get_cpu_capability(): "AVX2", "AVX512", ...; "unknown" without torch
     avx512_bf16: bool
     amx_bf16: bool
+    vnni: bool = False  # AVX512-VNNI or AVX-VNNI: int8 dot products in one instruction
 
     @property
     def native_bf16(self) -> bool:
@@ -47,14 +53,15 @@ def cpu_capability() -> CpuCapability:
         amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
         return CpuCapability(torch.backends.cpu.get_cpu_capability(),
                              bool(probe()) if probe else from_flags.avx512_bf16,
-                             bool(amx()) if amx else from_flags.amx_bf16)
+                             bool(amx()) if amx else from_flags.amx_bf16, from_flags.vnni)
     return from_flags
 
 
 def capability_from_flags(flags: set[str]) -> CpuCapability:
     isa = "AVX512" if {"avx512f", "avx512bw", "avx512vl", "avx512dq"} <= flags else \
         "AVX2" if "avx2" in flags else "DEFAULT" if flags else "unknown"
-    return CpuCapability(isa, "avx512_bf16" in flags, "amx_bf16" in flags and "amx_tile" in flags)
+    return CpuCapability(isa, "avx512_bf16" in flags, "amx_bf16" in flags and "amx_tile" in flags,
+                         bool({"avx512_vnni", "avx_vnni", "amx_int8"} & flags))
 
 
 def _cpu_flags() -> set[str]:
@@ -70,14 +77,30 @@ def _cpu_flags() -> set[str]:
 def use_bf16(preferred: bool = True, capability: CpuCapability | None = None) -> bool:
     """Whether to run torch work under bf16 autocast: only when the work prefers it (some models
     are faster in fp32 even with native bf16) and the CPU runs bf16 natively, unless overridden."""
-    forced = os.environ.get(PRECISION_ENV, "").strip().lower()
-    if forced in ("fp32", "float32"):
-        return False
-    if forced in ("bf16", "bfloat16"):
-        return True
-    if forced not in ("", "auto"):
-        raise ValueError(f"{PRECISION_ENV}={forced!r}: use fp32, bf16 or auto")
+    forced = _forced()
+    if forced is not None:
+        return forced == "bf16"
     return preferred and (capability or cpu_capability()).native_bf16
+
+
+def use_int8(capability: CpuCapability | None = None) -> bool:
+    """Whether exported graphs run in their int8 form: where the CPU has VNNI, unless overridden."""
+    forced = _forced()
+    if forced is not None:
+        return forced == "int8"
+    return (capability or cpu_capability()).vnni
+
+
+_ALIASES = {"fp32": "fp32", "float32": "fp32", "bf16": "bf16", "bfloat16": "bf16", "int8": "int8"}
+
+
+def _forced() -> str | None:
+    value = os.environ.get(PRECISION_ENV, "").strip().lower()
+    if value in ("", "auto"):
+        return None
+    if value not in _ALIASES:
+        raise ValueError(f"{PRECISION_ENV}={value!r}: use fp32, bf16, int8 or auto")
+    return _ALIASES[value]
 
 
 def autocast(enabled: bool):
@@ -91,4 +114,5 @@ def describe() -> str:
     """One line for benchmark output: the ISA, native bf16 or not, and the path torch work takes."""
     cap = cpu_capability()
     native = "AMX-BF16" if cap.amx_bf16 else "AVX512-BF16" if cap.avx512_bf16 else "no"
-    return (f"cpu_capability={cap.isa} native_bf16={native} torch_precision={'bf16' if use_bf16() else 'fp32'}")
+    return (f"cpu_capability={cap.isa} native_bf16={native} vnni={'yes' if cap.vnni else 'no'} "
+            f"torch_precision={'bf16' if use_bf16() else 'fp32'} onnx_precision={'int8' if use_int8() else 'fp32'}")

@@ -3,6 +3,7 @@ model's scores, precision chosen by CPU capability, batched classifier scoring, 
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import shutil
 import subprocess
@@ -17,7 +18,7 @@ from skimage import data
 
 from provenance.shipped import CLASSIFIERS_DIR as SHIPPED_WEIGHTS
 from detectors.learned import load_classifier
-from detectors.learned.cnn import ONNX_FILE, WEIGHTS_FILE
+from detectors.learned.cnn import ONNX_FILE, ONNX_INT8_FILE, WEIGHTS_FILE
 from detectors.learned.tiles import cut_tiles
 from provenance import precision
 from provenance.check import DECLARED_SIGNAL_DETECTORS, CheckConfig, Checker
@@ -60,7 +61,8 @@ def test_check_on_a_jpeg_imports_no_torch_timm_or_scipy(photo_jpeg, tmp_path):
     assert code == 0 and imported == [] and (tmp_path / "map.png").stat().st_size > 0
 
 
-def test_shipped_cnn_runs_its_onnx_graph_and_gives_the_torch_scores():
+def test_shipped_cnn_runs_its_onnx_graph_and_gives_the_torch_scores(monkeypatch):
+    monkeypatch.setenv(precision.PRECISION_ENV, "fp32")
     model = load_classifier(SHIPPED_WEIGHTS / "cnn")
     assert model.backend == "onnxruntime-fp32"
     tiles = np.concatenate([cut_tiles(photo, 64, 64)[0] for photo in (data.astronaut(), data.rocket())])
@@ -69,6 +71,40 @@ def test_shipped_cnn_runs_its_onnx_graph_and_gives_the_torch_scores():
     np.testing.assert_allclose(onnx_logits, torch_logits, atol=1e-3)
     assert abs(model.probability(np.array([onnx_logits.mean()]))[0]
                - model.probability(np.array([torch_logits.mean()]))[0]) < 1e-4
+
+
+def test_shipped_cnn_int8_graph_keeps_the_float_graphs_verdicts_on_photos(monkeypatch):
+    """The int8 form runs where the CPU has VNNI; on photos it must land in the float graph's category
+    (flagged / uncertain / below) with nearly its probability. The full labelled comparison is
+    ``python -m benchmarks cnn_precision``."""
+    scored = {}
+    for mode in ("fp32", "int8"):
+        monkeypatch.setenv(precision.PRECISION_ENV, mode)
+        model = load_classifier(SHIPPED_WEIGHTS / "cnn")
+        assert model.backend == f"onnxruntime-{mode}"
+        scored[mode] = [model.predict_proba([photo])[0, 1] for photo in (data.astronaut(), data.coffee(), data.rocket(), data.chelsea())]
+    point = model.operating_point
+
+    def category(p):
+        return 2 if p >= point.threshold else 1 if p >= point.band_low else 0
+
+    assert [category(p) for p in scored["int8"]] == [category(p) for p in scored["fp32"]]
+    np.testing.assert_allclose(scored["int8"], scored["fp32"], atol=0.05)
+
+
+@pytest.mark.parametrize("flags, int8", [({"avx2", "fma"}, False), ({"avx2", "avx512f", "avx512_vnni"}, True),
+                                          ({"avx2", "avx_vnni"}, True)])
+def test_int8_graphs_only_where_the_cpu_has_vnni(flags, int8, monkeypatch):
+    monkeypatch.delenv(precision.PRECISION_ENV, raising=False)
+    assert precision.use_int8(precision.capability_from_flags(flags)) is int8
+    monkeypatch.setenv(precision.PRECISION_ENV, "int8")
+    assert precision.use_int8(precision.capability_from_flags(flags)) is True
+    assert precision.use_bf16(True, precision.capability_from_flags(flags)) is False
+    monkeypatch.setenv(precision.PRECISION_ENV, "fp32")
+    assert precision.use_int8(precision.capability_from_flags(flags)) is False
+    monkeypatch.setenv(precision.PRECISION_ENV, "fp16")
+    with pytest.raises(ValueError, match="PROVENANCE_PRECISION"):
+        precision.use_int8()
 
 
 def test_a_graph_exported_from_other_weights_is_not_used(tmp_path):
@@ -85,7 +121,7 @@ def test_a_graph_exported_from_other_weights_is_not_used(tmp_path):
 
 @pytest.mark.skipif(importlib.util.find_spec("onnxscript") is None or importlib.util.find_spec("onnx") is None,
                     reason="ONNX export needs the export extra (onnx, onnxscript)")
-def test_export_writes_a_graph_that_loads_and_matches_the_torch_model(tmp_path):
+def test_export_writes_a_graph_that_loads_and_matches_the_torch_model(tmp_path, monkeypatch):
     from detectors.learned import create
     from detectors.learned.calibration import OperatingPoint, PlattCalibration
     from provenance.classifier_card import export_inference
@@ -96,10 +132,18 @@ def test_export_writes_a_graph_that_loads_and_matches_the_torch_model(tmp_path):
     model.save(tmp_path)
     lines = export_inference(tmp_path)
     assert (tmp_path / ONNX_FILE).is_file() and any("Max |tile logit difference|" in line for line in lines)
+    assert (tmp_path / ONNX_INT8_FILE).is_file() and any("correlation" in line for line in lines)
+    monkeypatch.setenv(precision.PRECISION_ENV, "fp32")
     loaded = load_classifier(tmp_path)
     assert loaded.backend == "onnxruntime-fp32"
-    tiles = np.random.default_rng(1).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
-    np.testing.assert_allclose(loaded.tile_logits(tiles), loaded.torch_tile_logits(tiles, bf16=False), atol=1e-4)
+    tiles = np.concatenate([cut_tiles(photo, 32, 8)[0] for photo in (data.astronaut(), data.coffee())])
+    float_logits = loaded.tile_logits(tiles)
+    np.testing.assert_allclose(float_logits, loaded.torch_tile_logits(tiles, bf16=False), atol=1e-4)
+    monkeypatch.setenv(precision.PRECISION_ENV, "int8")
+    quantised = load_classifier(tmp_path)
+    assert quantised.backend == "onnxruntime-int8"
+    int8_logits = quantised.tile_logits(tiles)
+    assert np.corrcoef(int8_logits, float_logits)[0, 1] > 0.9 and not np.array_equal(int8_logits, float_logits)
 
 
 @pytest.mark.parametrize("flags, native", [
@@ -195,3 +239,30 @@ def test_a_derived_value_is_computed_once_for_threads_and_not_pickled():
     assert len(calls) == 1 and all(r is results[0] for r in results)
     copy = pickle.loads(pickle.dumps(image))
     assert copy._derived == {} and np.array_equal(copy.rgb, image.rgb)
+
+
+def test_plain_images_skip_the_native_c2pa_reader_and_signed_ones_do_not(photo_jpeg):
+    from provenance.c2pa.reading import may_hold_manifest
+
+    plain = photo_jpeg.read_bytes()
+    assert not may_hold_manifest(plain, "image/jpeg")
+    png = io.BytesIO()
+    Image.fromarray(data.coffee()).save(png, "PNG")
+    assert not may_hold_manifest(png.getvalue(), "image/png")
+    # a manifest store's JUMBF label, or an XMP reference to a remote manifest: the reader decides
+    assert may_hold_manifest(plain[:2] + b"\xff\xeb\x00\x10JP\x00\x01c2pa" + plain[2:], "image/jpeg")
+    xmp = b'<x:xmpmeta><rdf:Description dcterms:provenance="https://example.com/m.c2pa"/></x:xmpmeta>'
+    assert may_hold_manifest(plain + xmp, "image/jpeg")
+    # broken containers and formats that may compress their manifest always go to the reader
+    assert may_hold_manifest(b"\x00garbage" * 50, "image/jpeg")
+    assert may_hold_manifest(b"%PDF-1.7 no label here", "application/pdf")
+
+
+def test_check_of_a_plain_jpeg_does_not_import_c2pa(photo_jpeg):
+    script = ("import sys\nfrom provenance.cli import main\ntry:\n"
+              f"    main(['check', '--fast', {str(photo_jpeg)!r}])\nexcept SystemExit:\n    pass\n"
+              "print('c2pa' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120,
+                            env={**__import__("os").environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("no_evidence_of_synthesis") and result.stdout.strip().splitlines()[-1] == "False"
