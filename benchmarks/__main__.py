@@ -4,9 +4,11 @@ from __future__ import annotations
 import importlib
 import sys
 
+from provenance.allocator import apply_allocator_policy
 from provenance.threads import apply_thread_policy
 
 apply_thread_policy()  # before any benchmark imports torch
+apply_allocator_policy()  # as the front doors (check, serve, workers) run
 
 BENCHMARKS = ["watermark_decode", "watermark_robustness", "watermark_learned", "check_latency", "generation", "dataset_build", "detectors", "service_load",
               "ray_scaling", "corpus_lofo", "corpus_check"]

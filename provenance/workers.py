@@ -135,8 +135,10 @@ class _Worker:
 
 def _serve(config: CheckConfig, conn: Connection, warm_up: bool) -> None:
     """A worker's loop: sources in, verdicts out, until told to stop."""
+    from .allocator import apply_allocator_policy
     from .check import Checker
 
+    apply_allocator_policy()  # a fork-server worker does not inherit the parent's
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     try:
         checker = Checker(config)

@@ -85,8 +85,10 @@ def check_command(paths, as_json, trust_anchors, no_trust_store, detector_names,
     path or bytes column) and --out OUT, a dataset with one verdict record per image; the exit
     status then counts every record in OUT (1 on a failed Ray job).
     """
+    from provenance.allocator import apply_allocator_policy
     from provenance.check import DECLARED_SIGNAL_DETECTORS, CheckConfig, Checker, default_detectors, expand_paths
 
+    apply_allocator_policy()  # before any image is read; forked workers inherit it
     if fast_profile and (detector_names or classifier_dirs or heatmap):
         raise click.UsageError("--fast runs the declared-signal detectors only; it cannot be combined with "
                                "--detector, --classifier or --heatmap")

@@ -45,6 +45,9 @@ def serve_command(host, port, workers, trust_anchors, no_trust_store, detector_n
     Binds to 127.0.0.1 by default. Exit status: 0 stopped cleanly, 1 could not start
     (missing [serve] extra, bad trust anchors), 2 usage error.
     """
+    from provenance.allocator import apply_allocator_policy
+
+    apply_allocator_policy()
     missing = [package for module, package in SERVE_MODULES.items() if importlib.util.find_spec(module) is None]
     if missing:
         fail("serve", f"needs the [serve] extra ({', '.join(missing)} not installed): pip install 'provenance[serve]'")

@@ -209,8 +209,10 @@ class CheckWorker:
     """One actor: one Checker with its models loaded at start; blocks of rows in, verdict records out."""
 
     def __init__(self, config: CheckConfig | None, threads: int = 1):
+        from provenance.allocator import apply_allocator_policy
         from provenance.check import Checker
 
+        apply_allocator_policy()
         # A fractional CPU reservation leaves Ray's thread defaults to the libraries: pin them to our share.
         os.environ["OMP_NUM_THREADS"] = str(threads)
         if "torch" in sys.modules:
