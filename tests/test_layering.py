@@ -31,6 +31,7 @@ LAYERS: dict[str, int] = {
     "provenance.metrics": LEAF,
     "provenance.shipped": LEAF,
     "provenance.threads": LEAF,
+    "provenance.allocator": LEAF,
     "provenance.c2pa": LEAF,
     "provenance.watermark": LEAF,
     "provenance.watermark.learned.training": MODELS,  # trains like our generators (shares their loop helpers)

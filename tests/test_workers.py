@@ -130,14 +130,26 @@ def test_a_process_that_used_the_c2pa_reader_is_not_forked(tmp_path, png):
     import subprocess
     import sys
 
-    image = tmp_path / "x.png"
-    image.write_bytes(png)
+    import io
+
+    from PIL import Image, PngImagePlugin
+
+    plain, labelled = tmp_path / "x.png", tmp_path / "labelled.png"
+    plain.write_bytes(png)
+    text = PngImagePlugin.PngInfo()
+    text.add_text("Comment", "mentions c2pa")  # the manifest store's label: the native reader must look
+    buffer = io.BytesIO()
+    Image.open(io.BytesIO(png)).save(buffer, "PNG", pnginfo=text)
+    labelled.write_bytes(buffer.getvalue())
     script = (
         "from provenance.workers import fork_is_safe\n"
         "from provenance.c2pa.reading import ManifestReader\n"
+        "reader = ManifestReader(use_trust_store=False)\n"
         "before = fork_is_safe()\n"
-        f"ManifestReader(use_trust_store=False).read(open({str(image)!r}, 'rb').read(), 'image/png')\n"
-        "print(before, fork_is_safe())\n"
+        f"reader.read(open({str(plain)!r}, 'rb').read(), 'image/png')\n"
+        "after_plain = fork_is_safe()  # no C2PA bytes: the native reader was not needed\n"
+        f"reader.read(open({str(labelled)!r}, 'rb').read(), 'image/png')\n"
+        "print(before, after_plain, fork_is_safe())\n"
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["True", "False"]
+    assert out.stdout.split() == ["True", "True", "False"]
