@@ -18,15 +18,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-from provenance.c2pa.reading import Declaration, ManifestReader, ManifestReadError, ManifestReport
+from provenance.c2pa.sniff import may_hold_manifest
 from provenance.c2pa.vocabulary import INVOLVEMENT_ORDER, AiInvolvement, describe_source_type
 from provenance.imageio import LoadedImage
 
 from . import register
 from .base import Detector
 from .results import Evidence, Signal, Strength
+
+if TYPE_CHECKING:  # the reader (c2pa, ssl) is imported when a file may hold a manifest
+    from provenance.c2pa.reading import Declaration, ManifestReader, ManifestReport
 
 
 @dataclass(frozen=True)
@@ -43,10 +46,25 @@ class C2paManifestDetector(Detector):
 
     def __init__(self, trust_anchors: Sequence[str | Path] = (), use_trust_store: bool = True):
         self.config = C2paDetectorConfig(tuple(Path(p) for p in trust_anchors), use_trust_store)
-        # Reads the anchors now, so a bad --trust file fails once, up front, not per image.
-        self.reader = ManifestReader(self.config.trust_anchors, use_trust_store=use_trust_store)
+        self._reader: ManifestReader | None = None
+        if self.config.trust_anchors:
+            _ = self.reader  # the user's anchors are read now, so a bad --trust file fails once, up front
+
+    @property
+    def reader(self) -> ManifestReader:
+        """The validating reader, built on first need: most photos hold no manifest, and the
+        native reader and the trust store cost ~50 ms to load."""
+        if self._reader is None:
+            from provenance.c2pa.reading import ManifestReader
+
+            self._reader = ManifestReader(self.config.trust_anchors, use_trust_store=self.config.use_trust_store)
+        return self._reader
 
     def detect(self, image: LoadedImage) -> Evidence:
+        if not may_hold_manifest(image.data, image.mime_type):
+            return self.evidence(Signal.NONE, Strength.NONE, "no C2PA manifest", details={"manifest": False})
+        from provenance.c2pa.reading import ManifestReadError
+
         try:
             report = self.reader.read(image.data, image.mime_type)
         except ManifestReadError as exc:

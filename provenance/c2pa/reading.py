@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
+from .sniff import may_hold_manifest
 from .trust import TrustAnchor, load_trust_anchors
 
 if TYPE_CHECKING:
@@ -185,33 +186,6 @@ _native_reader_used = False
 def native_reader_used() -> bool:
     """Whether this process has used c2pa's native reader (then it must not be forked to check files)."""
     return _native_reader_used
-
-
-# Containers that embed a manifest store as raw JUMBF (JPEG APP11, PNG caBX, WebP/RIFF chunk, TIFF
-# tag, ISO BMFF uuid box): its description box carries the label "c2pa" in plain bytes, and a
-# remote manifest is referenced from XMP as dcterms:provenance. PDFs and other assets may compress
-# theirs, so they always go to the reader.
-def _is_bmff_image(data: bytes) -> bool:
-    return data[4:8] == b"ftyp"
-
-
-RAW_JUMBF_IMAGE_SIGNATURES = {
-    "image/jpeg": lambda data: data.startswith(b"\xff\xd8\xff"),
-    "image/png": lambda data: data.startswith(b"\x89PNG\r\n\x1a\n"),
-    "image/webp": lambda data: data[:4] == b"RIFF" and data[8:12] == b"WEBP",
-    "image/tiff": lambda data: data[:4] in (b"II*\x00", b"MM\x00*"),
-    "image/heic": _is_bmff_image, "image/heif": _is_bmff_image, "image/avif": _is_bmff_image,
-}
-
-
-def may_hold_manifest(data: bytes, mime_type: str) -> bool:
-    """False only when ``data`` is a well-formed container of one of these image types that
-    certainly holds no C2PA manifest, embedded or referenced: then the native reader (~50 ms to
-    import) is not needed. Every other file, broken ones included, goes to the reader."""
-    signature = RAW_JUMBF_IMAGE_SIGNATURES.get(c2pa_mime_type(mime_type))
-    if signature is None or not signature(data):
-        return True
-    return b"c2pa" in data or b"provenance" in data
 
 
 class ManifestReader:
