@@ -8,7 +8,7 @@ from imwatermark import WatermarkEncoder
 import detectors
 from detectors.results import Signal, Strength
 from provenance import watermark
-from provenance.watermark import calibration, null_model, null_statistics, payload
+from provenance.watermark import calibration, null_model, null_statistics, payload, soft_marks
 from tests.watermark_helpers import as_file, photo_bgr
 
 SDXL_MESSAGE = 0b101100111110110010010000011110111011000110011110  # generative-models WATERMARK_MESSAGE
@@ -114,7 +114,7 @@ def test_sd_reference_marks_recognised(label, make):
     evidence = detectors.create("sd-watermark").detect(as_file(make()))
     assert evidence.signal is Signal.SYNTHETIC and evidence.strength is Strength.MODERATE
     assert evidence.summary.startswith(f"evidence of the {label} reference-script watermark (a public, forgeable mark)")
-    assert evidence.p_value <= 1e-6 and evidence.details["tests"] == 5
+    assert evidence.p_value <= 1e-6 and evidence.details["tests"] == soft_marks.test_count() == 5 + 9
 
 
 def test_sd_mark_is_not_our_keyed_mark():
@@ -155,8 +155,10 @@ def test_calibration_run_small():
     result = calibration.run_calibration(n_images=12, n_keys=7, rivagan_images=0, workers=1)
     entry = result["tests"]["dwtDctSvd/uint8"]
     assert entry["trials"] == 12 * 7 and sum(entry["histogram"]) == 84
+    soft = {f"{word}/{path}/t" for word in ("sd1", "sd2", "sdxl") for path in ("uint8", "float32", "float32-rgb")}
     assert set(result["tests"]) == {"dwtDct/uint8", "dwtDctSvd/uint8", "sd1/uint8", "sd2/uint8",
-                                    "sdxl/uint8", "sdxl/float32", "sdxl/float32-rgb"}
+                                    "sdxl/uint8", "sdxl/float32", "sdxl/float32-rgb"} | soft
+    assert all(result["tests"][name]["kind"] == "soft" and result["tests"][name]["trials"] == 12 for name in soft)
 
 
 def test_keyed_matches_counts_agreements():

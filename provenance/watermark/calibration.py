@@ -9,10 +9,12 @@ mean shifts with the image), so the null is measured, not assumed Binomial(n, 1/
   plus flips.
 * Keyed tests (our schemes): the decoded word depends on the image and the payload length, not on
   the key, so each decode is scored against ``n_keys`` random keys: images x keys null trials.
-* Fixed words (Stable Diffusion marks): one trial per image, per message and colour path.
+* Fixed words (Stable Diffusion marks): one trial per image, per message and colour path, for the
+  hard decision (matched bits) and the soft one (:mod:`.soft_marks`' t, every word on every path).
 * Each null is summarised by :mod:`.null_statistics` (a beta-binomial fitted by maximum
-  likelihood, widened to dominate the measured tail). At check time :mod:`.null_model` reads the
-  survival at the observed match count; detectors multiply it by their number of tests (Bonferroni).
+  likelihood, widened to dominate the measured tail; for soft t values a location-scale Student t,
+  likewise widened). At check time :mod:`.null_model` reads the survival at the observed match
+  count or t; detectors multiply it by their number of tests (Bonferroni).
 """
 from __future__ import annotations
 
@@ -27,9 +29,9 @@ import numpy as np
 from provenance.datasets.perturbations import Brightness, Crop, Resize, jpeg_round_trip
 from provenance.generators.photos import sample_photo
 
-from . import fast, payload, thirdparty
+from . import fast, payload, soft_marks, thirdparty
 from .null_model import TARGET_FPR
-from .null_statistics import keyed_matches, summarise
+from .null_statistics import keyed_matches, summarise, summarise_soft
 from .schemes import SCHEMES
 from .size import MIN_PIXELS
 
@@ -78,20 +80,23 @@ def _variant(index: int, seed: int, cache: dict) -> np.ndarray:
 
 
 def _decode_chunk(args: tuple[list[int], int, int]) -> dict[str, np.ndarray]:
-    """Decoded sync words (keyed schemes) and match counts (fixed marks) for some variants."""
+    """Decoded sync words (keyed schemes), match counts and soft t values (fixed marks) for some variants."""
     indices, seed, rivagan_images = args
     cache: dict = {}
     riva = SCHEMES.create("rivaGan") if any(i < rivagan_images for i in indices) else None
     out: dict[str, list] = {}
     for index in indices:
         bgr = np.ascontiguousarray(_variant(index, seed, cache)[:, :, ::-1])
-        votes = thirdparty.path_votes(bgr)
-        svd = fast.block_votes(bgr, "dwtDctSvd")
+        transforms = fast.Transforms(bgr)  # one colour conversion and DWT per path for every test
+        votes = thirdparty.path_votes(transforms)
+        svd = fast.block_votes(transforms, "dwtDctSvd")
         layout = payload.layout_for(None)
         out.setdefault("dwtDct/uint8", []).append(votes["uint8"].bits(layout.length)[: layout.sync_bits])
         out.setdefault("dwtDctSvd/uint8", []).append(svd.bits(layout.length)[: layout.sync_bits])
         for name, matches in thirdparty.match_counts(votes).items():
             out.setdefault(name, []).append(matches)
+        for name, t in soft_marks.soft_statistics(transforms).items():
+            out.setdefault(name, []).append(t)
         if riva is not None and index < rivagan_images:
             h, w = bgr.shape[:2]
             if h * w > RIVAGAN_MAX_PIXELS:
@@ -140,8 +145,12 @@ def run_calibration(
         scheme = name.split("/")[0]
         if scheme in KEYED_SCHEMES:
             tests[name] = {"kind": "keyed", **summarise(keyed_matches(values, scheme, keys), values.shape[1], len(values), n_keys)}
+            continue
+        mark = next(m for m in thirdparty.KNOWN_MARKS if m.name == scheme)
+        if name.endswith("/" + soft_marks.STATISTIC):
+            tests[name] = {"kind": "soft", "statistic": soft_marks.STATISTIC_TEXT,
+                           **summarise_soft(values, mark.length, len(values))}
         else:
-            mark = next(m for m in thirdparty.KNOWN_MARKS if m.name == scheme)
             tests[name] = {"kind": "fixed", **summarise(values, mark.length, len(values), None)}
     return {
         "version": 1,
@@ -149,7 +158,8 @@ def run_calibration(
         "settings": {"n_images": n_images, "n_keys": n_keys, "seed": seed, "rivagan_images": rivagan_images},
         "sources": {"colour": list(COLOUR_PHOTOS), "grey": list(GREY_PHOTOS), "grey_share": GREY_SHARE},
         "p_value": "max(beta-binomial survival, Binomial(n, 1/2) survival, and for keyed tests the "
-        "balanced-key worst case) at the observed matches, per test; detectors multiply by their tests",
+        "balanced-key worst case) at the observed matches, per test; soft tests: max(Student t with "
+        "bits - 2 dof, the fitted location-scale t) at the observed t; detectors multiply by their tests",
         "tests": tests,
     }
 
