@@ -41,7 +41,8 @@ class SoftNullFit:
     def p_value(self, t: float) -> float:
         if not t > 0:  # also NaN
             return float(self.survival[0])
-        return float(self.survival[min(int(t / self.step), len(self.survival) - 1)])
+        index = int(t / self.step + 1e-9)  # a tabulated t (k * step) reads its own entry despite rounding
+        return float(self.survival[min(index, len(self.survival) - 1)])
 
     def threshold(self, level: float = TARGET_FPR) -> float:
         """Smallest tabulated t with p-value <= level (inf: none)."""

@@ -152,7 +152,15 @@ def summarise(matches: np.ndarray, n: int, images: int, keys: int | None) -> dic
 # ---- soft statistics (continuous t values) ----------------------------------------------------
 
 SOFT_GRID_STEP = 0.05  # the p-value table's resolution in t; read at the grid point below t (conservative)
-SOFT_GRID_MAX = 60.0
+SOFT_GRID_MAX = 40.0  # p-values there are below 1e-20 for every shipped test: t past it reads the last entry
+SOFT_TABLE_DIGITS = 4  # the table keeps p-values rounded up to this many significant digits
+
+
+def _round_up(p: np.ndarray, digits: int = SOFT_TABLE_DIGITS) -> np.ndarray:
+    """Round positive p-values up (never understate them) to ``digits`` significant digits."""
+    p = np.asarray(p, dtype=np.float64)
+    scale = 10.0 ** (np.floor(np.log10(np.maximum(p, 1e-300))) - (digits - 1))
+    return np.minimum(np.ceil(p / scale) * scale, 1.0)
 
 
 def soft_survival(t, dof: int, loc: float, scale: float) -> np.ndarray:
@@ -192,7 +200,7 @@ def summarise_soft(values: np.ndarray, bits: int, images: int) -> dict:
     fitted_scale = max(sd / math.sqrt(dof / (dof - 2)), 1e-6)
     scale = dominate_soft_tail(values, dof, mean, fitted_scale)
     grid = np.arange(0.0, SOFT_GRID_MAX + SOFT_GRID_STEP / 2, SOFT_GRID_STEP)
-    grid_p = soft_survival(grid, dof, mean, scale)
+    grid_p = _round_up(soft_survival(grid, dof, mean, scale))
     threshold = soft_threshold(grid_p, TARGET_FPR)
     ordered = np.sort(values)[::-1]
     observed = np.arange(1, ordered.size + 1) / ordered.size
@@ -217,5 +225,5 @@ def summarise_soft(values: np.ndarray, bits: int, images: int) -> dict:
         "tail_ratio_max": float((observed[in_tail] / soft_survival(ordered[in_tail], dof, mean, scale)).max())
         if in_tail.any() else None,
         "grid_step": SOFT_GRID_STEP,
-        "p_value_by_t": [float(v) for v in grid_p],  # P(T >= k * grid_step), k = 0..
+        "p_value_by_t": [float(f"{v:.{SOFT_TABLE_DIGITS}g}") for v in grid_p],  # P(T >= k * grid_step), k = 0..
     }
