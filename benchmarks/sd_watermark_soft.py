@@ -9,7 +9,7 @@ own records say which tests fire at FPR 1e-6 after its correction:
 * ``hard`` / ``soft`` / ``either`` -- the detector now: the same hard tests plus a soft t on every
   word and colour path, all corrected for every test.
 
-Rows are grouped by the first folder under each root. Optionally (``--resave``) every marked
+Rows are grouped by folder (marked roots) or by the first folder under each root (unmarked ones). Optionally (``--resave``) every marked
 file is also re-saved as JPEG (4:4:4 and 4:2:0 chroma) and read again. Prints the per-image time
 of the hard tests alone and of hard + soft on the same images.
 
@@ -39,9 +39,12 @@ def _files(root: Path, limit: int | None) -> list[Path]:
     return files
 
 
-def _group(root: Path, path: Path) -> str:
-    parts = path.relative_to(root).parts
-    return f"{root.name}/{parts[0]}" if len(parts) > 1 else root.name
+def _group(root: Path, path: Path, kind: str) -> str:
+    """Marked files: by folder (each repository's grids and samples apart); others: by top folder."""
+    parts = path.relative_to(root).parts[:-1]
+    if kind == "marked":
+        return "/".join((root.name,) + parts)
+    return "/".join((root.name,) + parts[:1])
 
 
 def _resaved(image, subsampling: int, quality: int):
@@ -116,7 +119,7 @@ def main(argv: list[str] | None = None) -> dict:
                         start = time.perf_counter()
                         thirdparty.match_counts(thirdparty.path_votes(fast.Transforms(bgr)))
                         hard_ms.append((time.perf_counter() - start) * 1000)
-                    rows[(kind, f"{_group(root, path)} ({label})")].append(outcome(evidence))
+                    rows[(kind, f"{_group(root, path, kind)} ({label})")].append(outcome(evidence))
 
     table = []
     for (kind, group), outcomes in rows.items():

@@ -9,9 +9,10 @@ truncates it), Gaussian noise sd 0-0.1 of full scale, JPEG quality 90-10); a com
 distortions in order, all at the same ``s``. Random placements (crop, erased square) come from the
 caller's generator, so every scheme under test meets the same edits.
 
-Departures, all for non-square images (WAVES's own images are square): the resized crop is scaled
-back to the image's own width and height (WAVES passes PIL's (w, h) where (h, w) is expected).
-Noise is rounded to uint8 rather than truncated.
+Departures, all for non-square images (WAVES's own images are square): the resized crop keeps the
+image's aspect ratio (WAVES's ratio 1 on a square image) and is scaled back to the image's own width
+and height, where WAVES on a 16:9 image would cut a square and stretch it. Noise is rounded to uint8
+rather than truncated.
 """
 from __future__ import annotations
 
@@ -62,13 +63,14 @@ def absolute(kind: str, relative: float) -> float:
     return min(max(value, min(start, end)), max(start, end))
 
 
-def _square_placement(rows: int, cols: int, area: float, rng: np.random.Generator, fits) -> tuple[int, int, int] | None:
-    """torchvision's 10 tries at a square of ``area`` pixels placed uniformly at random."""
-    side = int(round(math.sqrt(area)))
-    for _ in range(10):
-        if fits(side):
-            return int(rng.integers(0, rows - side + 1)), int(rng.integers(0, cols - side + 1)), side
-    return None
+def _placement(rows: int, cols: int, area: float, aspect: float, rng: np.random.Generator,
+               fits) -> tuple[int, int, int, int] | None:
+    """torchvision's tries at a box of ``area`` pixels and width/height ``aspect``, placed uniformly
+    at random: (top, left, height, width), or None if it does not fit."""
+    width, height = int(round(math.sqrt(area * aspect))), int(round(math.sqrt(area / aspect)))
+    if not fits(height, width):
+        return None
+    return int(rng.integers(0, rows - height + 1)), int(rng.integers(0, cols - width + 1)), height, width
 
 
 def distort(rgb: np.ndarray, kind: str, value: float, rng: np.random.Generator) -> np.ndarray:
@@ -77,17 +79,18 @@ def distort(rgb: np.ndarray, kind: str, value: float, rng: np.random.Generator) 
     image = Image.fromarray(np.ascontiguousarray(rgb))
     if kind == "rotation":  # torchvision F.rotate on PIL: counter-clockwise, nearest, same size, black corners
         return np.asarray(image.rotate(value, resample=Image.NEAREST))
-    if kind == "resizedcrop":  # RandomResizedCrop(scale=(v, v), ratio=(1, 1)), resized back
-        placed = _square_placement(rows, cols, value * rows * cols, rng, lambda s: 0 < s <= rows and s <= cols)
-        top, left, side = placed if placed else ((rows - min(rows, cols)) // 2, (cols - min(rows, cols)) // 2, min(rows, cols))
-        crop = image.crop((left, top, left + side, top + side))
+    if kind == "resizedcrop":  # RandomResizedCrop(scale=(v, v), ratio=(1, 1) on square images), resized back
+        placed = _placement(rows, cols, value * rows * cols, cols / rows, rng,
+                            lambda h, w: 0 < h <= rows and 0 < w <= cols)
+        top, left, height, width = placed or (0, 0, rows, cols)
+        crop = image.crop((left, top, left + width, top + height))
         return np.asarray(crop.resize((cols, rows), Image.BILINEAR))
-    if kind == "erasing":  # RandomErasing(scale=(v, v), ratio=(1, 1), value=0)
+    if kind == "erasing":  # RandomErasing(scale=(v, v), ratio=(1, 1), value=0): a black square
         out = rgb.copy()
-        placed = _square_placement(rows, cols, value * rows * cols, rng, lambda s: s < rows and s < cols)
-        if placed and placed[2] > 0:
-            top, left, side = placed
-            out[top:top + side, left:left + side] = 0
+        placed = _placement(rows, cols, value * rows * cols, 1.0, rng, lambda h, w: 0 < h < rows and 0 < w < cols)
+        if placed:
+            top, left, height, width = placed
+            out[top:top + height, left:left + width] = 0
         return out
     if kind == "brightness":
         return np.asarray(ImageEnhance.Brightness(image).enhance(value))
