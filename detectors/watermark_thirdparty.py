@@ -96,8 +96,9 @@ def _hard_text(score: dict) -> str:
 def _describe(score: dict, tests: int) -> str:
     """Which word, path and statistic decided, and its calibrated threshold at FPR 1e-6 over all tests."""
     if score["decision"] == "soft":
-        return (f"soft decision {soft_marks.STATISTIC} = {score['t']:.1f} on the {score['path']} path "
-                f"(correlation of the decoded coefficients with the known {score['bits']}-bit word; "
-                f"calibrated threshold {score['threshold']:.2f} for FPR 1e-6 over {tests} tests)")
-    return (f"hard decision {score['matches']}/{score['bits']} bits on the {score['path']} path "
-            f"(calibrated threshold {score['threshold']}/{score['bits']} for FPR 1e-6 over {tests} tests)")
+        return (f"soft decision {soft_marks.STATISTIC} = {score['t']:.1f} for the {score['mark']} word on the "
+                f"{score['path']} path (correlation of the decoded coefficients with the known {score['bits']}-bit "
+                f"word; calibrated threshold {score['threshold']:.2f} for FPR 1e-6 over {tests} tests)")
+    return (f"hard decision {score['matches']}/{score['bits']} bits of the {score['mark']} word on the "
+            f"{score['path']} path (calibrated threshold {score['threshold']}/{score['bits']} for FPR 1e-6 "
+            f"over {tests} tests)")

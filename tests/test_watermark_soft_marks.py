@@ -53,7 +53,7 @@ def test_soft_decision_reads_marks_the_hard_decision_misses(word, path, make):
     assert evidence.signal is Signal.SYNTHETIC and evidence.details["decision"] == "soft"
     # the explanation names the word, path, statistic and calibrated threshold, and keeps the hard result
     assert evidence.summary.startswith(f"evidence of the {word.label} reference-script watermark (a public, forgeable mark)")
-    assert f"soft decision t = {soft['t']:.1f} on the {path} path" in evidence.summary
+    assert f"soft decision t = {soft['t']:.1f} for the {word.label} word on the {path} path" in evidence.summary
     assert f"calibrated threshold {soft['threshold']:.2f} for FPR 1e-6 over {soft_marks.test_count()} tests" in evidence.summary
     assert "hard decision" in evidence.summary and f"/{word.length} bits" in evidence.summary
 
