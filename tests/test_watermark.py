@@ -158,7 +158,10 @@ def test_calibration_run_small():
     soft = {f"{word}/{path}/t" for word in ("sd1", "sd2", "sdxl") for path in ("uint8", "float32", "float32-rgb")}
     assert set(result["tests"]) == {"dwtDct/uint8", "dwtDctSvd/uint8", "sd1/uint8", "sd2/uint8",
                                     "sdxl/uint8", "sdxl/float32", "sdxl/float32-rgb"} | soft
-    assert all(result["tests"][name]["kind"] == "soft" and result["tests"][name]["trials"] == 12 for name in soft)
+    for name in soft:  # grey variants (t = 0 by definition) are left out of a soft null's fit
+        entry = result["tests"][name]
+        assert entry["kind"] == "soft" and entry["images"] == 12
+        assert entry["trials"] == round(12 * (1 - entry["share_degenerate"]))
 
 
 def test_keyed_matches_counts_agreements():
@@ -181,3 +184,16 @@ def test_calibration_variants_are_reproducible_big_enough_and_varied():
     assert np.array_equal(again, variants[3])
     assert all(v.dtype == np.uint8 and v.shape[2] == 3 and v.shape[0] * v.shape[1] >= MIN_PIXELS for v in variants)
     assert len({v.shape for v in variants}) > 5  # rescaled and cropped, not one size
+
+
+def test_calibration_negatives_add_trials_to_the_fixed_word_tests_only(tmp_path):
+    from PIL import Image
+
+    for i, name in enumerate(("astronaut", "coffee", "rocket")):
+        Image.fromarray(np.ascontiguousarray(photo_bgr(name)[:, :, ::-1])).save(tmp_path / f"{i}.png")
+    (tmp_path / "broken.jpg").write_bytes(b"not an image")
+    Image.fromarray(np.zeros((100, 100, 3), np.uint8)).save(tmp_path / "small.png")  # under 256x256: skipped
+    result = calibration.run_calibration(n_images=10, n_keys=3, rivagan_images=0, workers=1, negatives=[tmp_path])
+    assert result["settings"]["negatives"] == [{"folder": str(tmp_path), "images": 3}]
+    assert result["tests"]["sd1/uint8"]["trials"] == 13 and result["tests"]["sd2/uint8/t"]["images"] == 13
+    assert result["tests"]["dwtDct/uint8"]["images"] == 10

@@ -122,8 +122,11 @@ def decode_cmd(src, schemes, keys, as_json):
 @click.option("--workers", type=click.IntRange(1), default=None, help="Processes (default: up to 2).")
 @click.option("--out", "out", type=click.Path(dir_okay=False), default=str(wm_calibration.CALIBRATION_FILE),
               show_default=True, help="Where to write the calibration JSON.")
+@click.option("--negatives", "negatives", multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="A folder of further unmarked photos for the Stable Diffusion tests (repeatable; the shipped "
+                   "file used the public corpus's ImageNet photos).")
 @json_option
-def calibrate_cmd(n_images, n_keys, rivagan_images, seed, workers, out, as_json):
+def calibrate_cmd(n_images, n_keys, rivagan_images, seed, workers, out, negatives, as_json):
     """Measure the decoders' null on unmarked photos and write the calibration file."""
     def progress(done, total):
         if not as_json:
@@ -131,7 +134,7 @@ def calibrate_cmd(n_images, n_keys, rivagan_images, seed, workers, out, as_json)
 
     from provenance.watermark.calibration import run_calibration
 
-    result = run_calibration(n_images, n_keys, seed, rivagan_images, workers, progress)
+    result = run_calibration(n_images, n_keys, seed, rivagan_images, workers, progress, negatives)
     try:
         Path(out).write_text(json.dumps(result, indent=1) + "\n")
     except OSError as exc:

@@ -193,8 +193,13 @@ def soft_threshold(grid_p: np.ndarray, level: float) -> float:
 def summarise_soft(values: np.ndarray, bits: int, images: int) -> dict:
     """Null of a soft test's t on unmarked images: a location-scale Student t with ``bits - 2``
     degrees of freedom fitted by moments, widened to dominate the measured tail, never lighter than
-    the reference t; tabulated for check time (no scipy needed there)."""
+    the reference t; tabulated for check time (no scipy needed there).
+
+    Images whose t is exactly 0 (grey or flat ones: no phase varies) can never fire and are left
+    out of the fit and the tail, which would otherwise look lighter than it is on colour images."""
     values = np.asarray(values, dtype=np.float64).ravel()
+    degenerate = float(np.mean(values == 0.0))
+    values = values[values != 0.0]
     dof = bits - 2
     mean, sd = float(values.mean()), float(values.std())
     fitted_scale = max(sd / math.sqrt(dof / (dof - 2)), 1e-6)
@@ -208,12 +213,12 @@ def summarise_soft(values: np.ndarray, bits: int, images: int) -> dict:
     return {
         "bits": bits,
         "images": images,
-        "trials": int(values.size),
+        "trials": int(values.size),  # images with a defined t
         "dof": dof,
         "mean": mean,
         "sd": sd,
         "reference_sd": math.sqrt(dof / (dof - 2)),
-        "share_degenerate": float(np.mean(values == 0.0)),  # grey or flat images: t = 0 by definition
+        "share_degenerate": degenerate,  # grey or flat images: t = 0 by definition, left out of the fit
         "loc": mean,
         "scale_fit": fitted_scale,
         "scale": scale,  # used: widened where the measured tail needed it
