@@ -187,7 +187,7 @@ def dominate_soft_tail(values: np.ndarray, dof: int, loc: float, scale: float) -
 def soft_threshold(grid_p: np.ndarray, level: float) -> float:
     """Smallest grid t whose table p-value is <= level (inf: none)."""
     hits = np.flatnonzero(np.asarray(grid_p) <= level)
-    return float(hits[0] * SOFT_GRID_STEP) if hits.size else math.inf
+    return round(float(hits[0] * SOFT_GRID_STEP), 6) if hits.size else math.inf
 
 
 def summarise_soft(values: np.ndarray, bits: int, images: int) -> dict:
