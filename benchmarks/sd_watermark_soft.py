@@ -13,7 +13,7 @@ Rows are grouped by folder (marked roots) or by the first folder under each root
 file is also re-saved as JPEG (4:4:4 and 4:2:0 chroma) and read again. Prints the per-image time
 of the hard tests alone and of hard + soft on the same images.
 
-    python -m benchmarks.sd_watermark_soft --marked DIR --unmarked DIR [--unmarked DIR ...]
+    python -m benchmarks sd_watermark_soft --marked DIR --unmarked DIR [--unmarked DIR ...]
 """
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ def outcome(evidence) -> dict:
     }
 
 
-def main(argv: list[str] | None = None) -> dict:
+def main(argv: list[str] | None = None) -> int:
     import detectors
     from provenance.imageio import ImageLoadError, load_image
     from provenance.precision import describe
@@ -134,8 +134,8 @@ def main(argv: list[str] | None = None) -> dict:
     if all_ms:
         print(f"\nper image: hard tests alone (baseline, own transforms) median {np.median(hard_ms):.1f} ms; "
               f"detector with hard + soft median {np.median(all_ms):.1f} ms; {errors} unreadable files")
-    return {"rows": {f"{k[0]}:{k[1]}": v for k, v in rows.items()}}
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
