@@ -1,6 +1,8 @@
 """The learned mark vs dwtDctSvd vs rivaGan on held-out photos: bit accuracy and detection at the
 calibrated threshold (FPR 1e-6 per test, corrected for the views the learned decoder searches),
-PSNR, and embed/decode time at 512 px and 1080p. Same images, same run.
+PSNR, and embed/decode time at 512 px and 1080p. Same images, same run. A second table applies the
+WAVES benchmark's distortion list (:mod:`benchmarks.waves`: 8 single distortions and 4
+combinations) at the relative strengths given by ``--waves-strengths``.
 
     python -m benchmarks.watermark_learned --weights RUN/weights.safetensors --real PHOTO_DIR
 
@@ -18,6 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from benchmarks import waves
 from benchmarks.timing import machine_line, median_ms, print_table
 from benchmarks.watermark_robustness import _jpeg
 from provenance.watermark.learned.scheme import SEARCH_VIEWS
@@ -130,12 +133,19 @@ def contenders(weights: str, calibration_images: int) -> list[Contender]:
     return out
 
 
-def robustness(images: list[np.ndarray], schemes: list[Contender], riva_images: int) -> tuple[list, dict]:
+def _seeded(edit):
+    return lambda rgb, rng: edit(rgb)
+
+
+def robustness(images: list[np.ndarray], schemes: list[Contender], riva_images: int,
+               attacks: dict[str, waves.Attack]) -> tuple[dict, dict, dict]:
+    """Embed every scheme's mark in every image, apply every attack (each (image, attack) gets its
+    own seeded generator, so every scheme meets the same random crops and erasures) and decide."""
     from skimage.metrics import structural_similarity
 
     from provenance.watermark.marking import psnr
 
-    stats = {(c.name, a): [0, 0.0, 0] for c in schemes for a in ATTACKS}  # detected, bit acc sum, n
+    stats = {(c.name, a): [0, 0.0, 0] for c in schemes for a in attacks}  # detected, bit acc sum, n
     quality = {c.name: [] for c in schemes}
     similarity = {c.name: [] for c in schemes}
     for index, rgb in enumerate(images):
@@ -147,8 +157,8 @@ def robustness(images: list[np.ndarray], schemes: list[Contender], riva_images: 
             marked = np.ascontiguousarray(marked_bgr[:, :, ::-1])
             quality[c.name].append(psnr(rgb, marked))
             similarity[c.name].append(structural_similarity(rgb, marked, channel_axis=2, data_range=255))
-            for attack, edit in ATTACKS.items():
-                bgr = np.ascontiguousarray(edit(marked)[:, :, ::-1])
+            for number, (attack, edit) in enumerate(attacks.items()):
+                bgr = np.ascontiguousarray(edit(marked, np.random.default_rng([index, number]))[:, :, ::-1])
                 try:
                     result = c.decide(bgr, c.scheme)
                     decoded = c.scheme.decode_bits(bgr, bits.size)
@@ -200,31 +210,48 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--images-1080", type=int, default=6, help="held-out images at 1920x1080")
     parser.add_argument("--rivagan-images", type=int, default=6, help="rivaGan is seconds per image: fewer")
     parser.add_argument("--calibration-images", type=int, default=300)
+    parser.add_argument("--waves-strengths", default="0.2,0.4,0.6",
+                        help="WAVES relative strengths in [0, 1], comma-separated ('' skips the WAVES table)")
     args = parser.parse_args(argv if argv is not None else [])
     import torch
 
     torch.set_num_threads(1)
     print(machine_line(), "|", cpu_line())
     started = time.perf_counter()
+    strengths = [float(v) for v in args.waves_strengths.split(",") if v.strip()]
     schemes = contenders(args.weights, args.calibration_images)
     for size, n in (((512, 512), args.images), ((1920, 1080), args.images_1080)):
         if n <= 0:
             continue
         images, n_photos = held_out_images(args.real, n, size)
-        stats, quality, similarity = robustness(images, schemes, args.rivagan_images if size[0] <= 512 else 0)
+        base = {name: _seeded(edit) for name, edit in ATTACKS.items()}
+        attacks = {**base, **waves.attacks(strengths)}
+        stats, quality, similarity = robustness(images, schemes, args.rivagan_images if size[0] <= 512 else 0, attacks)
         print(f"\n{size[0]}x{size[1]}: {n} images from {n_photos} held-out photos of {args.real!r}; "
               "cell = detected at the calibrated threshold (FPR 1e-6) / mean bit accuracy")
         shown = [c for c in schemes if stats[c.name, "none"][2]]
-        rows = [[attack] + [f"{stats[c.name, attack][0]}/{stats[c.name, attack][2]} / "
-                            f"{stats[c.name, attack][1] / stats[c.name, attack][2]:.2f}" for c in shown]
-                for attack in ATTACKS]
-        rows.append(["detected, all attacks"] + [f"{sum(stats[c.name, a][0] for a in ATTACKS)}/"
-                                                  f"{sum(stats[c.name, a][2] for a in ATTACKS)}" for c in shown])
+
+        def cells(names):
+            return [[attack] + [f"{stats[c.name, attack][0]}/{stats[c.name, attack][2]} / "
+                                f"{stats[c.name, attack][1] / stats[c.name, attack][2]:.2f}" for c in shown]
+                    for attack in names]
+
+        def total(label, names):
+            return [label] + [f"{sum(stats[c.name, a][0] for a in names)}/{sum(stats[c.name, a][2] for a in names)}"
+                              for c in shown]
+
+        rows = cells(base) + [total("detected, all attacks", base)]
         rows.append(["PSNR dB mean (min)"] + [f"{np.mean(quality[c.name]):.1f} ({np.min(quality[c.name]):.1f})"
                                                for c in shown])
         rows.append(["SSIM mean (min)"] + [f"{np.mean(similarity[c.name]):.4f} ({np.min(similarity[c.name]):.4f})"
                                             for c in shown])
         print_table(["attack"] + [c.name for c in shown], rows)
+        if strengths:
+            named = [a for a in attacks if a not in base]
+            print(f"\nWAVES distortions at {size[0]}x{size[1]} (same images and marks; s = WAVES relative strength)")
+            rows = cells(named) + [total(f"detected, all WAVES s={s:g}", [a for a in named if f" s={s:g} " in a])
+                                   for s in strengths]
+            print_table(["WAVES attack"] + [c.name for c in shown], rows)
     timing_images = {"512": held_out_images(args.real, 1, (512, 512))[0][0],
                      "1080p": held_out_images(args.real, 1, (1920, 1080))[0][0]}
     print(f"\nmedian ms (embed / decide incl. decode; learned decodes {len(SEARCH_VIEWS)} views)")

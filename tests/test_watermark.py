@@ -8,7 +8,7 @@ from imwatermark import WatermarkEncoder
 import detectors
 from detectors.results import Signal, Strength
 from provenance import watermark
-from provenance.watermark import calibration, null_model, null_statistics, payload
+from provenance.watermark import calibration, null_model, null_statistics, payload, soft_marks
 from tests.watermark_helpers import as_file, photo_bgr
 
 SDXL_MESSAGE = 0b101100111110110010010000011110111011000110011110  # generative-models WATERMARK_MESSAGE
@@ -114,7 +114,7 @@ def test_sd_reference_marks_recognised(label, make):
     evidence = detectors.create("sd-watermark").detect(as_file(make()))
     assert evidence.signal is Signal.SYNTHETIC and evidence.strength is Strength.MODERATE
     assert evidence.summary.startswith(f"evidence of the {label} reference-script watermark (a public, forgeable mark)")
-    assert evidence.p_value <= 1e-6 and evidence.details["tests"] == 5
+    assert evidence.p_value <= 1e-6 and evidence.details["tests"] == soft_marks.test_count() == 5 + 9
 
 
 def test_sd_mark_is_not_our_keyed_mark():
@@ -155,8 +155,13 @@ def test_calibration_run_small():
     result = calibration.run_calibration(n_images=12, n_keys=7, rivagan_images=0, workers=1)
     entry = result["tests"]["dwtDctSvd/uint8"]
     assert entry["trials"] == 12 * 7 and sum(entry["histogram"]) == 84
+    soft = {f"{word}/{path}/t" for word in ("sd1", "sd2", "sdxl") for path in ("uint8", "float32", "float32-rgb")}
     assert set(result["tests"]) == {"dwtDct/uint8", "dwtDctSvd/uint8", "sd1/uint8", "sd2/uint8",
-                                    "sdxl/uint8", "sdxl/float32", "sdxl/float32-rgb"}
+                                    "sdxl/uint8", "sdxl/float32", "sdxl/float32-rgb"} | soft
+    for name in soft:  # grey variants (t = 0 by definition) are left out of a soft null's fit
+        entry = result["tests"][name]
+        assert entry["kind"] == "soft" and entry["images"] == 12
+        assert entry["trials"] == round(12 * (1 - entry["share_degenerate"]))
 
 
 def test_keyed_matches_counts_agreements():
@@ -179,3 +184,16 @@ def test_calibration_variants_are_reproducible_big_enough_and_varied():
     assert np.array_equal(again, variants[3])
     assert all(v.dtype == np.uint8 and v.shape[2] == 3 and v.shape[0] * v.shape[1] >= MIN_PIXELS for v in variants)
     assert len({v.shape for v in variants}) > 5  # rescaled and cropped, not one size
+
+
+def test_calibration_negatives_add_trials_to_the_fixed_word_tests_only(tmp_path):
+    from PIL import Image
+
+    for i, name in enumerate(("astronaut", "coffee", "rocket")):
+        Image.fromarray(np.ascontiguousarray(photo_bgr(name)[:, :, ::-1])).save(tmp_path / f"{i}.png")
+    (tmp_path / "broken.jpg").write_bytes(b"not an image")
+    Image.fromarray(np.zeros((100, 100, 3), np.uint8)).save(tmp_path / "small.png")  # under 256x256: skipped
+    result = calibration.run_calibration(n_images=10, n_keys=3, rivagan_images=0, workers=1, negatives=[tmp_path])
+    assert result["settings"]["negatives"] == [{"folder": str(tmp_path), "images": 3}]
+    assert result["tests"]["sd1/uint8"]["trials"] == 13 and result["tests"]["sd2/uint8/t"]["images"] == 13
+    assert result["tests"]["dwtDct/uint8"]["images"] == 10

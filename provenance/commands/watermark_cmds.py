@@ -9,7 +9,7 @@ import click
 from provenance import watermark
 from provenance.imageio import ImageLoadError, encode_image, format_for_path, load_image
 from provenance.watermark import null_model as wm_calibration
-from provenance.watermark import decision, payload, thirdparty
+from provenance.watermark import decision, payload, soft_marks
 from provenance.watermark.marking import Mark, MarkingError, embed_mark, psnr
 from provenance.watermark.size import size_problem
 
@@ -122,8 +122,11 @@ def decode_cmd(src, schemes, keys, as_json):
 @click.option("--workers", type=click.IntRange(1), default=None, help="Processes (default: up to 2).")
 @click.option("--out", "out", type=click.Path(dir_okay=False), default=str(wm_calibration.CALIBRATION_FILE),
               show_default=True, help="Where to write the calibration JSON.")
+@click.option("--negatives", "negatives", multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="A folder of further unmarked photos for the Stable Diffusion tests (repeatable; the shipped "
+                   "file used the public corpus's ImageNet photos).")
 @json_option
-def calibrate_cmd(n_images, n_keys, rivagan_images, seed, workers, out, as_json):
+def calibrate_cmd(n_images, n_keys, rivagan_images, seed, workers, out, negatives, as_json):
     """Measure the decoders' null on unmarked photos and write the calibration file."""
     def progress(done, total):
         if not as_json:
@@ -131,7 +134,7 @@ def calibrate_cmd(n_images, n_keys, rivagan_images, seed, workers, out, as_json)
 
     from provenance.watermark.calibration import run_calibration
 
-    result = run_calibration(n_images, n_keys, seed, rivagan_images, workers, progress)
+    result = run_calibration(n_images, n_keys, seed, rivagan_images, workers, progress, negatives)
     try:
         Path(out).write_text(json.dumps(result, indent=1) + "\n")
     except OSError as exc:
@@ -145,17 +148,26 @@ def calibrate_cmd(n_images, n_keys, rivagan_images, seed, workers, out, as_json)
 
 def _calibration_table(result: dict) -> str:
     """One row per test. 'detector' is the threshold after the default detectors' Bonferroni
-    factor (ours: 2 schemes x 1 key; SD: 5 tests); overdispersion at 1e-6 is the fit's floor,
-    i.e. none found (the nulls are narrower than binomial: compare sd with bin.sd)."""
-    factors = {"keyed": len(DEFAULT_DECODE_SCHEMES), "fixed": len(thirdparty.tests())}
-    lines = [f"{'test':17s} {'kind':5s} {'images':>6s} {'trials':>8s} {'mean':>6s} {'sd':>5s} {'bin.sd':>6s} "
-             f"{'overdisp':>8s} {'max':>4s} {'thr@1e-6':>8s} {'detector':>8s} {'emp.FPR':>13s}"]
+    factor (ours: 2 schemes x 1 key; SD: every hard and soft test); overdispersion at 1e-6 is the
+    fit's floor, i.e. none found (the nulls are narrower than binomial: compare sd with bin.sd).
+    Soft rows give t values: the reference sd is Student t's with bits - 2 dof."""
+    factors = {"keyed": len(DEFAULT_DECODE_SCHEMES), "fixed": soft_marks.test_count(), "soft": soft_marks.test_count()}
+    lines = [f"{'test':19s} {'kind':5s} {'images':>6s} {'trials':>8s} {'mean':>6s} {'sd':>5s} {'bin.sd':>6s} "
+             f"{'overdisp':>8s} {'max':>6s} {'thr@1e-6':>8s} {'detector':>8s} {'emp.FPR':>13s}"]
     for name, t in result["tests"].items():
+        fpr = f"{t['trials_at_or_above_threshold']}/{t['trials']}"
+        if t["kind"] == "soft":
+            null = wm_calibration.SoftNullFit(name, t["grid_step"], t["p_value_by_t"])
+            detector = null.threshold(wm_calibration.TARGET_FPR / factors["soft"])
+            lines.append(
+                f"{name:19s} {'soft':5s} {t['images']:6d} {t['trials']:8d} {t['mean']:6.2f} {t['sd']:5.2f} "
+                f"{t['reference_sd']:6.2f} {'scale':>4s}{t['scale']:4.2f} {t['max_t']:6.2f} "
+                f"{t['threshold_at_1e-6']:>8.2f} {detector:>8.2f} {fpr:>13s}")
+            continue
         null = wm_calibration.NullFit(name, t["bits"], t["p_value_by_matches"])
         detector = null.threshold(wm_calibration.TARGET_FPR / factors[t["kind"]])
-        fpr = f"{t['trials_at_or_above_threshold']}/{t['trials']}"
         lines.append(
-            f"{name:17s} {t['kind']:5s} {t['images']:6d} {t['trials']:8d} {t['mean']:6.2f} {t['sd']:5.2f} "
-            f"{t['binomial_sd']:6.2f} {t['overdispersion']:8.1e} {t['max_matches']:4d} "
+            f"{name:19s} {t['kind']:5s} {t['images']:6d} {t['trials']:8d} {t['mean']:6.2f} {t['sd']:5.2f} "
+            f"{t['binomial_sd']:6.2f} {t['overdispersion']:8.1e} {t['max_matches']:6d} "
             f"{t['threshold_at_1e-6']:>4d}/{t['bits']:<3d} {detector:>4d}/{t['bits']:<3d} {fpr:>13s}")
     return "\n".join(lines)

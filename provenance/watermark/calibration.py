@@ -9,29 +9,36 @@ mean shifts with the image), so the null is measured, not assumed Binomial(n, 1/
   plus flips.
 * Keyed tests (our schemes): the decoded word depends on the image and the payload length, not on
   the key, so each decode is scored against ``n_keys`` random keys: images x keys null trials.
-* Fixed words (Stable Diffusion marks): one trial per image, per message and colour path.
+* Fixed words (Stable Diffusion marks): one trial per image, per message and colour path, for the
+  hard decision (matched bits) and the soft one (:mod:`.soft_marks`' t, every word on every path).
+  Folders of further unmarked photos (``negatives``, e.g. a public photo corpus) add one trial each
+  to these tests: the soft t's spread depends on image content, which 21 photos' variants cover
+  only in part.
 * Each null is summarised by :mod:`.null_statistics` (a beta-binomial fitted by maximum
-  likelihood, widened to dominate the measured tail). At check time :mod:`.null_model` reads the
-  survival at the observed match count; detectors multiply it by their number of tests (Bonferroni).
+  likelihood, widened to dominate the measured tail; for soft t values a location-scale Student t,
+  likewise widened). At check time :mod:`.null_model` reads the survival at the observed match
+  count or t; detectors multiply it by their number of tests (Bonferroni).
 """
 from __future__ import annotations
 
 import math
 import os
 from concurrent.futures import ProcessPoolExecutor
-from typing import Callable, Iterable
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
 
 import cv2
 import numpy as np
 
 from provenance.datasets.perturbations import Brightness, Crop, Resize, jpeg_round_trip
-from provenance.generators.photos import sample_photo
+from provenance.generators.photos import IMAGE_SUFFIXES, sample_photo
+from provenance.imageio import ImageLoadError, load_image
 
-from . import fast, payload, thirdparty
+from . import fast, payload, soft_marks, thirdparty
 from .null_model import TARGET_FPR
-from .null_statistics import keyed_matches, summarise
+from .null_statistics import keyed_matches, summarise, summarise_soft
 from .schemes import SCHEMES
-from .size import MIN_PIXELS
+from .size import MIN_PIXELS, size_problem
 
 KEYED_SCHEMES = ("dwtDct", "dwtDctSvd", "rivaGan")
 MAX_VARIANT_PIXELS = 1_500_000
@@ -78,20 +85,21 @@ def _variant(index: int, seed: int, cache: dict) -> np.ndarray:
 
 
 def _decode_chunk(args: tuple[list[int], int, int]) -> dict[str, np.ndarray]:
-    """Decoded sync words (keyed schemes) and match counts (fixed marks) for some variants."""
+    """Decoded sync words (keyed schemes), match counts and soft t values (fixed marks) for some variants."""
     indices, seed, rivagan_images = args
     cache: dict = {}
     riva = SCHEMES.create("rivaGan") if any(i < rivagan_images for i in indices) else None
     out: dict[str, list] = {}
     for index in indices:
         bgr = np.ascontiguousarray(_variant(index, seed, cache)[:, :, ::-1])
-        votes = thirdparty.path_votes(bgr)
-        svd = fast.block_votes(bgr, "dwtDctSvd")
+        transforms = fast.Transforms(bgr)  # one colour conversion and DWT per path for every test
+        votes = thirdparty.path_votes(transforms)
+        svd = fast.block_votes(transforms, "dwtDctSvd")
         layout = payload.layout_for(None)
         out.setdefault("dwtDct/uint8", []).append(votes["uint8"].bits(layout.length)[: layout.sync_bits])
         out.setdefault("dwtDctSvd/uint8", []).append(svd.bits(layout.length)[: layout.sync_bits])
-        for name, matches in thirdparty.match_counts(votes).items():
-            out.setdefault(name, []).append(matches)
+        for name, score in _fixed_word_scores(transforms).items():
+            out.setdefault(name, []).append(score)
         if riva is not None and index < rivagan_images:
             h, w = bgr.shape[:2]
             if h * w > RIVAGAN_MAX_PIXELS:
@@ -99,6 +107,36 @@ def _decode_chunk(args: tuple[list[int], int, int]) -> dict[str, np.ndarray]:
                 bgr = cv2.resize(bgr, (max(256, round(w * s)), max(256, round(h * s))), interpolation=cv2.INTER_AREA)
             out.setdefault("rivaGan/uint8", []).append(riva.decode_bits(bgr, riva.capacity))
     return {k: np.array(v) for k, v in out.items()}
+
+
+def _fixed_word_scores(transforms: fast.Transforms) -> dict[str, float]:
+    """Every Stable Diffusion test's score on one image: hard matched bits and soft t, by test name."""
+    scores: dict[str, float] = dict(thirdparty.match_counts(thirdparty.path_votes(transforms)))
+    scores.update(soft_marks.soft_statistics(transforms))
+    return scores
+
+
+def _decode_negatives(folders: Sequence[str | Path]) -> tuple[dict[str, list], list[dict]]:
+    """Fixed-word scores of every readable image of at least 256x256 under each folder, and per
+    folder how many were used."""
+    out: dict[str, list] = {}
+    used = []
+    for folder in map(Path, folders):
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder}: not a directory")
+        count = 0
+        for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
+            try:
+                image = load_image(path)
+            except ImageLoadError:
+                continue
+            if size_problem(image.width, image.height):
+                continue
+            for name, score in _fixed_word_scores(fast.Transforms(image.bgr)).items():
+                out.setdefault(name, []).append(score)
+            count += 1
+        used.append({"folder": str(folder), "images": count})
+    return out, used
 
 
 def calibration_keys(n_keys: int, seed: int) -> list[str]:
@@ -112,8 +150,10 @@ def run_calibration(
     rivagan_images: int = 40,
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    negatives: Sequence[str | Path] = (),
 ) -> dict:
-    """Decode ``n_images`` unmarked variants and summarise every null; returns the JSON object."""
+    """Decode ``n_images`` unmarked variants (and, for the fixed-word tests, every image in the
+    ``negatives`` folders) and summarise every null; returns the JSON object."""
     workers = workers or min(2, os.cpu_count() or 1)
     chunk = max(10, n_images // (8 * workers))
     jobs = [(list(range(s, min(s + chunk, n_images))), seed, rivagan_images) for s in range(0, n_images, chunk)]
@@ -132,6 +172,9 @@ def run_calibration(
         if workers != 1:
             pool.shutdown()
     merged = {name: np.concatenate([p[name] for p in parts if name in p]) for name in {k for p in parts for k in p}}
+    extra, negatives_used = _decode_negatives(negatives)
+    for name, values in extra.items():
+        merged[name] = np.concatenate([merged[name], np.asarray(values, dtype=merged[name].dtype)])
 
     keys = calibration_keys(n_keys, seed)
     tests = {}
@@ -140,16 +183,22 @@ def run_calibration(
         scheme = name.split("/")[0]
         if scheme in KEYED_SCHEMES:
             tests[name] = {"kind": "keyed", **summarise(keyed_matches(values, scheme, keys), values.shape[1], len(values), n_keys)}
+            continue
+        mark = next(m for m in thirdparty.KNOWN_MARKS if m.name == scheme)
+        if name.endswith("/" + soft_marks.STATISTIC):
+            tests[name] = {"kind": "soft", "statistic": soft_marks.STATISTIC_TEXT,
+                           **summarise_soft(values, mark.length, len(values))}
         else:
-            mark = next(m for m in thirdparty.KNOWN_MARKS if m.name == scheme)
             tests[name] = {"kind": "fixed", **summarise(values, mark.length, len(values), None)}
     return {
         "version": 1,
         "target_fpr": TARGET_FPR,
-        "settings": {"n_images": n_images, "n_keys": n_keys, "seed": seed, "rivagan_images": rivagan_images},
+        "settings": {"n_images": n_images, "n_keys": n_keys, "seed": seed, "rivagan_images": rivagan_images,
+                     "negatives": negatives_used},
         "sources": {"colour": list(COLOUR_PHOTOS), "grey": list(GREY_PHOTOS), "grey_share": GREY_SHARE},
         "p_value": "max(beta-binomial survival, Binomial(n, 1/2) survival, and for keyed tests the "
-        "balanced-key worst case) at the observed matches, per test; detectors multiply by their tests",
+        "balanced-key worst case) at the observed matches, per test; soft tests: max(Student t with "
+        "bits - 2 dof, the fitted location-scale t) at the observed t; detectors multiply by their tests",
         "tests": tests,
     }
 

@@ -29,6 +29,26 @@ class NullFit:
         return next((m for m, p in enumerate(self.survival) if p <= level), self.bits + 1)
 
 
+@dataclass(frozen=True)
+class SoftNullFit:
+    """One soft test's calibrated null: P(T >= k * step) for k = 0.. (t below 0 reads k = 0, t past
+    the table its last entry; t is rounded down to the grid, so p-values are never understated)."""
+
+    name: str
+    step: float
+    survival: Sequence[float]
+
+    def p_value(self, t: float) -> float:
+        if not t > 0:  # also NaN
+            return float(self.survival[0])
+        index = int(t / self.step + 1e-9)  # a tabulated t (k * step) reads its own entry despite rounding
+        return float(self.survival[min(index, len(self.survival) - 1)])
+
+    def threshold(self, level: float = TARGET_FPR) -> float:
+        """Smallest tabulated t with p-value <= level (inf: none)."""
+        return next((k * self.step for k, p in enumerate(self.survival) if p <= level), float("inf"))
+
+
 class MissingCalibration(LookupError):
     pass
 
@@ -46,11 +66,13 @@ class Calibration:
         except FileNotFoundError:
             raise MissingCalibration(f"no calibration file at {self.path}; run 'provenance watermark calibrate'") from None
 
-    def null(self, test: str) -> NullFit:
+    def null(self, test: str) -> "NullFit | SoftNullFit":
         try:
             entry = self.data["tests"][test]
         except KeyError:
             raise MissingCalibration(f"{self.path.name} has no calibration for {test!r}") from None
+        if entry.get("kind") == "soft":
+            return SoftNullFit(test, entry["grid_step"], tuple(entry["p_value_by_t"]))
         return NullFit(test, entry["bits"], tuple(entry["p_value_by_matches"]))
 
     def __contains__(self, test: str) -> bool:

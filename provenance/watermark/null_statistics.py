@@ -1,6 +1,8 @@
 """The statistics of a measured null: a beta-binomial fitted to match counts, widened until it
 dominates the measured tail, never lighter than Binomial(n, 1/2) (nor, for keyed tests, than the
-worst case over images of a random balanced key), and the thresholds it implies."""
+worst case over images of a random balanced key), and the thresholds it implies. Soft statistics
+(t values, :mod:`.soft_marks`) get the same treatment with a location-scale Student t that is never
+lighter than the reference t distribution (:func:`summarise_soft`)."""
 from __future__ import annotations
 
 import math
@@ -144,4 +146,89 @@ def summarise(matches: np.ndarray, n: int, images: int, keys: int | None) -> dic
         "histogram": histogram.tolist(),
         # P(matches >= m) for m = 0..n: what detectors read at check time (no scipy needed there)
         "p_value_by_matches": [float(v) for v in survival(k, n, a, b, keyed)],
+    }
+
+
+# ---- soft statistics (continuous t values) ----------------------------------------------------
+
+SOFT_GRID_STEP = 0.05  # the p-value table's resolution in t; read at the grid point below t (conservative)
+SOFT_GRID_MAX = 40.0  # p-values there are below 1e-20 for every shipped test: t past it reads the last entry
+SOFT_TABLE_DIGITS = 4  # the table keeps p-values rounded up to this many significant digits
+
+
+def _round_up(p: np.ndarray, digits: int = SOFT_TABLE_DIGITS) -> np.ndarray:
+    """Round positive p-values up (never understate them) to ``digits`` significant digits."""
+    p = np.asarray(p, dtype=np.float64)
+    scale = 10.0 ** (np.floor(np.log10(np.maximum(p, 1e-300))) - (digits - 1))
+    return np.minimum(np.ceil(p / scale) * scale, 1.0)
+
+
+def soft_survival(t, dof: int, loc: float, scale: float) -> np.ndarray:
+    """P(T >= t) under the fitted null: the larger of Student's t (``dof``) and the fitted
+    location-scale t, so never lighter than the reference."""
+    from scipy import stats
+
+    t = np.asarray(t, dtype=np.float64)
+    return np.maximum(stats.t.sf(t, dof), stats.t.sf((t - loc) / scale, dof))
+
+
+def dominate_soft_tail(values: np.ndarray, dof: int, loc: float, scale: float) -> float:
+    """Widen the fitted scale until its survival is no lighter than the measured upper tail
+    (where the measured P(T >= t) <= ``TAIL_REGION``) at every observed value."""
+    ordered = np.sort(values)[::-1]
+    observed = np.arange(1, ordered.size + 1) / ordered.size  # P(T >= ordered[i]), measured
+    upper = (ordered > values.mean()) & (observed <= TAIL_REGION)
+    for widened in scale * np.geomspace(1.0, 20.0, 400):
+        if np.all(soft_survival(ordered[upper], dof, loc, widened) >= observed[upper]):
+            return float(widened)
+    return float(scale * 20.0)
+
+
+def soft_threshold(grid_p: np.ndarray, level: float) -> float:
+    """Smallest grid t whose table p-value is <= level (inf: none)."""
+    hits = np.flatnonzero(np.asarray(grid_p) <= level)
+    return round(float(hits[0] * SOFT_GRID_STEP), 6) if hits.size else math.inf
+
+
+def summarise_soft(values: np.ndarray, bits: int, images: int) -> dict:
+    """Null of a soft test's t on unmarked images: a location-scale Student t with ``bits - 2``
+    degrees of freedom fitted by moments, widened to dominate the measured tail, never lighter than
+    the reference t; tabulated for check time (no scipy needed there).
+
+    Images whose t is exactly 0 (grey or flat ones: no phase varies) can never fire and are left
+    out of the fit and the tail, which would otherwise look lighter than it is on colour images."""
+    values = np.asarray(values, dtype=np.float64).ravel()
+    degenerate = float(np.mean(values == 0.0))
+    values = values[values != 0.0]
+    dof = bits - 2
+    mean, sd = float(values.mean()), float(values.std())
+    fitted_scale = max(sd / math.sqrt(dof / (dof - 2)), 1e-6)
+    scale = dominate_soft_tail(values, dof, mean, fitted_scale)
+    grid = np.arange(0.0, SOFT_GRID_MAX + SOFT_GRID_STEP / 2, SOFT_GRID_STEP)
+    grid_p = _round_up(soft_survival(grid, dof, mean, scale))
+    threshold = soft_threshold(grid_p, TARGET_FPR)
+    ordered = np.sort(values)[::-1]
+    observed = np.arange(1, ordered.size + 1) / ordered.size
+    in_tail = (ordered > mean) & (observed <= TAIL_REGION)
+    return {
+        "bits": bits,
+        "images": images,
+        "trials": int(values.size),  # images with a defined t
+        "dof": dof,
+        "mean": mean,
+        "sd": sd,
+        "reference_sd": math.sqrt(dof / (dof - 2)),
+        "share_degenerate": degenerate,  # grey or flat images: t = 0 by definition, left out of the fit
+        "loc": mean,
+        "scale_fit": fitted_scale,
+        "scale": scale,  # used: widened where the measured tail needed it
+        "max_t": float(values.max()),
+        "threshold_at_1e-6": threshold,
+        "trials_at_or_above_threshold": int(np.count_nonzero(values >= threshold)),
+        "empirical_fpr_at_threshold": float(np.count_nonzero(values >= threshold) / values.size),
+        # max over the measured tail of measured / modelled P(T >= t); <= 1: the model dominates
+        "tail_ratio_max": float((observed[in_tail] / soft_survival(ordered[in_tail], dof, mean, scale)).max())
+        if in_tail.any() else None,
+        "grid_step": SOFT_GRID_STEP,
+        "p_value_by_t": [float(f"{v:.{SOFT_TABLE_DIGITS}g}") for v in grid_p],  # P(T >= k * grid_step), k = 0..
     }
