@@ -58,9 +58,8 @@ def block_phases(image: "np.ndarray | fast.Transforms", float_path: bool = False
     The same coefficient as imwatermark's vote (first maximum of ``|flat[1:]|``); the vote is
     ``phase < 0`` up to the edges of the cells."""
     transforms = fast.transforms(image)
-    blocks = transforms.blocks(float_path, swap_rgb)
     rows, cols = transforms.bgr.shape[:2]
-    value = np.abs(blocks[np.arange(blocks.shape[0]), np.argmax(np.abs(blocks[:, 1:]), axis=1) + 1])
+    value = transforms.largest_coefficients(float_path, swap_rgb)  # shared with the dwtDct votes
     phases = -np.sin((2 * np.pi / fast.SCALE) * value.astype(np.float64))
     return phases.reshape(rows // (2 * fast.BLOCK), cols // (2 * fast.BLOCK))
 
