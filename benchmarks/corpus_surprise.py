@@ -108,7 +108,8 @@ def lofo(rows: list, spectral: dict, more_spectral: list[dict], tiles: dict, one
     split = np.array([r.split if not r.label else "fake" for r in rows])
     families = sorted({r.family for r in rows if r.label and r.family != "mixed-unnamed"})
     one_class_scores = one_class(t.reshape(-1, t.shape[-1])).reshape(len(rows), -1).mean(1)
-    results: dict = {"families": {}, "counts": {}}
+    results: dict = {"families": {}, "counts": {}, "test_reals_per_source": {
+        s: int(((split == "test") & (source == s)).sum()) for s in sorted(set(source[split == "test"]))}}
     for held in families:
         train = ((y == 1) & (family != held)) | (split == "train")
         val, test = split == "validation", ((y == 1) & (family == held)) | (split == "test")
@@ -137,6 +138,31 @@ def lofo(rows: list, spectral: dict, more_spectral: list[dict], tiles: dict, one
     return results
 
 
+def format_check(rows: list, scores: np.ndarray) -> dict:
+    """Could the file format explain the scores? Lossless originals get a JPEG history in the pipeline,
+    lossy ones do not; if a detector read that history, real photos stored losslessly would score
+    like fakes. AUC between real photos by origin format (0.5: blind to it), and fakes against
+    reals within each origin format."""
+    from sklearn.metrics import roc_auc_score
+
+    from provenance.datasets.external import LOSSY_FORMATS
+
+    lossy = np.array([r.image.format in LOSSY_FORMATS for r in rows])
+    y = np.array([r.label for r in rows])
+    held = np.array([r.label == 1 or r.split != "train" for r in rows])
+    out: dict = {"real_lossless_vs_real_lossy_auc": None, "fake_vs_real_auc": {}}
+    reals = held & (y == 0)
+    if len(set(lossy[reals].tolist())) == 2:
+        out["real_lossless_vs_real_lossy_auc"] = float(roc_auc_score(~lossy[reals], scores[reals]))
+    out["counts"] = {"real_lossless": int((reals & ~lossy).sum()), "real_lossy": int((reals & lossy).sum()),
+                     "fake_lossless": int(((y == 1) & ~lossy).sum()), "fake_lossy": int(((y == 1) & lossy).sum())}
+    for name, origin in (("lossless", ~lossy), ("lossy", lossy)):
+        keep = held & origin
+        if len(set(y[keep].tolist())) == 2:
+            out["fake_vs_real_auc"][name] = float(roc_auc_score(y[keep], scores[keep]))
+    return out
+
+
 def lofo_table(results: dict) -> str:
     from provenance.markdown import markdown_table
 
@@ -151,6 +177,17 @@ def lofo_table(results: dict) -> str:
         rows.append([held, results["counts"][held]["test_fakes"], *cells])
     return markdown_table(["held-out family", "fakes", *[f"{n}: AUC / TPR@1%FPR / TPR at val. threshold / worst "
                                                           "real-source FPR" for n in names]], rows)
+
+
+def source_table(results: dict) -> str:
+    from provenance.markdown import markdown_table
+
+    names = list(next(iter(results["families"].values())))
+    sources = sorted({s for e in results["families"].values() for m in e.values() for s in m["fpr_per_real_source"]})
+    counts = results.get("test_reals_per_source", {})
+    rows = [[s, counts.get(s, ""), *[f"{max(e[n]['fpr_per_real_source'].get(s, 0) for e in results['families'].values()):.3f}"
+                                     for n in names]] for s in sources]
+    return markdown_table(["real source", "test photos", *names], rows)
 
 
 def one_class_model(rows: list, tiles: dict, spectral_crops: dict, weights, config, samples_full: list):
@@ -295,6 +332,8 @@ def main(argv: list[str] | None = None) -> None:
     model = one_class_model(rows, tiles, spectral, weights, config, samples)
     results = lofo(rows, spectral, more, tiles, model.head)
     results["size"], results["images"], results["steps"] = args.size, len(rows), args.steps
+    one_class_scores = np.array([model.head(tiles[r.key]).mean() for r in rows])
+    results["format_check"] = {"surprise-gaussian": format_check(rows, one_class_scores)}
     if args.save_model:
         model.save(args.save_model)
 
@@ -314,6 +353,10 @@ def main(argv: list[str] | None = None) -> None:
         return
     print(f"{len(rows)} images, {args.size}px pipeline crops; predictor: {args.steps} steps on real photos only\n")
     print(lofo_table(results))
+    print("\nPer real source, test photos flagged at the threshold (worst over the held-out families):\n")
+    print(source_table(results))
+    print("\nFormat shortcut check (origin format: lossless originals get a JPEG history, lossy ones do not): "
+          + json.dumps(results["format_check"]))
     print("\nEnd to end on raw files (whole image, native tiles), each detector at its own threshold:\n")
     print(raw_table(flagged))
     print("\nms per 1080p image (median of 3, this machine, loaded): " +
