@@ -31,6 +31,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -190,7 +191,7 @@ def source_table(results: dict) -> str:
     return markdown_table(["real source", "test photos", *names], rows)
 
 
-def one_class_model(rows: list, tiles: dict, spectral_crops: dict, weights, config, samples_full: list):
+def one_class_model(rows: list, tiles: dict, weights, config):
     """The one-class surprise classifier as ``check`` would ship it: head on the train reals' tiles,
     Platt scaling on the validation split, threshold for <= 1% on every real source's validation
     photos, on crops and on raw files."""
@@ -198,7 +199,7 @@ def one_class_model(rows: list, tiles: dict, spectral_crops: dict, weights, conf
     from detectors.learned.surprise import SurpriseClassifier, SurpriseHead
     from provenance.corpus_detector import SCOPE, full_image
 
-    model = SurpriseClassifier(**{**config.__dict__, "head": "gaussian"})
+    model = SurpriseClassifier(**{**asdict(config), "head": "gaussian"})
     model.predictor = weights
     train_reals = [r for r in rows if not r.label and r.split == "train"]
     model.head = SurpriseHead.fit("gaussian", np.concatenate([tiles[r.key] for r in train_reals]),
@@ -322,14 +323,14 @@ def main(argv: list[str] | None = None) -> None:
     weights.steps = args.steps
     if args.train_only:
         return
-    extractor = SurpriseClassifier(**config.__dict__)
+    extractor = SurpriseClassifier(**asdict(config))
     extractor.predictor = weights
     tiles = surprise_tiles(samples, args.cache, args.size, extractor, f"steps{args.steps}")
     spectral = spectral_features(samples, args.cache, args.size)
     trainable = [s for s in samples if s.label or s.split == "train"]
     more = [spectral_features(trainable, args.cache, args.size, seed=k) for k in range(1, TRAINING_CROPS)]
     rows = [s for s in samples if s.key in tiles and s.key in spectral]
-    model = one_class_model(rows, tiles, spectral, weights, config, samples)
+    model = one_class_model(rows, tiles, weights, config)
     results = lofo(rows, spectral, more, tiles, model.head)
     results["size"], results["images"], results["steps"] = args.size, len(rows), args.steps
     one_class_scores = np.array([model.head(tiles[r.key]).mean() for r in rows])

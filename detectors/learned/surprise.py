@@ -6,8 +6,9 @@ given the pixels around it (a blind-spot context: the ``context`` x ``context`` 
 pixel itself), at ``levels`` resolutions (2x2 average pooling between them). On an image it knows,
 the coding cost it pays (NLL, -log p of the actual value) is close to the cost it expects (the
 entropy H of its own prediction); an image made another way surprises it: NLL - H moves away from
-zero. Per tile and level, the features are the mean NLL, the mean H, their gap, and the gap over
-smooth and over textured pixels. A linear ``head`` over them gives the tile logit:
+zero. Per tile and level, the features are the mean NLL, the mean H, their gap, the gap over
+smooth and over textured pixels, and how much the gap differs between the four 2x2 pixel phases
+(what 2x upsampling layers leave). A linear ``head`` over them gives the tile logit:
 
 - ``logistic``: logistic regression on real and synthetic tiles (the predictor still never sees
   a fake; the head does);
@@ -34,8 +35,8 @@ from .base import CLASSIFIERS, ImageClassifier
 
 WEIGHTS_FILE = CLASSIFIER_WEIGHTS_FILES["surprise"]
 CHECKPOINT = "predictor.pt"
-SMOOTH_ENTROPY = 2.0  # nats: pixels whose predicted entropy is below this count as smooth
-FEATURES_PER_LEVEL = ("nll", "entropy", "gap", "gap_smooth", "gap_textured")
+SMOOTH_ENTROPY = 3.0  # nats: pixels whose predicted entropy is below this count as smooth
+FEATURES_PER_LEVEL = ("nll", "entropy", "gap", "gap_smooth", "gap_textured", "gap_phase_spread")
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
@@ -92,7 +93,11 @@ def level_statistics(log_p: np.ndarray, values: np.ndarray, centre: np.ndarray, 
     count_textured = flat(~smooth).sum(1)
     gap_smooth = flat(gap * smooth).sum(1) / np.maximum(count_smooth, 1)
     gap_textured = flat(gap * ~smooth).sum(1) / np.maximum(count_textured, 1)
-    return np.stack([flat(nll).mean(1), flat(entropy).mean(1), flat(gap).mean(1), gap_smooth, gap_textured], 1)
+    # 2x upsampling makes every other row / column more predictable than its neighbours: the spread
+    # of the gap over the four 2x2 phases (real photos: ~0 whatever their content)
+    phases = np.stack([flat(gap[:, y::2, x::2]).mean(1) for y in (0, 1) for x in (0, 1)], 1)
+    return np.stack([flat(nll).mean(1), flat(entropy).mean(1), flat(gap).mean(1), gap_smooth, gap_textured,
+                     phases.std(1)], 1)
 
 
 def _log_softmax(z: np.ndarray, axis: int) -> np.ndarray:
