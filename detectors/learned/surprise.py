@@ -95,9 +95,11 @@ def level_statistics(log_p: np.ndarray, values: np.ndarray, centre: np.ndarray, 
     gap_textured = flat(gap * ~smooth).sum(1) / np.maximum(count_textured, 1)
     # 2x upsampling makes every other row / column more predictable than its neighbours: the spread
     # of the gap over the four 2x2 phases (real photos: ~0 whatever their content)
-    phases = np.stack([flat(gap[:, y::2, x::2]).mean(1) for y in (0, 1) for x in (0, 1)], 1)
+    spread = np.zeros(n)
+    if min(gap.shape[1:]) >= 2:
+        spread = np.stack([flat(gap[:, y::2, x::2]).mean(1) for y in (0, 1) for x in (0, 1)], 1).std(1)
     return np.stack([flat(nll).mean(1), flat(entropy).mean(1), flat(gap).mean(1), gap_smooth, gap_textured,
-                     phases.std(1)], 1)
+                     spread], 1)
 
 
 def _log_softmax(z: np.ndarray, axis: int) -> np.ndarray:
