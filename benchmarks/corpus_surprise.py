@@ -15,12 +15,14 @@ Detectors, per held-out generator family (threshold: <= 1% false positives on *e
 validation photos, the shipped rule; TPR and FPR on the held-out family and the test reals):
 - ``spectral-lr``: the shipped ``spectral-corpus`` recipe, retrained without the family (baseline);
 - ``surprise-gaussian``: one-class, real tiles only (the predictor and the head never see a fake;
-  one fit serves every family);
+  one fit serves every family): Mahalanobis distance over all the surprise features;
+- ``surprise-zed``: one-class, real tiles only: ZED's statistic, the full-resolution coding-cost
+  gap (an image cheaper to code than the real-image model expects scores high);
 - ``surprise-lr``: the same features, logistic regression on the other families' tiles;
 - ``spectral+surprise-lr``: both feature sets, logistic regression on the other families.
 
 Then, end to end on raw files as ``check`` reads them (whole image, native tiles): the one-class
-model saved as a classifier folder, next to the shipped ``spectral-corpus``, on the test reals and
+``zed`` model saved as a classifier folder, next to the shipped ``spectral-corpus``, on the test reals and
 a sample of each family's test fakes; and the milliseconds each adds per 1080p image.
 Everything is cached under ``--cache`` (resumable; safe to kill, stop or re-run).
 """
@@ -40,6 +42,8 @@ import numpy as np
 
 from .corpus_lofo import TARGET_FPR, metrics, threshold_from_reals
 
+ONE_CLASS_HEADS = ("gaussian", "zed")
+E2E_HEAD = "zed"  # the one-class head scored end to end on raw files (the better one on unseen families)
 PREDICTOR_CROPS = 2  # pipeline crops per real training photo the predictor learns from
 DEFAULT_STEPS = 1500
 
@@ -91,7 +95,7 @@ def surprise_tiles(samples: list, cache: Path, size: int, model, tag: str) -> di
                          lambda crop: model.tile_features(corner_tiles(crop)), size, "surprise features")
 
 
-def lofo(rows: list, spectral: dict, more_spectral: list[dict], tiles: dict, one_class) -> dict:
+def lofo(rows: list, spectral: dict, more_spectral: list[dict], tiles: dict, one_class: dict) -> dict:
     """Per held-out family: every detector's metrics on it and on the test reals."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -108,7 +112,8 @@ def lofo(rows: list, spectral: dict, more_spectral: list[dict], tiles: dict, one
     source = np.array([r.source for r in rows])
     split = np.array([r.split if not r.label else "fake" for r in rows])
     families = sorted({r.family for r in rows if r.label and r.family != "mixed-unnamed"})
-    one_class_scores = one_class(t.reshape(-1, t.shape[-1])).reshape(len(rows), -1).mean(1)
+    one_class_scores = {name: head(t.reshape(-1, t.shape[-1])).reshape(len(rows), -1).mean(1)
+                        for name, head in one_class.items()}
     results: dict = {"families": {}, "counts": {}, "test_reals_per_source": {
         s: int(((split == "test") & (source == s)).sum()) for s in sorted(set(source[split == "test"]))}}
     for held in families:
@@ -122,7 +127,7 @@ def lofo(rows: list, spectral: dict, more_spectral: list[dict], tiles: dict, one
         both = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=5000, class_weight="balanced"))
         combined = np.hstack([x, t.mean(1)])
         both.fit(combined[train], y[train])
-        scores = {"spectral-lr": spectral_lr(x), "surprise-gaussian": one_class_scores,
+        scores = {"spectral-lr": spectral_lr(x), **one_class_scores,
                   "surprise-lr": head(t.reshape(-1, t.shape[-1])).reshape(len(rows), -1).mean(1),
                   "spectral+surprise-lr": both.decision_function(combined)}
         entry = {}
@@ -191,19 +196,27 @@ def source_table(results: dict) -> str:
     return markdown_table(["real source", "test photos", *names], rows)
 
 
-def one_class_model(rows: list, tiles: dict, weights, config):
+def one_class_heads(rows: list, tiles: dict) -> dict:
+    """The one-class heads, fitted on the train split's real tiles only (every family unseen)."""
+    from detectors.learned.surprise import SurpriseHead
+
+    train_reals = [r for r in rows if not r.label and r.split == "train"]
+    features = np.concatenate([tiles[r.key] for r in train_reals])
+    return {f"surprise-{kind}": SurpriseHead.fit(kind, features, np.zeros(len(features), int))
+            for kind in ONE_CLASS_HEADS}
+
+
+def one_class_model(rows: list, tiles: dict, weights, config, head):
     """The one-class surprise classifier as ``check`` would ship it: head on the train reals' tiles,
     Platt scaling on the validation split, threshold for <= 1% on every real source's validation
     photos, on crops and on raw files."""
     from detectors.learned.calibration import OperatingPoint, PlattCalibration
-    from detectors.learned.surprise import SurpriseClassifier, SurpriseHead
-    from provenance.corpus_detector import SCOPE, full_image
+    from detectors.learned.surprise import SurpriseClassifier
+    from provenance.corpus_detector import full_image
 
-    model = SurpriseClassifier(**{**asdict(config), "head": "gaussian"})
+    model = SurpriseClassifier(**{**asdict(config), "head": E2E_HEAD})
     model.predictor = weights
-    train_reals = [r for r in rows if not r.label and r.split == "train"]
-    model.head = SurpriseHead.fit("gaussian", np.concatenate([tiles[r.key] for r in train_reals]),
-                                  np.zeros(4 * len(train_reals), int))
+    model.head = head
     model._fitted = True
     validation = [r for r in rows if r.split == "validation"]
     crop_logits = np.array([model.head(tiles[r.key]).mean() for r in validation])
@@ -223,7 +236,7 @@ def one_class_model(rows: list, tiles: dict, weights, config):
     views = [f"crop:{r.source}" for r in val_reals] + [f"file:{r.source}" for r in val_reals if r.key in raw]
     model.operating_point = OperatingPoint.per_source(probabilities, views, TARGET_FPR)
     model.training = {"predictor": "real photos of the corpus's train split only",
-                      "predictor_crops": PREDICTOR_CROPS, "head": "gaussian (train-split real tiles only)",
+                      "predictor_crops": PREDICTOR_CROPS, "head": f"{E2E_HEAD} (train-split real tiles only)",
                       "calibration_images": len(validation), "crop": 224, "scope": "real-photos-only",
                       "real_sources": sorted({r.source for r in rows if not r.label}),
                       "steps": getattr(weights, "steps", None)}
@@ -330,11 +343,12 @@ def main(argv: list[str] | None = None) -> None:
     trainable = [s for s in samples if s.label or s.split == "train"]
     more = [spectral_features(trainable, args.cache, args.size, seed=k) for k in range(1, TRAINING_CROPS)]
     rows = [s for s in samples if s.key in tiles and s.key in spectral]
-    model = one_class_model(rows, tiles, weights, config)
-    results = lofo(rows, spectral, more, tiles, model.head)
+    heads = one_class_heads(rows, tiles)
+    model = one_class_model(rows, tiles, weights, config, heads[f"surprise-{E2E_HEAD}"])
+    results = lofo(rows, spectral, more, tiles, heads)
     results["size"], results["images"], results["steps"] = args.size, len(rows), args.steps
-    one_class_scores = np.array([model.head(tiles[r.key]).mean() for r in rows])
-    results["format_check"] = {"surprise-gaussian": format_check(rows, one_class_scores)}
+    results["format_check"] = {name: format_check(rows, np.array([head(tiles[r.key]).mean() for r in rows]))
+                               for name, head in heads.items()}
     if args.save_model:
         model.save(args.save_model)
 
@@ -343,7 +357,7 @@ def main(argv: list[str] | None = None) -> None:
 
     folder = args.save_model or (args.cache / "model")
     model.save(folder)
-    detectors = {"spectral-corpus (shipped)": CorpusSpectralDetector(), "surprise (one-class)": Surprise(folder)}
+    detectors = {"spectral-corpus (shipped)": CorpusSpectralDetector(), f"surprise-{E2E_HEAD} (one-class)": Surprise(folder)}
     flagged = raw_files(rows, detectors, args.raw_fakes_per_family)
     results["raw_files"] = flagged
     results["ms_per_1080p"] = cost_per_1080p(detectors)

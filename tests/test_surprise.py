@@ -139,6 +139,24 @@ def test_one_class_head_flags_what_real_images_do_not_look_like(tmp_path):
     assert {p.name for p in tmp_path.iterdir()} == {"classifier.json", "surprise.safetensors"}
 
 
+def test_zed_head_reads_only_the_full_resolution_gap_and_ignores_the_labels():
+    """One-class: fitted on real tiles alone (the synthetic ones are not looked at); a tile cheaper
+    to code than the real ones expect scores high, and no other feature moves the score."""
+    from detectors.learned.surprise import FEATURES_PER_LEVEL
+
+    rng = np.random.default_rng(0)
+    reals = rng.normal(size=(50, 2 * len(FEATURES_PER_LEVEL)))
+    fakes = rng.normal(5, 1, size=(50, reals.shape[1]))
+    head = SurpriseHead.fit("zed", np.r_[reals, fakes], np.r_[np.zeros(50), np.ones(50)].astype(int))
+    assert np.allclose(head.mean, reals.mean(0))
+    gap = FEATURES_PER_LEVEL.index("gap")
+    probe = np.zeros((2, reals.shape[1]))
+    probe[1, gap] = -1.0  # cheaper than expected
+    assert head(probe)[1] > head(probe)[0]
+    probe[:, [i for i in range(reals.shape[1]) if i != gap]] = 9.0
+    assert head(probe)[1] - head(probe)[0] == pytest.approx(1 / head.scale[gap])
+
+
 def test_heads_reject_what_they_cannot_fit():
     features = np.random.default_rng(0).normal(size=(20, 4))
     with pytest.raises(ValueError, match="unknown surprise head"):

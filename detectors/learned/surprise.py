@@ -50,7 +50,7 @@ class SurpriseConfig:
     radius: int = 20
     batch_size: int = 8
     lr: float = 2e-3
-    head: str = "logistic"  # logistic | gaussian
+    head: str = "logistic"  # logistic | gaussian | zed
     C: float = 0.1
 
 
@@ -270,7 +270,10 @@ class SurpriseHead:
     ``logistic``: ``z @ coef + intercept``, a logistic regression on real and synthetic tiles.
     ``gaussian`` (one-class, real tiles only): the squared Mahalanobis distance ``z P z / d - 1``
     under a Ledoit-Wolf Gaussian of the real tiles' features (precision ``P``; ``d`` features), so
-    a surprise in either direction counts: nothing about fakes is assumed or seen."""
+    a surprise in either direction counts: nothing about fakes is assumed or seen.
+    ``zed`` (one-class, real tiles only): ZED's single statistic, the full-resolution coding-cost
+    gap, standardised on real tiles, sign turned so that an image cheaper to code than the model
+    expects (smoother than a photo) scores high: ``coef = -1`` on ``gap`` of level 0."""
     mean: np.ndarray
     scale: np.ndarray
     coef: np.ndarray
@@ -295,8 +298,14 @@ class SurpriseHead:
             scaler = StandardScaler().fit(reals)
             precision = LedoitWolf().fit(scaler.transform(reals)).precision_
             return cls(scaler.mean_, scaler.scale_, np.zeros(0), np.zeros(1), precision)
+        if kind == "zed":
+            reals = features[labels == 0]
+            scaler = StandardScaler().fit(reals)
+            coef = np.zeros(features.shape[1])
+            coef[FEATURES_PER_LEVEL.index("gap")] = -1.0
+            return cls(scaler.mean_, scaler.scale_, coef, np.zeros(1), np.zeros((0, 0)))
         if kind != "logistic":
-            raise ValueError(f"unknown surprise head {kind!r}; use logistic or gaussian")
+            raise ValueError(f"unknown surprise head {kind!r}; use logistic, gaussian or zed")
         from sklearn.linear_model import LogisticRegression
 
         scaler = StandardScaler().fit(features)
