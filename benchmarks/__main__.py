@@ -13,7 +13,7 @@ BENCHMARKS = ["watermark_decode", "watermark_robustness", "watermark_learned", "
 
 
 # Campaigns with their own options, run only when named: ``python -m benchmarks fuzz --inputs 10000``.
-CAMPAIGNS = ["fuzz", "tile_budget", "scan_memory"]
+CAMPAIGNS = ["fuzz", "tile_budget", "scan_memory", "corpus_surprise"]
 
 
 def main(argv: list[str]) -> None:

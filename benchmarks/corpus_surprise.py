@@ -40,7 +40,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np
 
-from .corpus_lofo import TARGET_FPR, metrics, threshold_from_reals
+from .corpus_lofo import TARGET_FPR, held_out_metrics
 
 ONE_CLASS_HEADS = ("gaussian", "zed")
 E2E_HEAD = "zed"  # the one-class head scored end to end on raw files (the better one on unseen families)
@@ -130,15 +130,8 @@ def lofo(rows: list, spectral: dict, more_spectral: list[dict], tiles: dict, one
         scores = {"spectral-lr": spectral_lr(x), **one_class_scores,
                   "surprise-lr": head(t.reshape(-1, t.shape[-1])).reshape(len(rows), -1).mean(1),
                   "spectral+surprise-lr": both.decision_function(combined)}
-        entry = {}
-        for name, score in scores.items():
-            threshold = threshold_from_reals(score[val & (y == 0)], source[val & (y == 0)])
-            m = metrics(score[test], y[test], threshold)
-            test_reals = test & (y == 0)
-            m["fpr_per_real_source"] = {s: float((score[test_reals & (source == s)] >= threshold).mean())
-                                        for s in sorted(set(source[test_reals]))}
-            entry[name] = m
-        results["families"][held] = entry
+        results["families"][held] = {name: held_out_metrics(score, y, val, test, source)
+                                     for name, score in scores.items()}
         results["counts"][held] = {"test_fakes": int(((y == 1) & (family == held)).sum()),
                                    "test_reals": int((test & (y == 0)).sum())}
     return results
