@@ -230,7 +230,7 @@ def one_class_model(rows: list, tiles: dict, weights, config, head):
     model.operating_point = OperatingPoint.per_source(probabilities, views, TARGET_FPR)
     model.training = {"predictor": "real photos of the corpus's train split only",
                       "predictor_crops": PREDICTOR_CROPS, "head": f"{E2E_HEAD} (train-split real tiles only)",
-                      "calibration_images": len(validation), "crop": 224, "scope": "real-photos-only",
+                      "calibration_images": len(validation), "crop": 224, "scope": "real-photos",
                       "real_sources": sorted({r.source for r in rows if not r.label}),
                       "steps": getattr(weights, "steps", None)}
     return model
@@ -311,7 +311,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args.corpus.is_dir():
         print(f"corpus_surprise: {args.corpus}: no corpus; run `provenance dataset corpus rebuild` first (skipped)")
         return
-    from detectors.classifiers import ClassifierDetector, CorpusSpectralDetector
+    from detectors.classifiers import CorpusSpectralDetector, SurpriseDetector
     from detectors.learned.surprise import SurpriseClassifier, SurpriseConfig
     from provenance.corpus_detector import TRAINING_CROPS, corpus_samples
     from provenance.precision import cpu_capability
@@ -345,12 +345,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.save_model:
         model.save(args.save_model)
 
-    class Surprise(ClassifierDetector):
-        name, default_weights = "surprise", "surprise"
-
     folder = args.save_model or (args.cache / "model")
     model.save(folder)
-    detectors = {"spectral-corpus (shipped)": CorpusSpectralDetector(), f"surprise-{E2E_HEAD} (one-class)": Surprise(folder)}
+    detectors = {"spectral-corpus (shipped)": CorpusSpectralDetector(), f"surprise-{E2E_HEAD} (one-class)": SurpriseDetector(folder)}
     flagged = raw_files(rows, detectors, args.raw_fakes_per_family)
     results["raw_files"] = flagged
     results["ms_per_1080p"] = cost_per_1080p(detectors)
