@@ -87,6 +87,16 @@ def spectral_features(samples: list, cache: Path, size: int, seed: int = 0) -> d
     return cached_arrays(samples, store, "features", crop_features, size, f"spectral features {seed}", seed=seed)
 
 
+def feature_version() -> str:
+    """Names the feature set in the cache file, so features of an older definition are never reused."""
+    import hashlib
+
+    from detectors.learned import surprise
+
+    text = f"{surprise.FEATURES_PER_LEVEL}{surprise.SMOOTH_ENTROPY}"
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
 def surprise_tiles(samples: list, cache: Path, size: int, model, tag: str) -> dict:
     """sha256 -> (4, F) surprise features of the crop's four corner tiles."""
     from provenance.corpus_detector import cached_arrays, corner_tiles
@@ -314,13 +324,9 @@ def main(argv: list[str] | None = None) -> None:
     from detectors.classifiers import CorpusSpectralDetector, SurpriseDetector
     from detectors.learned.surprise import SurpriseClassifier, SurpriseConfig
     from provenance.corpus_detector import TRAINING_CROPS, corpus_samples
-    from provenance.precision import cpu_capability
+    from .timing import capability_line
 
-    from .timing import machine_line
-
-    capability = cpu_capability()
-    print(f"CPU capability: {capability.isa}; bf16 {'native' if capability.native_bf16 else 'not native'}; "
-          f"{machine_line()}")
+    print(capability_line())
     print("baseline: spectral-lr (the shipped spectral-corpus recipe) retrained per held-out family, and the "
           "shipped spectral-corpus weights on raw files, same run")
     samples = corpus_samples(args.corpus, args.size)
@@ -331,7 +337,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     extractor = SurpriseClassifier(**asdict(config))
     extractor.predictor = weights
-    tiles = surprise_tiles(samples, args.cache, args.size, extractor, f"steps{args.steps}")
+    tiles = surprise_tiles(samples, args.cache, args.size, extractor, f"steps{args.steps}-{feature_version()}")
     spectral = spectral_features(samples, args.cache, args.size)
     trainable = [s for s in samples if s.label or s.split == "train"]
     more = [spectral_features(trainable, args.cache, args.size, seed=k) for k in range(1, TRAINING_CROPS)]
