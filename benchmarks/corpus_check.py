@@ -149,9 +149,7 @@ def compact_table(before: dict, shipped: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from provenance.precision import cpu_capability
-
-    from .timing import machine_line
+    from .timing import capability_line
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, default=Path("/root/provenance-corpus/images"))
@@ -176,9 +174,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args.corpus.is_dir():
         print(f"corpus_check: {args.corpus}: no corpus; run `provenance dataset corpus rebuild` first (skipped)")
         return
-    capability = cpu_capability()
-    print(f"CPU capability: {capability.isa}; bf16 {'native' if capability.native_bf16 else 'not native'}; "
-          f"{machine_line()}")
+    print(capability_line())
     print("baseline: cnn+spectral (the classifiers shipped before spectral-corpus), same evidence, same run")
     samples = test_samples(args.corpus, args.own, args.fakes_per_family)
     result = run(samples, args.weights, args.jpeg)

@@ -127,6 +127,18 @@ def threshold_from_reals(real_scores: np.ndarray, sources: np.ndarray) -> float:
     return OperatingPoint.per_source(real_scores, sources, TARGET_FPR).threshold
 
 
+def held_out_metrics(scores: np.ndarray, y: np.ndarray, val: np.ndarray, test: np.ndarray, source: np.ndarray
+                     ) -> dict:
+    """One detector's figures: threshold by the shipped rule on the validation reals (masks ``val``),
+    then AUC, TPR and FPR on ``test``, and the FPR on each real source's test photos."""
+    threshold = threshold_from_reals(scores[val & (y == 0)], source[val & (y == 0)])
+    m = metrics(scores[test], y[test], threshold)
+    test_reals = test & (y == 0)
+    m["fpr_per_real_source"] = {s: float((scores[test_reals & (source == s)] >= threshold).mean())
+                                for s in sorted(set(source[test_reals]))}
+    return m
+
+
 class Detectors:
     """name -> fit(train X, y) returning score(X); all from the same cached features."""
 
@@ -212,15 +224,8 @@ def run(corpus: Path, cache: Path, size: int) -> dict:
         combined = Detectors.combined_lr(x[train], y[train], stats[train])
         all_scores = {**{n: f(x) for n, f in fitted.items()}, "surprise-gaussian": surprise_model(stats),
                       "spectral+surprise-lr": combined(x, stats), **shipped}
-        entry = {}
-        for name, scores in all_scores.items():
-            threshold = threshold_from_reals(scores[val & (y == 0)], source[val & (y == 0)])
-            m = metrics(scores[test], y[test], threshold)
-            test_reals = test & (y == 0)
-            m["fpr_per_real_source"] = {s: float((scores[test_reals & (source == s)] >= threshold).mean())
-                                        for s in sorted(set(source[test_reals]))}
-            entry[name] = m
-        results["families"][held] = entry
+        results["families"][held] = {name: held_out_metrics(scores, y, val, test, source)
+                                     for name, scores in all_scores.items()}
         results["counts"][held] = {"test_fakes": int(((y == 1) & (family == held)).sum()),
                                    "test_reals": int((test & (y == 0)).sum()), "train": int(train.sum())}
     return results
@@ -249,11 +254,8 @@ def cnn_holdout(corpus: Path, cache: Path, size: int, held: str, steps: int) -> 
     model.fit([images[i] for i in np.flatnonzero(train)], y[train], steps=steps, out=out,
               on_log=lambda log: print(f"cnn {log}", file=sys.stderr, flush=True))
     scores = model.decision_function(images)
-    val, test = (split == "validation") & (y == 0), ((y == 1) & (family == held)) | (split == "test")
-    threshold = threshold_from_reals(scores[val], source[val])
-    m = metrics(scores[test], y[test], threshold)
-    m["fpr_per_real_source"] = {s: float((scores[test & (y == 0) & (source == s)] >= threshold).mean())
-                                for s in sorted(set(source[test & (y == 0)]))}
+    test = ((y == 1) & (family == held)) | (split == "test")
+    m = held_out_metrics(scores, y, split == "validation", test, source)
     m["steps"] = steps
     (out / "result.json").write_text(json.dumps(m, indent=2) + "\n")
     return m

@@ -31,5 +31,14 @@ def machine_line() -> str:
     return f"cpus={os.cpu_count()} load(1m)={load:.2f}"
 
 
+def capability_line() -> str:
+    """What the CPU runs natively and how busy it is: printed above every timed table."""
+    from provenance.precision import cpu_capability
+
+    capability = cpu_capability()
+    return (f"CPU capability: {capability.isa}; bf16 {'native' if capability.native_bf16 else 'not native'}; "
+            f"{machine_line()}")
+
+
 def print_table(headers: list[str], rows: list[list[object]]) -> None:
     print(markdown_table(headers, rows))

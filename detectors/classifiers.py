@@ -138,3 +138,12 @@ class CorpusSpectralDetector(ClassifierDetector):
     (provenance/corpus_detector.py; its model card has the per-family tables)."""
     name = "spectral-corpus"
     default_weights = "spectral-corpus"
+
+
+@register("surprise")
+class SurpriseDetector(ClassifierDetector):
+    """How much an image's pixels surprise a model of real photos (ZED-like; detectors/learned/surprise.py).
+    No weights ship (the README says why): train with `provenance train detector surprise` and pass
+    the folder to `check --classifier`."""
+    name = "surprise"
+    default_weights = "surprise"

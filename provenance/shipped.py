@@ -13,7 +13,8 @@ _ROOT = Path(__file__).resolve().parent.parent
 CLASSIFIERS_DIR = _ROOT / "detectors" / "weights"
 CLASSIFIER_META_FILE = "classifier.json"
 # family -> weights file inside a classifier folder
-CLASSIFIER_WEIGHTS_FILES = {"cnn": "cnn.safetensors", "spectral": "spectral.safetensors"}
+CLASSIFIER_WEIGHTS_FILES = {"cnn": "cnn.safetensors", "spectral": "spectral.safetensors",
+                            "surprise": "surprise.safetensors"}
 
 GENERATORS_DIR = _ROOT / "provenance" / "generators" / "weights"
 GENERATOR_CONFIG_FILE = "config.json"

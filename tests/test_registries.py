@@ -153,7 +153,8 @@ def test_generator_builds_samples_typed_pixels_and_has_training_defaults(name):
 # -- trained classifiers ---------------------------------------------------------------------------
 
 SMALL_CLASSIFIERS = {"cnn": dict(channels=(8, 8, 16, 16), stem_width=8, batch_size=8, tile=32, max_tiles=16),
-                     "spectral": dict(tile=32, max_tiles=16, augmented_copies=0)}
+                     "spectral": dict(tile=32, max_tiles=16, augmented_copies=0),
+                     "surprise": dict(tile=32, max_tiles=16, levels=2, context=5, width=8, radius=6, batch_size=4)}
 
 
 @pytest.mark.parametrize("name", CLASSIFIERS.available())

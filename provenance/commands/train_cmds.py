@@ -28,7 +28,7 @@ from .progress import training_progress
 # One command per registered family, named here so that `--help` does not import torch to list
 # them; tests/test_registries.py checks these against the registries.
 TRAINABLE_GENERATORS = ("gan", "diffusion")
-TRAINABLE_DETECTORS = ("cnn", "spectral")
+TRAINABLE_DETECTORS = ("cnn", "spectral", "surprise")
 
 
 @click.group("train", context_settings={"help_option_names": ["-h", "--help"]})
@@ -43,7 +43,7 @@ def generator_group() -> None:
 
 @train_group.group("detector")
 def detector_group() -> None:
-    """Train passive classifiers (cnn, spectral) on a built dataset, and ship them."""
+    """Train passive classifiers (cnn, spectral, surprise) on a built dataset, and ship them."""
 
 
 def _generator_training_options(func):
