@@ -105,7 +105,7 @@ class ClassifierDetector(Detector):
         """The evidence a calibrated probability amounts to at this classifier's operating point."""
         point = self.model.operating_point
         details = {**(details or {}), "threshold": point.threshold, "band_low": point.band_low,
-                   "target_fpr": point.target_fpr, "weights": str(self.weights.name),
+                   "target_fpr": point.target_fpr, "weights": str(self.weights.name), "backend": self.model.backend,
                    "scope": self.model.training.get("scope", OWN_GENERATORS_SCOPE)}
         tiles = f" over {details['tiles']} tiles" if "tiles" in details else ""
         where = (f"{self.name} classifier: calibrated P(synthetic) = {probability:.2f}{tiles} "

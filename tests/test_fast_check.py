@@ -266,3 +266,11 @@ def test_check_of_a_plain_jpeg_does_not_import_c2pa(photo_jpeg):
                             env={**__import__("os").environ, "PYTHONPATH": str(REPO)})
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("no_evidence_of_synthesis") and result.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_every_classifier_verdict_says_what_scored_it(photo_jpeg, monkeypatch):
+    for mode in ("fp32", "int8"):
+        monkeypatch.setenv(precision.PRECISION_ENV, mode)
+        [verdict] = Checker(CheckConfig(detectors=("cnn", "spectral"))).check(photo_jpeg)
+        backends = {e.detector: e.details["backend"] for e in verdict.evidence}
+        assert backends == {"cnn": f"onnxruntime-{mode}", "spectral": "numpy"}

@@ -40,6 +40,12 @@ class ImageClassifier:
         self.training: dict = {}
         self._fitted = False  # trained weights, from fit() or a saved folder
 
+    @property
+    def backend(self) -> str:
+        """What computes the scores (the CNN names its runtime and precision); recorded with each
+        verdict so that a score can be reproduced on the same path."""
+        return "numpy"
+
     def __sklearn_is_fitted__(self) -> bool:
         return self._fitted
 
