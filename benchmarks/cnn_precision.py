@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.folders import images_by_source
+from benchmarks.folders import DecodedImages
 from benchmarks.timing import machine_line, print_table
 
 
@@ -28,7 +28,6 @@ def main(argv: list[str]) -> int:
     from detectors.learned import load_classifier
     from detectors.learned.cnn import ONNX_FILE, ONNX_INT8_FILE, OnnxTileModel
     from detectors.learned.tiles import cut_tiles
-    from provenance.imageio import ImageLoadError, load_image
     from provenance.precision import describe
     from provenance.shipped import CLASSIFIERS_DIR
 
@@ -47,21 +46,16 @@ def main(argv: list[str]) -> int:
         return "flagged" if p >= point.threshold else "uncertain" if p >= point.band_low else "below"
 
     scores: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    skipped = 0
-    for kind, roots in (("real", args.real), ("synthetic", args.synthetic)):
-        for root in roots:
-            for path, source in images_by_source(root)[:args.limit or None]:
-                try:
-                    rgb = load_image(path).rgb
-                except ImageLoadError:
-                    skipped += 1
-                    continue
-                tiles = cut_tiles(rgb, model.tile, model.max_tiles)[0]
-                if not len(tiles):
-                    skipped += 1
-                    continue
-                pair = tuple(float(model.probability(np.array([graphs[g](tiles).mean()]))[0]) for g in ("fp32", "int8"))
-                scores[f"{kind}/{source}"].append(pair)
+    too_small = 0
+    images = DecodedImages(args.real, args.synthetic, args.limit)
+    for kind, source, rgb in images:
+        tiles = cut_tiles(rgb, model.tile, model.max_tiles)[0]
+        if not len(tiles):
+            too_small += 1
+            continue
+        pair = tuple(float(model.probability(np.array([graphs[g](tiles).mean()]))[0]) for g in ("fp32", "int8"))
+        scores[f"{kind}/{source}"].append(pair)
+    skipped = images.skipped + too_small
 
     print(machine_line(), describe(), f"classifier={args.classifier} threshold={point.threshold:.4f} "
           f"band_low={point.band_low:.4f} max_tiles={model.max_tiles} skipped={skipped}")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.folders import images_by_source
+from benchmarks.folders import DecodedImages
 from benchmarks.timing import machine_line, print_table
 
 BUDGETS = (64, 32, 16)
@@ -38,7 +38,6 @@ def main(argv: list[str]) -> int:
 
     from detectors import REGISTRY
     from detectors.learned.tiles import tile_grid
-    from provenance.imageio import ImageLoadError, load_image
 
     options = {} if args.classifier in REGISTRY else {"weights": args.classifier}
     detector = REGISTRY.create(args.classifier if not options else _family(Path(args.classifier)), **options)
@@ -48,30 +47,24 @@ def main(argv: list[str]) -> int:
 
     scores: dict[str, list[tuple[int, dict[int, float]]]] = defaultdict(list)
     seconds = defaultdict(float)
-    skipped = 0
-    for label, roots in ((0, args.real), (1, args.synthetic)):
-        for root in roots:
-            images = images_by_source(root)
-            for path, source in images[:args.limit or None]:
-                try:
-                    rgb = load_image(path).rgb
-                except ImageLoadError:
-                    skipped += 1
-                    continue
-                corners = tile_grid(rgb.shape[0], rgb.shape[1], tile, 10**9)
-                if not corners:
-                    skipped += 1
-                    continue
-                where = {corner: i for i, corner in enumerate(corners)}
-                logits = model.tile_logits(np.stack([rgb[y:y + tile, x:x + tile] for y, x in corners]))
-                per_budget = {}
-                for budget in BUDGETS:
-                    chosen = [where[c] for c in tile_grid(rgb.shape[0], rgb.shape[1], tile, budget)]
-                    per_budget[budget] = float(model.probability(np.array([logits[chosen].mean()]))[0])
-                    start = time.perf_counter()
-                    model.tile_logits(np.stack([rgb[y:y + tile, x:x + tile] for y, x in (corners[i] for i in chosen)]))
-                    seconds[budget] += time.perf_counter() - start
-                scores[f"{'synthetic' if label else 'real'}/{source}"].append((label, per_budget))
+    too_small = 0
+    images = DecodedImages(args.real, args.synthetic, args.limit)
+    for kind, source, rgb in images:
+        corners = tile_grid(rgb.shape[0], rgb.shape[1], tile, 10**9)
+        if not corners:
+            too_small += 1
+            continue
+        where = {corner: i for i, corner in enumerate(corners)}
+        logits = model.tile_logits(np.stack([rgb[y:y + tile, x:x + tile] for y, x in corners]))
+        per_budget = {}
+        for budget in BUDGETS:
+            chosen = [where[c] for c in tile_grid(rgb.shape[0], rgb.shape[1], tile, budget)]
+            per_budget[budget] = float(model.probability(np.array([logits[chosen].mean()]))[0])
+            start = time.perf_counter()
+            model.tile_logits(np.stack([rgb[y:y + tile, x:x + tile] for y, x in (corners[i] for i in chosen)]))
+            seconds[budget] += time.perf_counter() - start
+        scores[f"{kind}/{source}"].append((int(kind == "synthetic"), per_budget))
+    skipped = images.skipped + too_small
 
     print(machine_line(), f"classifier={args.classifier} tile={tile}px threshold={threshold:.4f} skipped={skipped}")
     rows = []
