@@ -8,7 +8,8 @@
    share of the files (what a 2-core machine gains from a second worker); a ``check -j N`` column
    is added when the CLI has ``-j``.
 
-Every figure is a median of repeats; the machine's load and the CPU capability (which precision
+Every figure is a median of repeats, taken in interleaved rounds (each contender once per round),
+so that a burst of load on a shared machine falls on the baseline and the check alike; the machine's load and the CPU capability (which precision
 torch work would use, and what runs the CNN) are printed with the tables, since other processes on
 a shared machine move these numbers. ``PROVENANCE_BENCH_REPEATS`` and ``PROVENANCE_BENCH_FILES``
 shrink the run.
@@ -23,6 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 from PIL import Image
 
@@ -30,6 +32,7 @@ from benchmarks.timing import machine_line, print_table
 from provenance.threads import detector_threads
 
 REPEATS = int(os.environ.get("PROVENANCE_BENCH_REPEATS", "5"))
+WARM_ROUNDS = 6 * REPEATS  # warm calls take milliseconds: more rounds, the same few seconds
 THROUGHPUT_FILES = int(os.environ.get("PROVENANCE_BENCH_FILES", "48"))
 REPO = Path(__file__).resolve().parent.parent
 
@@ -88,40 +91,45 @@ def _run(command: list[str]) -> tuple[float, float, float]:
     return wall, usage.ru_utime + usage.ru_stime, peak
 
 
-def _median_run(command: list[str]) -> tuple[float, float, float]:
-    _run(command)  # warm the page cache
-    runs = [_run(command) for _ in range(REPEATS)]
-    return tuple(statistics.median(r[i] for r in runs) for i in range(3))  # type: ignore[return-value]
+def interleaved_medians(measures: dict[str, Callable[[], tuple[float, ...]]], rounds: int) -> dict[str, tuple[float, ...]]:
+    """Each measure's median (per component), after one warm-up call each, from ``rounds`` rounds
+    that call every measure once in turn: load that comes and goes on a shared machine then lands
+    on the baseline as often as on what is compared with it."""
+    for measure in measures.values():
+        measure()
+    samples: dict[str, list[tuple[float, ...]]] = {label: [] for label in measures}
+    for _ in range(rounds):
+        for label, measure in measures.items():
+            samples[label].append(measure())
+    return {label: tuple(statistics.median(column) for column in zip(*runs)) for label, runs in samples.items()}
 
 
 def cold_rows(jpeg: Path) -> list[list[object]]:
     python = sys.executable
     pillow = [python, "-c", f"from PIL import Image; Image.open({str(jpeg)!r}).load()"]
     cli = [python, "-m", "provenance.cli", "check"]
-    floor = _median_run(pillow)
-    rows = [["Pillow decode only (baseline)", f"{floor[0]:.2f}", f"{floor[1]:.2f}", "1.0x", f"{floor[2]:.0f}", load_now()]]
     # What any pixel-reading check must import before its first step: numpy for the arrays, OpenCV
     # for the watermark decoders' colour conversion, click for the CLI (besides Pillow).
     imports = [python, "-c", "import numpy, cv2, click; from PIL import Image"]
-    runs = (("provenance check (all detectors)", cli + [str(jpeg)]), ("provenance check --fast", cli + ["--fast", str(jpeg)]),
-            ("import floor: numpy, OpenCV, click, Pillow (no work)", imports))
-    for label, command in runs:
-        wall, cpu, rss = _median_run(command)
-        rows.append([label, f"{wall:.2f}", f"{cpu:.2f}", f"{wall / floor[0]:.1f}x", f"{rss:.0f}", load_now()])
-    return rows
+    baseline = "Pillow decode only (baseline)"
+    commands = {baseline: pillow, "provenance check (all detectors)": cli + [str(jpeg)],
+                "provenance check --fast": cli + ["--fast", str(jpeg)],
+                "import floor: numpy, OpenCV, click, Pillow (no work)": imports}
+    medians = interleaved_medians({label: lambda command=command: _run(command) for label, command in commands.items()},
+                                  REPEATS)
+    floor = medians[baseline][0]
+    return [[label, f"{wall:.2f}", f"{cpu:.2f}", f"{wall / floor:.1f}x", f"{rss:.0f}", load_now()]
+            for label, (wall, cpu, rss) in medians.items()]
 
 
-def wall_cpu_ms(fn, repeats: int = REPEATS) -> tuple[float, float]:
-    """Median wall and CPU (this process, all threads) milliseconds of ``fn`` after one warm-up call.
+def wall_cpu_ms(fn) -> Callable[[], tuple[float, float]]:
+    """A measure of ``fn``: wall and CPU (this process, all threads) milliseconds of one call.
     On a shared machine CPU time is the steadier figure: wall time also counts waiting for a core."""
-    fn()
-    walls, cpus = [], []
-    for _ in range(repeats):
+    def measure() -> tuple[float, float]:
         wall, cpu = time.perf_counter(), time.process_time()
         fn()
-        walls.append((time.perf_counter() - wall) * 1000)
-        cpus.append((time.process_time() - cpu) * 1000)
-    return statistics.median(walls), statistics.median(cpus)
+        return (time.perf_counter() - wall) * 1000, (time.process_time() - cpu) * 1000
+    return measure
 
 
 def pillow_decode(path: Path) -> None:
@@ -136,12 +144,16 @@ def warm_rows(files: list[Path]) -> list[list[object]]:
     full = Checker()
     side_by_side = Checker(CheckConfig(threads=detector_threads()))  # as a one-image `check` runs them
     fast = Checker(CheckConfig(detectors=DECLARED_SIGNAL_DETECTORS))
+    fast_side_by_side = Checker(CheckConfig(detectors=DECLARED_SIGNAL_DETECTORS, threads=detector_threads()))  # as `check --fast`
     rows = []
     for path in files:
-        floor = wall_cpu_ms(lambda: pillow_decode(path), repeats=max(REPEATS, 5))
-        total = wall_cpu_ms(lambda: full.check_one(path))
-        threaded = wall_cpu_ms(lambda: side_by_side.check_one(path))
-        quick = wall_cpu_ms(lambda: fast.check_one(path))
+        medians = interleaved_medians({
+            "decode": wall_cpu_ms(lambda: pillow_decode(path)), "check": wall_cpu_ms(lambda: full.check_one(path)),
+            "threads": wall_cpu_ms(lambda: side_by_side.check_one(path)), "fast": wall_cpu_ms(lambda: fast.check_one(path)),
+            "fast threads": wall_cpu_ms(lambda: fast_side_by_side.check_one(path)),
+        }, WARM_ROUNDS)
+        floor, total, threaded, quick = medians["decode"], medians["check"], medians["threads"], medians["fast"]
+        quick_threaded = medians["fast threads"][0]
         image = load_image(path)
         parts = []
         for detector in full.detectors:
@@ -156,7 +168,8 @@ def warm_rows(files: list[Path]) -> list[list[object]]:
         rows.append([path.name, f"{floor[0]:.1f} / {floor[1]:.1f}", f"{total[0]:.0f} / {total[1]:.0f}",
                      f"{total[0] / floor[0]:.1f}x / {total[1] / floor[1]:.1f}x",
                      f"{threaded[0]:.0f} ({threaded[0] / floor[0]:.1f}x)", f"{quick[0]:.0f} / {quick[1]:.0f}",
-                     f"{quick[0] / floor[0]:.1f}x / {quick[1] / floor[1]:.1f}x", ", ".join(parts), load_now()])
+                     f"{quick[0] / floor[0]:.1f}x / {quick[1] / floor[1]:.1f}x",
+                     f"{quick_threaded:.0f} ({quick_threaded / floor[0]:.1f}x)", ", ".join(parts), load_now()])
     return rows
 
 
@@ -217,7 +230,7 @@ def backend_line() -> str:
 
 
 def main() -> None:
-    print(machine_line(), backend_line(), f"repeats={REPEATS}")
+    print(machine_line(), backend_line(), f"repeats={REPEATS} (cold, in interleaved rounds) warm_rounds={WARM_ROUNDS}")
     with tempfile.TemporaryDirectory() as tmp:
         files = sample_files(Path(tmp))
         print("\nCold: one 1920x1080 JPEG q90, whole process (median wall/CPU seconds, peak RSS)\n")
@@ -227,7 +240,7 @@ def main() -> None:
               "loaded image, each computing its own transforms)\n")
         print_table(["file", "Pillow decode ms", "check ms", "check / decode",
                      f"check ms, detectors on {detector_threads()} threads (/ decode wall)", "--fast ms", "--fast / decode",
-                     "per detector CPU ms", "load(1m)"], warm_rows(files))
+                     f"--fast ms on {detector_threads()} threads (/ decode wall)", "per detector CPU ms", "load(1m)"], warm_rows(files))
         more = throughput_files(Path(tmp), 3 * THROUGHPUT_FILES)
         many = more[:THROUGHPUT_FILES]
         headers, rows = throughput_rows(many, more)

@@ -63,7 +63,13 @@ class StableDiffusionWatermarkDetector(Detector):
         too_small = size_problem(image.width, image.height, "SD watermarks")
         if too_small:
             return self.evidence(Signal.SKIPPED, Strength.NONE, too_small)
-        scores = self.scores(fast.of_image(image))  # shared with our keyed-mark detector
+        shared = fast.of_image(image)  # shared with our keyed-mark detector
+        for options in thirdparty.PATH_OPTIONS.values():
+            if options["float_path"]:
+                # the float paths first: only this detector reads them, while our keyed-mark
+                # detector may be computing the uint8 path on another thread right now
+                shared.largest_coefficients(**options)
+        scores = self.scores(shared)
         top = min(scores, key=lambda s: s["corrected_p"])
         hard = [s for s in scores if s["decision"] == "hard"]
         best_hard = min(hard, key=lambda s: (s["corrected_p"], -s["matches"] / s["bits"]))

@@ -377,7 +377,7 @@ def _to_rgb8(img: Image.Image, notes: list[str]) -> np.ndarray:
         notes.append(f"{mode} converted to RGB")
     if mode.endswith("16") or mode == "RGB;16":
         notes.append("16-bit channels reduced to 8 bits")
-    return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+    return np.asarray(img if mode == "RGB" else img.convert("RGB"), dtype=np.uint8).copy()  # convert() would copy RGB too
 
 
 def encode_image(rgb: np.ndarray, fmt: str, quality: int = 95, like: LoadedImage | None = None) -> bytes:

@@ -74,7 +74,9 @@ def test_haar_ll_is_pywt_bit_for_bit(dtype):
     planes = [rng.integers(0, 256, (264, 300)), np.full((64, 96), 117), IMAGES["flat"][:, :, 0]]
     for plane in planes:
         plane = plane.astype(dtype) if dtype is np.uint8 else (plane.astype(np.float32) - 127.75)
-        np.testing.assert_array_equal(fast.haar_ll(plane), pywt.dwt2(plane, "haar")[0])
+        ours, reference = fast.haar_ll(plane), pywt.dwt2(plane, "haar")[0]
+        assert ours.dtype == reference.dtype
+        np.testing.assert_array_equal(ours, reference)  # 132 LL rows: whole strips and a partial one
 
 
 @pytest.mark.parametrize("name", list(IMAGES))
@@ -101,7 +103,8 @@ def test_both_watermark_detectors_share_one_transform_pass_per_image():
     evidence = [ours.detect(image), sd.detect(image)]
     shared = fast.of_image(image)
     assert fast.of_image(image) is shared
-    assert set(shared._blocks) == {(False, False), (True, False), (True, True)}  # one per colour path
+    assert set(shared._ll) == {(False, False), (True, False), (True, True)}  # one LL band per colour path
+    assert set(shared._blocks) == {(False, False)}  # block copies only where dwtDctSvd reads them
     # the same evidence as detectors given plain pixels (nothing shared)
     fresh = as_file(IMAGES["astronaut-marked"])
     assert [e.p_value for e in evidence] == [ours.detect(fresh).p_value, sd.detect(fresh).p_value]
@@ -143,3 +146,41 @@ def test_float_u_plane_in_strips_is_the_whole_image_conversion(shape, swap_rgb):
     whole = cv2.cvtColor(np.ascontiguousarray(bgr[:, :, ::-1] if swap_rgb else bgr, dtype=np.float32), cv2.COLOR_BGR2YUV)
     rows, cols = shape[0] // 4 * 4, shape[1] // 4 * 4
     np.testing.assert_array_equal(fast._u_channel(bgr, True, swap_rgb), whole[:rows, :cols, 1])
+
+
+def test_detectors_on_two_threads_compute_each_colour_path_once(monkeypatch):
+    """A one-image check runs both watermark detectors side by side: each colour path's transform is
+    computed once, different paths at the same time, and the evidence equals the one-thread run's."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import detectors
+    from tests.watermark_helpers import as_file
+
+    ours, sd = detectors.create("watermark"), detectors.create("sd-watermark")
+    sequential = as_file(IMAGES["astronaut-marked"])
+    expected = [ours.detect(sequential).p_value, sd.detect(sequential).p_value]
+
+    computed, inside, overlapped = [], [0], [False]
+    lock, original = threading.Lock(), fast.haar_ll
+
+    def counting_haar_ll(plane):
+        with lock:
+            computed.append(plane.dtype)
+            inside[0] += 1
+            overlapped[0] |= inside[0] > 1
+        try:
+            threading.Event().wait(0.05)  # long enough for the other thread to start its own path
+            return original(plane)
+        finally:
+            with lock:
+                inside[0] -= 1
+
+    monkeypatch.setattr(fast, "haar_ll", counting_haar_ll)
+    image = as_file(IMAGES["astronaut-marked"])
+    with ThreadPoolExecutor(2) as pool:
+        futures = [pool.submit(ours.detect, image), pool.submit(sd.detect, image)]
+        evidence = [future.result() for future in futures]
+    assert [e.p_value for e in evidence] == expected
+    assert sorted(map(str, computed)) == ["float32", "float32", "uint8"]  # three paths, each once
+    assert overlapped[0]  # the float paths did not wait for the uint8 one
