@@ -73,11 +73,20 @@ def load_now() -> str:
 GNU_TIME = Path("/usr/bin/time")
 
 
+def child_env() -> dict[str, str]:
+    """The environment of a measured child process. It may write and read bytecode caches, as an
+    installed package's modules do (pip compiles them), even where this shell disables them: the
+    first (warm-up) run writes them for our modules."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
 def _run(command: list[str]) -> tuple[float, float, float]:
     """(wall s, CPU s, peak RSS MB) of one child process. The peak comes from GNU time when it is
     installed: a child started from this (large) process would otherwise report our own peak,
     which Linux carries across fork and exec."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
+    env = child_env()
     with tempfile.NamedTemporaryFile("r") as report:
         wrapped = [str(GNU_TIME), "-f", "%M", "-o", report.name, *command] if GNU_TIME.is_file() else command
         start = time.perf_counter()
@@ -198,8 +207,7 @@ def throughput_rows(files: list[Path], more_files: list[Path]) -> tuple[list[str
         one = len(files) / _run(cli + extra + [str(f) for f in files])[0]
         half = len(files) // 2
         start = time.perf_counter()
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
-        children = [subprocess.Popen(cli + extra + [str(f) for f in part], stdout=subprocess.DEVNULL, env=env)
+        children = [subprocess.Popen(cli + extra + [str(f) for f in part], stdout=subprocess.DEVNULL, env=child_env())
                     for part in (files[:half], files[half:])]
         for child in children:
             child.wait()
@@ -230,7 +238,8 @@ def backend_line() -> str:
 
 
 def main() -> None:
-    print(machine_line(), backend_line(), f"repeats={REPEATS} (cold, in interleaved rounds) warm_rounds={WARM_ROUNDS}")
+    print(machine_line(), backend_line(), f"repeats={REPEATS} (cold, in interleaved rounds) warm_rounds={WARM_ROUNDS}",
+          "cold processes use bytecode caches (as installed)")
     with tempfile.TemporaryDirectory() as tmp:
         files = sample_files(Path(tmp))
         print("\nCold: one 1920x1080 JPEG q90, whole process (median wall/CPU seconds, peak RSS)\n")
