@@ -2,9 +2,11 @@
 
 Embedding resizes the image to the networks' working size, asks the encoder for a residual there,
 upsamples the residual to the image (bilinear) and adds it times ``strength``: any image size, a
-flat cost. Decoding reads one resized view and, with ``search=True`` (the default), a few more
-(mirror, rotations, crops put back in place), keeping the best one; :attr:`LearnedScheme.trials` says how many, so a
-decision can divide its false-positive budget by it.
+flat cost. Decoding reads one resized view and, with ``search=True`` (the default), a few more: the
+mirror, rotations of +-10 degrees, and crops put back where registration (:mod:`.registration`)
+finds they sat in the marked frame (a fixed 3x3 grid of crop views with ``registration=None``),
+keeping the best one; :attr:`LearnedScheme.trials` says how many, so a decision can divide its
+false-positive budget by it.
 
 The scheme carries 128 bits, the keyed payload of the other schemes (64 key-scrambled sync bits
 decide "marked", 64 carry the BCH-protected ID). Weights come from a safetensors file (never a
@@ -173,18 +175,22 @@ class LearnedScheme(WatermarkScheme):
                            interpolation=cv2.INTER_AREA if min(h, w) > size else cv2.INTER_CUBIC)
         return np.ascontiguousarray(small[:, :, ::-1])
 
-    def registered_views(self, bgr: np.ndarray) -> list[View]:
-        """Exactly ``registration.candidates`` crop views placed by :class:`.Registration` (torch)."""
+    def registered_views(self, bgr: np.ndarray, base: np.ndarray | None = None,
+                         search_base: np.ndarray | None = None) -> list[View]:
+        """Exactly ``registration.candidates`` crop views placed by :class:`.Registration`, chosen by
+        the decoder's confidence (no key). ``base``/``search_base``: the image at the working size /
+        twice it, where the caller has them."""
         if self._registration is None:
             self._registration = Registration(self._net, self._placement_scorer(), self.registration)
         size = self._net.size
-        base = self._resized_rgb(bgr)
+        search_base = self._registration.base(bgr) if search_base is None else search_base
+        base = self._resized_rgb(bgr) if base is None else base
 
         def confidence(placements) -> np.ndarray:  # key-free: how sure the decoder is, whatever the word
             views = [View(keep=p.keep, at=p.view_at(size)) for p in placements]
             return np.abs(self._run(self._warp(base, views, bgr.shape[1] / bgr.shape[0]))).mean(axis=1)
 
-        placements = self._registration.select(bgr, confidence)
+        placements = self._registration.select(bgr, confidence, search_base)
         views = [View(keep=p.keep, at=p.view_at(size)) for p in placements]
         return (views + [View()] * self.registration.candidates)[: self.registration.candidates]
 
@@ -214,8 +220,17 @@ class LearnedScheme(WatermarkScheme):
 
     def views(self, bgr: np.ndarray) -> np.ndarray:
         """(N, 3, size, size) float32 RGB in [0, 1]: the views one decode reads (``trials`` of them)."""
-        chosen = list(self.fixed_views) + (self.registered_views(bgr) if self.registration else [])
-        return self._warp(self._resized_rgb(bgr), chosen, bgr.shape[1] / bgr.shape[0])
+        chosen = list(self.fixed_views)
+        if self.registration:  # one resize of the (possibly large) image serves both
+            if self._registration is None:
+                self._registration = Registration(self._net, self._placement_scorer(), self.registration)
+            search_base = self._registration.base(bgr)
+            size = self._net.size
+            base = np.ascontiguousarray(cv2.resize(search_base, (size, size), interpolation=cv2.INTER_AREA))
+            chosen += self.registered_views(bgr, base, search_base)
+        else:
+            base = self._resized_rgb(bgr)
+        return self._warp(base, chosen, bgr.shape[1] / bgr.shape[0])
 
     def _warp(self, base: np.ndarray, chosen: Sequence[View], aspect: float) -> np.ndarray:
         size = self._net.size
