@@ -72,7 +72,7 @@ def test_select_refines_on_real_views_and_keeps_distinct_placements():
     bgr = cv2.resize(photo_bgr("astronaut"), (512, 512), interpolation=cv2.INTER_AREA)
     crop = bgr[100:100 + 400, 60:60 + 400]
     frame = _frame(bgr)
-    config = RegistrationConfig(coarse_phases=(0, 4), phases=(0, 4), candidates=3, refine=1, refine_step=1.0)
+    config = RegistrationConfig(coarse_phases=(0, 4), phases=(0, 4), candidates=3, refine=1, nudges=((1.0, 0.01),))
     registration = Registration(NET, _template_scorer(frame), config)
     seen = []
 

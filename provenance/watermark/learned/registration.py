@@ -42,9 +42,8 @@ class RegistrationConfig:
     refine_scales: int = 2  # the best scales are refined at the finer phases
     phases: tuple[int, ...] = (0, 2, 4, 6)  # sub-cell offsets (working px, each axis) at the refined scales
     shortlist: int = 6  # placements re-scored on their real views (the trunk's windows are approximate)
-    refine: int = 1  # the best of them are nudged by +-refine_step px and +-refine_scale, on real views
-    refine_step: float = 1.0
-    refine_scale: float = 0.01
+    refine: int = 1  # the best of them are nudged, round by round, on real views:
+    nudges: tuple[tuple[float, float], ...] = ((1.0, 0.01),)  # per round: +-px each axis, +-scale fraction
     candidates: int = 4  # views read; each one counts in the correction
     separation: float = 4.0  # two picked placements differ by more than this many working px or 3% in scale
 
@@ -109,14 +108,12 @@ class Registration:
         if not pool or pool[0].score < config.refine_above:  # nothing the decoder is sure of: no refinement
             return pool[: config.candidates]
         pool = [replace(p, score=float(c)) for p, c in zip(pool, confidence(pool))]
-        pool.sort(key=lambda p: -p.score)
-        d = config.refine_step
-        nudged = [replace(p, x=p.x + dx, y=p.y + dy) for p in pool[: config.refine]
-                  for dx, dy in ((-d, 0), (d, 0), (0, -d), (0, d))]
-        nudged += [replace(p, keep=p.keep * f) for p in pool[: config.refine]
-                   for f in (1 - config.refine_scale, 1 + config.refine_scale)]
-        if nudged:
-            pool += [replace(p, score=float(c)) for p, c in zip(nudged, confidence(nudged))]
+        for d, f in config.nudges:
+            best = sorted(pool, key=lambda p: -p.score)[: config.refine]
+            nudged = [replace(p, x=p.x + dx, y=p.y + dy) for p in best for dx, dy in ((-d, 0), (d, 0), (0, -d), (0, d))]
+            nudged += [replace(p, keep=p.keep * g) for p in best for g in (1 - f, 1 + f)]
+            if nudged:
+                pool += [replace(p, score=float(c)) for p, c in zip(nudged, confidence(nudged))]
         return self._distinct(pool, config.candidates)
 
     def _distinct(self, pool: list[Placement], count: int) -> list[Placement]:
