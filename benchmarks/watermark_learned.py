@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 import time
 from functools import partial
 from pathlib import Path
@@ -23,7 +24,6 @@ import numpy as np
 from benchmarks import waves
 from benchmarks.timing import machine_line, median_ms, print_table
 from benchmarks.watermark_robustness import _jpeg
-from provenance.watermark.learned.scheme import SEARCH_VIEWS
 
 DEFAULT_WEIGHTS = os.environ.get("PROVENANCE_LEARNED_WEIGHTS", "")
 KEY = "benchmark-key"
@@ -44,6 +44,19 @@ def _crop_area(rgb: np.ndarray, area: float) -> np.ndarray:
     ch, cw = round(h * area**0.5), round(w * area**0.5)
     top, left = (h - ch) // 3, (w - cw) * 2 // 3  # off-centre: no grid or centre happens to line up
     return rgb[top:top + ch, left:left + cw]
+
+
+def _crop_anywhere(area: float) -> "waves.Attack":
+    """A crop keeping ``area`` of the image (same aspect) at a random position (the caller's generator)."""
+    def crop(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        h, w = rgb.shape[:2]
+        ch, cw = round(h * area**0.5), round(w * area**0.5)
+        top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+        return rgb[top:top + ch, left:left + cw]
+    return crop
+
+
+CROPS_ANYWHERE = {f"crop to {round(100 * a)}% area, random position": _crop_anywhere(a) for a in (0.81, 0.64, 0.5)}
 
 
 def _screenshot(rgb: np.ndarray) -> np.ndarray:
@@ -102,7 +115,9 @@ class Contender:
         return payload.encode_payload(KEY, self.scheme.name, self.scheme.capacity, wm_id)
 
 
-def contenders(weights: str, calibration_images: int) -> list[Contender]:
+def contenders(weights: str, calibration_images: int, before_calibration: str | None = None) -> list[Contender]:
+    """The learned mark (and, where ``before_calibration`` is given, '' for a fresh one, the same
+    weights without crop registration), dwtDctSvd and rivaGan."""
     from provenance import watermark
     from provenance.watermark import decision
     from provenance.watermark.null_model import Calibration
@@ -128,6 +143,17 @@ def contenders(weights: str, calibration_images: int) -> list[Contender]:
               f"max {entry['max_matches']}/64, threshold at 1e-6: {entry['threshold_at_1e-6']}/64 "
               f"before the x{learned.trials} view correction")
         out.insert(0, Contender("learned", learned, lambda bgr, scheme: decode_learned(bgr, scheme, [KEY], cal)[0]))
+        if before_calibration is not None:  # the same weights without registration: the fixed 3x3 crop grid
+            grid = watermark.get("learned", weights=weights, search=True, registration=None)
+            path = Path(before_calibration) if before_calibration else Path(tempfile.mkdtemp()) / "grid.json"
+            if not path.is_file():
+                print(f"calibrating the no-registration null on {calibration_images} unmarked variants ...", flush=True)
+                calibrate(grid, n_images=calibration_images, n_keys=2000, out=path)
+            before = Calibration(path)
+            if before.data["tests"]["learned/uint8"]["views"] != grid.trials:
+                raise SystemExit(f"{path} was calibrated for another view set, not the {grid.trials} views of the grid")
+            out.insert(1, Contender(f"learned, no registration ({grid.trials} views)", grid,
+                                    lambda bgr, scheme: decode_learned(bgr, scheme, [KEY], before)[0]))
     else:
         print(f"no learned weights at {weights!r} (--weights or PROVENANCE_LEARNED_WEIGHTS): baselines only")
     return out
@@ -171,20 +197,24 @@ def robustness(images: list[np.ndarray], schemes: list[Contender], riva_images: 
     return stats, quality, similarity
 
 
-def timings(schemes: list[Contender], images: dict[str, np.ndarray], riva_max_side: int = 600) -> list[list]:
+def timings(schemes: list[Contender], images: dict[str, list[np.ndarray]], riva_max_side: int = 600) -> list[list]:
+    """Per size: embed and decide on the first image (median of repeats), and decide on every image
+    unmarked (median over them: the learned search does more work on some images than others)."""
     rows = []
     for c in schemes:
         row = [c.name]
-        for label, rgb in images.items():
-            if c.name == "rivaGan" and max(rgb.shape[:2]) > riva_max_side:
-                row += ["(skipped)", "(skipped)"]
+        for label, group in images.items():
+            if c.name == "rivaGan" and max(group[0].shape[:2]) > riva_max_side:
+                row += ["(skipped)"] * 3
                 continue
-            bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+            bgr = np.ascontiguousarray(group[0][:, :, ::-1])
             bits = c.payload()
             repeats = 1 if c.name == "rivaGan" else 3
             marked = c.scheme.embed(bgr, bits)
             row.append(f"{median_ms(partial(c.scheme.embed, bgr, bits), repeats):.0f}")
             row.append(f"{median_ms(partial(c.decide, marked, c.scheme), repeats):.0f}")
+            unmarked = group[:1] if c.name == "rivaGan" else group
+            row.append(f"{np.median([median_ms(partial(c.decide, np.ascontiguousarray(rgb[:, :, ::-1]), c.scheme), 1) for rgb in unmarked]):.0f}")
         rows.append(row)
     return rows
 
@@ -210,6 +240,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--images-1080", type=int, default=6, help="held-out images at 1920x1080")
     parser.add_argument("--rivagan-images", type=int, default=6, help="rivaGan is seconds per image: fewer")
     parser.add_argument("--calibration-images", type=int, default=300)
+    parser.add_argument("--timing-images", type=int, default=10, help="unmarked images timed per size")
+    parser.add_argument("--before", nargs="?", const="", default=None, metavar="CALIBRATION",
+                        help="also run the learned weights without crop registration (the 14-view grid), with "
+                             "this calibration file of theirs (none given: calibrate one)")
     parser.add_argument("--waves-strengths", default="0.2,0.4,0.6",
                         help="WAVES relative strengths in [0, 1], comma-separated ('' skips the WAVES table)")
     args = parser.parse_args(argv if argv is not None else [])
@@ -219,12 +253,12 @@ def main(argv: list[str] | None = None) -> None:
     print(machine_line(), "|", cpu_line())
     started = time.perf_counter()
     strengths = [float(v) for v in args.waves_strengths.split(",") if v.strip()]
-    schemes = contenders(args.weights, args.calibration_images)
+    schemes = contenders(args.weights, args.calibration_images, args.before)
     for size, n in (((512, 512), args.images), ((1920, 1080), args.images_1080)):
         if n <= 0:
             continue
         images, n_photos = held_out_images(args.real, n, size)
-        base = {name: _seeded(edit) for name, edit in ATTACKS.items()}
+        base = {**{name: _seeded(edit) for name, edit in ATTACKS.items()}, **CROPS_ANYWHERE}
         attacks = {**base, **waves.attacks(strengths)}
         stats, quality, similarity = robustness(images, schemes, args.rivagan_images if size[0] <= 512 else 0, attacks)
         print(f"\n{size[0]}x{size[1]}: {n} images from {n_photos} held-out photos of {args.real!r}; "
@@ -252,10 +286,13 @@ def main(argv: list[str] | None = None) -> None:
             rows = cells(named) + [total(f"detected, all WAVES s={s:g}", [a for a in named if f" s={s:g} " in a])
                                    for s in strengths]
             print_table(["WAVES attack"] + [c.name for c in shown], rows)
-    timing_images = {"512": held_out_images(args.real, 1, (512, 512))[0][0],
-                     "1080p": held_out_images(args.real, 1, (1920, 1080))[0][0]}
-    print(f"\nmedian ms (embed / decide incl. decode; learned decodes {len(SEARCH_VIEWS)} views)")
-    print_table(["scheme", "embed 512", "decode 512", "embed 1080p", "decode 1080p"], timings(schemes, timing_images))
+    timing_images = {"512": held_out_images(args.real, args.timing_images, (512, 512))[0],
+                     "1080p": held_out_images(args.real, args.timing_images, (1920, 1080))[0]}
+    views = ", ".join(f"{c.name} reads {c.scheme.trials} views" for c in schemes if c.name.startswith("learned"))
+    print(f"\nmedian ms (embed / decide incl. decode of the marked image / median over {args.timing_images} unmarked "
+          f"images (rivaGan: 1); {views})")
+    print_table(["scheme", "embed 512", "decode 512", "unmarked 512", "embed 1080p", "decode 1080p", "unmarked 1080p"],
+                timings(schemes, timing_images))
     print(f"\ntotal {time.perf_counter() - started:.0f} s")
 
 

@@ -14,7 +14,7 @@ from PIL import Image
 from provenance import watermark
 from provenance.watermark import decision, payload
 from provenance.watermark.learned.calibrate import TEST_NAME, calibration_path
-from provenance.watermark.learned.scheme import SEARCH_VIEWS, SHIPPED_WEIGHTS, onnx_path
+from provenance.watermark.learned.scheme import SHIPPED_WEIGHTS, onnx_path, placements_onnx_path
 from provenance.watermark.marking import psnr
 from provenance.watermark.null_model import Calibration
 from tests.watermark_helpers import photo_bgr
@@ -46,9 +46,9 @@ def test_shipped_files_are_documented_and_calibrated():
     card = (SHIPPED_WEIGHTS.parent / "MODEL_CARD.md").read_text()
     for needed in ("Steps", "Hardware", "PSNR", "SSIM", "dwtDctSvd", "JPEG q50", "crop to 50% area"):
         assert needed in card, needed
-    assert onnx_path(SHIPPED_WEIGHTS).is_file()
+    assert onnx_path(SHIPPED_WEIGHTS).is_file() and placements_onnx_path(SHIPPED_WEIGHTS).is_file()
     entry = json.loads(calibration_path(SHIPPED_WEIGHTS).read_text())["tests"][TEST_NAME]
-    assert entry["trials"] >= 1_000_000 and entry["views"] == len(SEARCH_VIEWS)
+    assert entry["trials"] >= 1_000_000 and entry["views"] == watermark.get("learned").trials
 
 
 def test_invisible_and_read_back_with_its_id(marked):
@@ -70,6 +70,17 @@ def test_survives_the_edits_it_was_measured_on(marked, edit):
     if min(edited.shape[:2]) < 256:
         edited = cv2.resize(edited, (256, 256), interpolation=cv2.INTER_CUBIC)
     assert _decide(scheme, edited).detected
+
+
+@pytest.mark.parametrize("area, left, top", [(0.5, 0.8, 0.3), (0.64, 0.1, 0.7)])
+def test_registration_reads_a_crop_at_an_arbitrary_position(marked, area, left, top):
+    scheme, bgr, out = marked
+    side = round(512 * area ** 0.5)
+    x, y = round((512 - side) * left), round((512 - side) * top)
+    assert _decide(scheme, out[y:y + side, x:x + side]).detected
+    assert not _decide(scheme, bgr[y:y + side, x:x + side]).detected
+    grid = watermark.get("learned", search=True, registration=None)  # what the crop needed registration for
+    assert _decide(grid, out[y:y + side, x:x + side]).matches < 50
 
 
 def test_silent_on_unmarked_photos():

@@ -170,5 +170,30 @@ class Decoder(nn.Module):
         return votes if votes.dim() == 2 else votes.mean(dim=(2, 3))
 
 
+class PlacementScores(nn.Module):
+    """A flatten-head decoder's confidence at every whole-cell placement on a canvas (crop registration,
+    :mod:`.registration`): the trunk is translation-equivariant, so the linear read-out applied to
+    every window of the canvas's feature map is one convolution; returns mean |logit| per window,
+    (N, H/stride - cells + 1, W/stride - cells + 1) for canvases (N, 3, H, W) in [0, 1]."""
+
+    def __init__(self, decoder: Decoder):
+        super().__init__()
+        if decoder.config.decoder_head != "flatten":
+            raise ValueError("placement scores need the positional (flatten) decoder head")
+        self.features, self.reduce = decoder.features, decoder.votes[0]
+        linear = decoder.votes[2]
+        cells = round((linear.in_features / self.reduce.out_channels) ** 0.5)
+        self.register_buffer("weight", linear.weight.detach().reshape(linear.out_features, -1, cells, cells).clone())
+        self.register_buffer("bias", linear.bias.detach().clone())
+
+    def logits(self, canvas: torch.Tensor) -> torch.Tensor:
+        """(N, bits, rows, cols): the read-out of every whole-cell window."""
+        x = canvas - F.avg_pool2d(canvas, 7, 1, 3, count_include_pad=False)  # as Decoder.forward
+        return F.conv2d(self.reduce(self.features(x * 8)), self.weight, self.bias)
+
+    def forward(self, canvas: torch.Tensor) -> torch.Tensor:
+        return self.logits(canvas).abs().mean(dim=1)
+
+
 def build(config: NetConfig) -> tuple[Encoder, Decoder]:
     return Encoder(config), Decoder(config)

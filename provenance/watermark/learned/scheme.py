@@ -2,9 +2,11 @@
 
 Embedding resizes the image to the networks' working size, asks the encoder for a residual there,
 upsamples the residual to the image (bilinear) and adds it times ``strength``: any image size, a
-flat cost. Decoding reads one resized view and, with ``search=True`` (the default), a few more
-(mirror, rotations, crops put back in place), keeping the best one; :attr:`LearnedScheme.trials` says how many, so a
-decision can divide its false-positive budget by it.
+flat cost. Decoding reads one resized view and, with ``search=True`` (the default), a few more: the
+mirror, rotations of +-10 degrees, and crops put back where registration (:mod:`.registration`)
+finds they sat in the marked frame (a fixed 3x3 grid of crop views with ``registration=None``),
+keeping the best one; :attr:`LearnedScheme.trials` says how many, so a decision can divide its
+false-positive budget by it.
 
 The scheme carries 128 bits, the keyed payload of the other schemes (64 key-scrambled sync bits
 decide "marked", 64 carry the BCH-protected ID). Weights come from a safetensors file (never a
@@ -25,6 +27,7 @@ from .. import payload
 from ..null_model import TARGET_FPR, Calibration
 from ..payload import PAYLOAD_BITS
 from ..schemes import SCHEMES, WatermarkScheme
+from .registration import Registration, RegistrationConfig
 
 if TYPE_CHECKING:
     from ..decision import DecodeResult
@@ -55,11 +58,13 @@ class View:
         return np.hstack([m, (centre - m @ centre)[:, None]])
 
 
-# The views read when searching: the networks are trained for small geometry (a few degrees, crops
-# of ~15% of a side); these cover larger rotations and crops to half the area anywhere on a 3x3 grid.
-SEARCH_VIEWS: tuple[View, ...] = (
-    View(), View(mirror=True), View(angle=-10.0), View(angle=10.0), View(keep=0.85),
-    *(View(keep=0.71, at=(x, y)) for y in (0.0, 0.5, 1.0) for x in (0.0, 0.5, 1.0)),
+# The fixed views read when searching: the networks are trained for small geometry (a few degrees,
+# crops of ~15% of a side); these cover the mirror and rotations of +-10 degrees. Crops are found by
+# registration (:mod:`.registration`), which adds its own views; without it, a 3x3 grid of crop views
+# (the design before registration: a crop lines up with it only by chance) is read instead.
+SEARCH_VIEWS: tuple[View, ...] = (View(), View(mirror=True), View(angle=-10.0), View(angle=10.0))
+CROP_GRID_VIEWS: tuple[View, ...] = (
+    View(keep=0.85), *(View(keep=0.71, at=(x, y)) for y in (0.0, 0.5, 1.0) for x in (0.0, 0.5, 1.0)),
 )
 
 
@@ -69,6 +74,10 @@ class MissingWeights(MarkingError):
 
 def onnx_path(weights: str | Path) -> Path:
     return Path(weights).with_suffix(".decoder.onnx")
+
+
+def placements_onnx_path(weights: str | Path) -> Path:
+    return Path(weights).with_suffix(".placements.onnx")
 
 
 def calibration_path(weights: str | Path) -> Path:
@@ -81,20 +90,28 @@ class LearnedScheme(WatermarkScheme):
     capacity: ClassVar[int] = PAYLOAD_BITS
 
     def __init__(self, weights: str | Path | None = None, strength: float = 1.0, search: bool = True,
-                 backend: str = "auto"):
+                 backend: str = "auto", registration: RegistrationConfig | None = RegistrationConfig()):
         if backend not in ("auto", "torch", "onnx"):
             raise ValueError(f"backend must be auto, torch or onnx, not {backend!r}")
         self.weights = Path(weights) if weights else SHIPPED_WEIGHTS
         self.strength = float(strength)
         self.search = search
         self.backend = backend
-        self._encoder = self._decoder = self._onnx = self._net = None
+        self.registration = registration if search else None  # None: read the fixed crop grid instead
+        self._encoder = self._decoder = self._onnx = self._net = self._registration = None
         self._target_rms = None
 
     @property
+    def fixed_views(self) -> tuple[View, ...]:
+        if not self.search:
+            return SEARCH_VIEWS[:1]
+        return SEARCH_VIEWS if self.registration else SEARCH_VIEWS + CROP_GRID_VIEWS
+
+    @property
     def trials(self) -> int:
-        """Views read per decode (the factor a decision must correct for)."""
-        return len(SEARCH_VIEWS) if self.search else 1
+        """Views read per decode (the factor a decision must correct for): the fixed ones and the
+        registered ones (always ``candidates`` of them, chosen without the key)."""
+        return len(self.fixed_views) + (self.registration.candidates if self.registration else 0)
 
     def _check_weights(self) -> None:
         if not self.weights.is_file():
@@ -158,13 +175,67 @@ class LearnedScheme(WatermarkScheme):
                            interpolation=cv2.INTER_AREA if min(h, w) > size else cv2.INTER_CUBIC)
         return np.ascontiguousarray(small[:, :, ::-1])
 
-    def views(self, bgr: np.ndarray) -> np.ndarray:
-        """(N, 3, size, size) float32 RGB in [0, 1]: the views one decode reads."""
+    def registered_views(self, bgr: np.ndarray, base: np.ndarray | None = None,
+                         search_base: np.ndarray | None = None) -> list[View]:
+        """Exactly ``registration.candidates`` crop views placed by :class:`.Registration`, chosen by
+        the decoder's confidence (no key). ``base``/``search_base``: the image at the working size /
+        twice it, where the caller has them."""
+        if self._registration is None:
+            self._registration = Registration(self._net, self._placement_scorer(), self.registration)
         size = self._net.size
-        base = self._resized_rgb(bgr)
-        aspect = bgr.shape[1] / bgr.shape[0]
+        search_base = self._registration.base(bgr) if search_base is None else search_base
+        base = self._resized_rgb(bgr) if base is None else base
+
+        def confidence(placements) -> np.ndarray:  # key-free: how sure the decoder is, whatever the word
+            views = [View(keep=p.keep, at=p.view_at(size)) for p in placements]
+            return np.abs(self._run(self._warp(base, views, bgr.shape[1] / bgr.shape[0]))).mean(axis=1)
+
+        placements = self._registration.select(bgr, confidence, search_base)
+        views = [View(keep=p.keep, at=p.view_at(size)) for p in placements]
+        return (views + [View()] * self.registration.candidates)[: self.registration.candidates]
+
+    def _placement_scorer(self):
+        """Canvases -> placement scores (:class:`.networks.PlacementScores`), on onnxruntime where its
+        export sits beside the weights (and the backend allows), else torch."""
+        path = placements_onnx_path(self.weights)
+        if self.backend != "torch" and path.is_file():
+            import onnxruntime
+
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = 1
+            session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            name = session.get_inputs()[0].name
+            return lambda canvases: session.run(None, {name: canvases})[0]
+        import torch
+
+        from .networks import PlacementScores
+
+        self._load_torch()
+        scores = PlacementScores(self._decoder).eval()
+
+        def run(canvases: np.ndarray) -> np.ndarray:
+            with torch.inference_mode():
+                return scores(torch.from_numpy(canvases)).numpy()
+        return run
+
+    def views(self, bgr: np.ndarray) -> np.ndarray:
+        """(N, 3, size, size) float32 RGB in [0, 1]: the views one decode reads (``trials`` of them)."""
+        chosen = list(self.fixed_views)
+        if self.registration:  # one resize of the (possibly large) image serves both
+            if self._registration is None:
+                self._registration = Registration(self._net, self._placement_scorer(), self.registration)
+            search_base = self._registration.base(bgr)
+            size = self._net.size
+            base = np.ascontiguousarray(cv2.resize(search_base, (size, size), interpolation=cv2.INTER_AREA))
+            chosen += self.registered_views(bgr, base, search_base)
+        else:
+            base = self._resized_rgb(bgr)
+        return self._warp(base, chosen, bgr.shape[1] / bgr.shape[0])
+
+    def _warp(self, base: np.ndarray, chosen: Sequence[View], aspect: float) -> np.ndarray:
+        size = self._net.size
         out = []
-        for v in (SEARCH_VIEWS if self.search else SEARCH_VIEWS[:1]):
+        for v in chosen:
             view = base[:, ::-1] if v.mirror else base
             if v.angle or v.keep != 1.0:
                 view = cv2.warpAffine(np.ascontiguousarray(view), v.matrix(size, aspect), (size, size),
@@ -174,15 +245,19 @@ class LearnedScheme(WatermarkScheme):
 
     def _logits(self, bgr: np.ndarray) -> np.ndarray:
         self.check_image(bgr)
-        if self.backend != "torch" and self._load_onnx():
-            views = self.views(bgr)
-            name = self._onnx.get_inputs()[0].name
-            return self._onnx.run(None, {name: views})[0].astype(np.float64)
+        if not (self.backend != "torch" and self._load_onnx()):
+            self._load_torch()
+        return self._run(self.views(bgr))
+
+    def _run(self, views: np.ndarray) -> np.ndarray:
+        """Logits (N, bits) of views (N, 3, size, size), on onnxruntime where loaded, else torch."""
+        if self._onnx is not None:
+            return self._onnx.run(None, {self._onnx.get_inputs()[0].name: views})[0].astype(np.float64)
         import torch
 
         self._load_torch()
         with torch.inference_mode():
-            return self._decoder(torch.from_numpy(self.views(bgr))).double().numpy()
+            return self._decoder(torch.from_numpy(views)).double().numpy()
 
     def decode_soft(self, bgr: np.ndarray, length: int) -> np.ndarray:
         """P(bit = 1) per bit; with ``search``, from the view whose word is most confident."""

@@ -1,0 +1,154 @@
+"""Crop registration for the learned mark: find where a crop sat in the marked frame, from the image alone.
+
+The decoder is positional: it reads a crop only when the crop is put back at its place and scale in
+the 128 px working frame (a shift of 6 working px or a 1.08x scale reads chance). A crop's scale and
+offset are unknown, and a dense grid of views would need about 2,000 decodes. Registration does it
+in a few decoder passes instead, using two properties of the network:
+
+- its convolutional trunk is translation-equivariant (stride 8): the features of the crop placed on
+  an empty canvas hold, window by window, the features of every placement of the crop whose offset
+  differs by whole 8 px cells; the linear read-out evaluated on every window is one convolution of
+  the features with the read-out's weights;
+- on a marked image read in place its logits are large (mean |logit| 2-4 against about 1 elsewhere,
+  measured on held-out photos), and this score uses no key.
+
+So for each crop scale on a log grid the read-out runs at every cell offset and a few sub-cell
+offsets (``coarse_phases``: one trunk pass each); where that finds a confident placement, the best
+scales are refined at finer sub-cell offsets (``phases``), the best placements are re-scored on
+their real views and nudged by a pixel and a percent, and the ``candidates`` placements with the
+largest mean |logit| become views. The score is sharp: it halves about 2 working px or 2% in scale
+off the true placement, hence the dense grid. Because the score ignores the key, the views it picks
+are, on an unmarked image, as good as any fixed views for a random key: each is one more test in the
+Bonferroni correction, no more (the calibration reads them too).
+
+Measured (benchmarks/watermark_learned.py, RESUME.md session 4): see the model card.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Callable
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class RegistrationConfig:
+    min_keep: float = 0.69  # smallest crop searched, as a fraction of each side of the marked frame
+    scale_step: float = 0.05  # log step between crop scales (the score halves 2% off the true scale)
+    coarse_phases: tuple[int, ...] = (0, 4)  # sub-cell offsets (working px, each axis) tried at every scale
+    refine_above: float = 1.3  # refine only where the coarse search's best mean |logit| reaches this:
+    # on the shipped weights 5% of unmarked crops do, and all but 3% of marked ones (session-4 notes)
+    refine_scales: int = 2  # the best scales are refined at the finer phases
+    phases: tuple[int, ...] = (0, 2, 4, 6)  # sub-cell offsets (working px, each axis) at the refined scales
+    shortlist: int = 6  # placements re-scored on their real views (the trunk's windows are approximate)
+    refine: int = 1  # the best of them are nudged, round by round, on real views:
+    nudges: tuple[tuple[float, float], ...] = ((1.0, 0.01),)  # per round: +-px each axis, +-scale fraction
+    candidates: int = 4  # views read; each one counts in the correction
+    separation: float = 4.0  # two picked placements differ by more than this many working px or 3% in scale
+
+    def scales(self) -> np.ndarray:
+        """Crop scales searched, largest first (1, the whole frame, is the plain view)."""
+        steps = int(np.floor(np.log(1 / self.min_keep) / self.scale_step + 1e-9))
+        return np.exp(-self.scale_step * np.arange(1, steps + 1))
+
+
+@dataclass(frozen=True)
+class Placement:
+    score: float  # mean |logit| of the read-out at this placement
+    keep: float  # the crop's side as a fraction of the frame's
+    x: float  # the crop's top-left corner in the working frame (px)
+    y: float
+
+    def view_at(self, size: int) -> tuple[float, float]:
+        """The placement as :class:`~.scheme.View` ``at`` fractions of the room left over."""
+        room = (1 - self.keep) * size
+        return (self.x / room, self.y / room)
+
+
+class Registration:
+    """Placements of a (possibly cropped) image in the working frame, ranked by the decoder's confidence.
+
+    ``score_canvases`` maps canvases (N, 3, H, W) float32 RGB in [0, 1] (H, W = size plus whole cells)
+    to the mean |logit| of the read-out at every whole-cell window (N, H/stride - cells + 1, ...):
+    :class:`.networks.PlacementScores`, on onnxruntime (``learned.placements.onnx``) or torch."""
+
+    def __init__(self, net, score_canvases: Callable[[np.ndarray], np.ndarray],
+                 config: RegistrationConfig = RegistrationConfig()):
+        if net.decoder_head != "flatten":
+            raise ValueError("registration needs the positional (flatten) decoder head")
+        self.config, self.size, self.score_canvases = config, net.size, score_canvases
+        self.stride = 2 ** (1 + sum(1 for i in range(net.decoder_blocks - 1) if i in (0, 2)))  # as Decoder builds it
+
+    def _scores(self, small: np.ndarray, phases: list[tuple[int, int]]) -> list[tuple[float, float, float]]:
+        """(score, x, y) of every placement of ``small`` (RGB float, h x w) at the given sub-cell phases."""
+        size, cell = self.size, self.stride
+        h, w = small.shape[:2]
+        nx, ny = (size - w) // cell, (size - h) // cell
+        canvas = np.zeros((len(phases), 3, size + cell * ny, size + cell * nx), np.float32)
+        for i, (px, py) in enumerate(phases):  # crop at the last whole-cell offset plus the phase
+            y0, x0 = cell * ny + py, cell * nx + px
+            part = small[: canvas.shape[2] - y0, : canvas.shape[3] - x0]
+            canvas[i, :, y0:y0 + part.shape[0], x0:x0 + part.shape[1]] = part.transpose(2, 0, 1)
+        score = self.score_canvases(canvas)  # (phases, ny + 1, nx + 1): window start (ny - cy, nx - cx)
+        out = []
+        for i, (px, py) in enumerate(phases):
+            for j in range(ny + 1):
+                for k in range(nx + 1):
+                    out.append((float(score[i, j, k]), float(cell * (nx - k) + px), float(cell * (ny - j) + py)))
+        return out
+
+    def select(self, bgr: np.ndarray, confidence: Callable[[list[Placement]], np.ndarray],
+               base: np.ndarray | None = None) -> list[Placement]:
+        """The ``candidates`` placements of ``bgr`` whose real views the decoder reads most confidently:
+        the trunk's ``shortlist``, re-scored by ``confidence`` (mean |logit| of each placement's real
+        view), the best ``refine`` of them nudged around, then the best distinct ones."""
+        config = self.config
+        pool = self.placements(bgr, config.shortlist, base)
+        if not pool or pool[0].score < config.refine_above:  # nothing the decoder is sure of: no refinement
+            return pool[: config.candidates]
+        pool = [replace(p, score=float(c)) for p, c in zip(pool, confidence(pool))]
+        for d, f in config.nudges:
+            best = sorted(pool, key=lambda p: -p.score)[: config.refine]
+            nudged = [replace(p, x=p.x + dx, y=p.y + dy) for p in best for dx, dy in ((-d, 0), (d, 0), (0, -d), (0, d))]
+            nudged += [replace(p, keep=p.keep * g) for p in best for g in (1 - f, 1 + f)]
+            if nudged:
+                pool += [replace(p, score=float(c)) for p, c in zip(nudged, confidence(nudged))]
+        return self._distinct(pool, config.candidates)
+
+    def _distinct(self, pool: list[Placement], count: int) -> list[Placement]:
+        picked: list[Placement] = []
+        for p in sorted(pool, key=lambda p: -p.score):
+            if all(abs(p.keep / q.keep - 1) > 0.03 or abs(p.x - q.x) + abs(p.y - q.y) > self.config.separation
+                   for q in picked):
+                picked.append(p)
+                if len(picked) == count:
+                    break
+        return picked
+
+    def base(self, bgr: np.ndarray) -> np.ndarray:
+        """The image squeezed to twice the working size, RGB uint8: what the search resamples."""
+        return np.ascontiguousarray(cv2.resize(np.ascontiguousarray(bgr), (2 * self.size, 2 * self.size),
+                                               interpolation=cv2.INTER_AREA)[:, :, ::-1])
+
+    def placements(self, bgr: np.ndarray, count: int, base: np.ndarray | None = None) -> list[Placement]:
+        """The ``count`` best-scoring (by the trunk's windows), mutually distinct placements of ``bgr``
+        (``base``: its :meth:`base`, where the caller has it)."""
+        config, size = self.config, self.size
+        base = (self.base(bgr) if base is None else base).astype(np.float32) / 255
+        smalls = {}
+        coarse = []
+        first = [(px, py) for py in config.coarse_phases for px in config.coarse_phases]
+        for keep in config.scales():
+            side = max(self.stride, round(size * keep))
+            smalls[keep] = cv2.resize(base, (side, side), interpolation=cv2.INTER_AREA)
+            found = self._scores(smalls[keep], first)
+            coarse.append((max(s for s, _, _ in found), keep, found))
+        coarse.sort(key=lambda item: -item[0])
+        found = [Placement(s, keep, x, y) for _, keep, scored in coarse for s, x, y in scored]
+        extra = [(px, py) for py in config.phases for px in config.phases if (px, py) not in first]
+        refined = coarse[: config.refine_scales] if coarse and coarse[0][0] >= config.refine_above else []
+        for _, keep, _ in refined:
+            if extra:
+                found += [Placement(s, keep, x, y) for s, x, y in self._scores(smalls[keep], extra)]
+        return self._distinct(found, count)
