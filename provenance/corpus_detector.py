@@ -69,6 +69,8 @@ def corpus_group(row) -> str:
         return f"{row.repo}:{row.path}"
     if row.repo == "dcsan/imagen":  # output/renders/<prompt>/<generator>-<n>.png: a prompt's renders together
         return f"{row.repo}:{os.path.dirname(row.path)}"
+    if row.repo == "AI-Image-Gen/generator-testing":  # img/[old/]<run>-<model>-<id>.jpg: one prompt per run
+        return f"{row.repo}:run-{os.path.basename(row.path).split('-')[0]}"
     return f"{row.repo}:{row.path}"
 
 
