@@ -159,7 +159,7 @@ RULES: tuple[Rule, ...] = (
     Rule("AI-Image-Gen/generator-testing", r"^img/(old/)?(?P<prefix>\d+-\d)-\d+\.jpg$", "synthetic", "", "",
          "GPL-3.0 (repository)", "unknown", prefixes=_generator_testing_prefixes(), history=True),
     Rule("comfyanonymous/ComfyUI_examples", r"^(?P<prefix>[a-z0-9_]+/[a-z0-9_.]+)\.png$", "synthetic", "", "",
-         "none stated", "unknown", prefixes=COMFY_EXAMPLES),
+         "0BSD-style (repository LICENSE; each model's own terms)", "unknown", prefixes=COMFY_EXAMPLES),
     Rule("XLabs-AI/x-flux", r"^(results/result_\d+|assets/readme/examples/(result_\d+|furry\d|picture-[5-7]-rev1))\.png$",
          "synthetic", "flux-1-xlabs", "flux", "Apache-2.0 (code); FLUX.1-dev outputs", "unknown", history=True),
     Rule("PixArt-alpha/PixArt-alpha", r"^asset/images/controlnet/0_\d\.png$", "synthetic", "pixart-alpha",
@@ -169,6 +169,14 @@ RULES: tuple[Rule, ...] = (
          "low-light-photo", "research benchmark (unknown)", "unknown"),
     Rule("Li-Chongyi/Zero-DCE", r"^Zero-DCE_code/data/test_data/LIME/.+\.bmp$", "real", "lime-lowlight",
          "low-light-photo", "research benchmark (unknown)", "unknown"),
+    # Phone and camera JPEGs straight from the device, EXIF intact (Pixel 5, iPhone 11, one WhatsApp copy).
+    Rule("Tech4Tracing/CartridgeOCR", r"^(imagesForTesting/.+|src/scratch/textHighlight/sample)\.(jpg|JPG)$", "real",
+         "cartridgeocr-phone", "phone-photo", "MIT", "yes"),
+    # Twenty-odd camera makes, 1998-2020 (the orientation set is one photo rotated: two kept; a poster and a
+    # video-game render left out).
+    Rule("ianare/exif-samples", r"^jpg/(exif-org/.+|gps/.+|hdr/.+|mobile/.+|tests/.+|orientation/(landscape|portrait)_1)\.jpg$",
+         "real", "exif-samples", "camera-photo", "CC BY-SA 4.0 (contributed samples, per README)", "yes",
+         exclude=r"45-gps_ifd"),
 )
 
 
