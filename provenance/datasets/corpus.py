@@ -172,8 +172,8 @@ RULES: tuple[Rule, ...] = (
     # Phone and camera JPEGs straight from the device, EXIF intact (Pixel 5, iPhone 11, one WhatsApp copy).
     Rule("Tech4Tracing/CartridgeOCR", r"^(imagesForTesting/.+|src/scratch/textHighlight/sample)\.(jpg|JPG)$", "real",
          "cartridgeocr-phone", "phone-photo", "MIT", "yes"),
-    # Twenty-odd camera makes, 1998-2020 (the orientation set is one photo rotated: two kept; a poster and a
-    # video-game render left out).
+    # 25 camera and phone models of 12 makes, late 1990s to 2020 (the orientation set is one photo
+    # rotated: two kept; a poster and a video-game render left out).
     Rule("ianare/exif-samples", r"^jpg/(exif-org/.+|gps/.+|hdr/.+|mobile/.+|tests/.+|orientation/(landscape|portrait)_1)\.jpg$",
          "real", "exif-samples", "camera-photo", "CC BY-SA 4.0 (contributed samples, per README)", "yes",
          exclude=r"45-gps_ifd"),
