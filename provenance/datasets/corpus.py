@@ -115,6 +115,18 @@ COMFY_EXAMPLES = {
     "z_image/z_image_turbo_example": ("z-image", "other-dit-2024"),
 }
 
+# Comfy-Org/example_workflows: the text-to-image examples of hosted models (their API nodes) and two open ones.
+COMFY_ORG_EXAMPLES = {
+    "api_nodes/openai-dall-e-3/text2image": ("dall-e-3", "closed-api-2024-25"),
+    "api_nodes/GPT-Image-1/text2image": ("gpt-image-1", "closed-api-2024-25"),
+    "api_nodes/ideogram/v3/ideogram_v3_t2i": ("ideogram-3", "closed-api-2024-25"),
+    "api_nodes/luma/t2i/luma_t2i": ("luma-photon", "closed-api-2024-25"),
+    "api_nodes/runway/image/text_to_image": ("runway-image", "closed-api-2024-25"),
+    "api_nodes/stability_ai/stable_image_ultra_t2i": ("stable-image-ultra", "closed-api-2024-25"),
+    "api_nodes/openai-dall-e-2/text2image": ("dalle-2", "dalle-2"),
+    "image/qwen/qwen-image": ("qwen-image", "other-dit-2024"),
+}
+
 RULES: tuple[Rule, ...] = (
     Rule("dcsan/imagen", r"^output/renders/[^/]+/(?P<prefix>[a-z]+?)\d*-\d+\.(png|jpe?g|webp)$", "synthetic",
          "", "", "none stated", "unknown"),
@@ -160,6 +172,8 @@ RULES: tuple[Rule, ...] = (
          "GPL-3.0 (repository)", "unknown", prefixes=_generator_testing_prefixes(), history=True),
     Rule("comfyanonymous/ComfyUI_examples", r"^(?P<prefix>[a-z0-9_]+/[a-z0-9_.]+)\.png$", "synthetic", "", "",
          "0BSD-style (repository LICENSE; each model's own terms)", "unknown", prefixes=COMFY_EXAMPLES),
+    Rule("Comfy-Org/example_workflows", r"^(?P<prefix>[A-Za-z0-9_./-]+)\.(png|jpg)$", "synthetic", "", "",
+         "none stated (each provider's terms for its outputs)", "unknown", prefixes=COMFY_ORG_EXAMPLES),
     Rule("XLabs-AI/x-flux", r"^(results/result_\d+|assets/readme/examples/(result_\d+|furry\d|picture-[5-7]-rev1))\.png$",
          "synthetic", "flux-1-xlabs", "flux", "Apache-2.0 (code); FLUX.1-dev outputs", "unknown", history=True),
     Rule("PixArt-alpha/PixArt-alpha", r"^asset/images/controlnet/0_\d\.png$", "synthetic", "pixart-alpha",
