@@ -158,6 +158,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fakes-per-family", type=int, default=80)
     parser.add_argument("--jpeg", type=int, default=None, help="Re-encode every input as JPEG at this quality.")
     parser.add_argument("--out", type=Path, default=None, help="Write the full results (labels per image) here.")
+    parser.add_argument("--label", default="", help="Words added to this run's column name, e.g. 'weights shipped before'.")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--compact", type=Path, nargs="+", metavar="RESULTS",
                         help="Only print a table from runs saved with --out (no checking): the first run's "
@@ -178,7 +179,8 @@ def main(argv: list[str] | None = None) -> None:
     print("baseline: cnn+spectral (the classifiers shipped before spectral-corpus), same evidence, same run")
     samples = test_samples(args.corpus, args.own, args.fakes_per_family)
     result = run(samples, args.weights, args.jpeg)
-    result["inputs"] = f"JPEG q{args.jpeg} re-encode" if args.jpeg else "files as stored"
+    result["inputs"] = (f"JPEG q{args.jpeg} re-encode" if args.jpeg else "files as stored") + (
+        f", {args.label}" if args.label else "")
     result["strata"] = strata(samples)
     if args.out:
         args.out.write_text(json.dumps(result) + "\n")

@@ -190,8 +190,9 @@ class Detectors:
         return lambda z: model.mahalanobis(scaler.transform(z))
 
 
-def run(corpus: Path, cache: Path, size: int) -> dict:
-    from provenance.corpus_detector import TRAINING_CROPS, cached_arrays, corpus_samples, crop_features
+def run(corpus: Path, cache: Path, size: int, resampled: int = 0) -> dict:
+    from provenance.corpus_detector import (TRAINING_CROPS, cached_arrays, corpus_samples, crop_features,
+                                            resampled_crop)
 
     samples = corpus_samples(corpus, size)
     cached = extract(samples, cache, size)
@@ -211,7 +212,11 @@ def run(corpus: Path, cache: Path, size: int) -> dict:
     trainable = [r for r in rows if r.label or r.split == "train"]
     more = [cached_arrays(trainable, cache / f"features-{size}-seed{k}.npz", "features", crop_features, size,
                           f"features, crop {k}", seed=k) for k in range(1, TRAINING_CROPS)]
-    results = {"size": size, "images": len(rows), "families": {}, "counts": {}, "spectral_lr_crops": TRAINING_CROPS}
+    # the recipe variant: as many more crops of every training image, each after a random downscale
+    resized = [cached_arrays(trainable, cache / f"features-{size}-resampled{k}.npz", "features", crop_features, size,
+                             f"features, resampled crop {k}", seed=k, crop=resampled_crop) for k in range(resampled)]
+    results = {"size": size, "images": len(rows), "families": {}, "counts": {}, "spectral_lr_crops": TRAINING_CROPS,
+               "resampled_crops": resampled}
     for held in families:
         train = ((y == 1) & (family != held)) | (split == "train")
         val = split == "validation"
@@ -220,6 +225,10 @@ def run(corpus: Path, cache: Path, size: int) -> dict:
         fitted = {"spectral-lr": Detectors.spectral_lr(np.vstack([x[train], *(f for f, _ in extra)]),
                                                        np.r_[y[train], [label for _, label in extra]]),
                   "real-gaussian": Detectors.real_gaussian(x[train], y[train])}
+        if resampled:
+            extra += [(crops[r.key], r.label) for crops in resized for r, t in zip(rows, train) if t and r.key in crops]
+            fitted["spectral-lr+resampled"] = Detectors.spectral_lr(np.vstack([x[train], *(f for f, _ in extra)]),
+                                                                    np.r_[y[train], [label for _, label in extra]])
         surprise_model = Detectors.surprise_gaussian(x[train], y[train], stats[train])
         combined = Detectors.combined_lr(x[train], y[train], stats[train])
         all_scores = {**{n: f(x) for n, f in fitted.items()}, "surprise-gaussian": surprise_model(stats),
@@ -300,6 +309,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--cnn-holdout", metavar="FAMILY", help="Also retrain the NPR CNN without FAMILY and score it.")
     parser.add_argument("--cnn-steps", type=int, default=1500)
+    parser.add_argument("--resampled-crops", type=int, default=0, metavar="N",
+                        help="Also train spectral-lr with N more crops of each training image taken after a random "
+                             "0.5-0.9x downscale (both classes; the recipe variant, scored in the same run).")
     args = parser.parse_args(argv if argv is not None else [])
     if not args.corpus.is_dir():
         print(f"corpus_lofo: {args.corpus}: no corpus; run `provenance dataset corpus rebuild` first (skipped)")
@@ -311,7 +323,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"CPU capability: {torch.backends.cpu.get_cpu_capability()}; bf16 {bf16}; threads {torch.get_num_threads()}; "
           f"{machine_line()}")
     print("baseline: the shipped cnn and spectral weights, scored in the same run on the same crops")
-    results = run(args.corpus, args.cache, args.size)
+    results = run(args.corpus, args.cache, args.size, args.resampled_crops)
     if args.cnn_holdout:
         results["families"][args.cnn_holdout]["corpus-cnn"] = cnn_holdout(
             args.corpus, args.cache, args.size, args.cnn_holdout, args.cnn_steps)

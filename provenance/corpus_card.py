@@ -180,7 +180,11 @@ def export(result: CorpusFit, dest: Path, corpus_rows, commands: list[str], lofo
         "",
         "- Most fakes are missed: see the tables. Fakes that were resized, heavily compressed or screenshotted "
         "lose the traces these features read.",
-        "- Generators after 2022 (SDXL, SD3, FLUX, DALL-E 3, Midjourney v5+, Imagen, Firefly) are not in the corpus.",
+        "- Generators after 2022 are thin in the corpus: FLUX.1/2 and Chroma, SDXL, SD3/3.5, Stable Cascade and a "
+        "few 2024-25 DiTs (PixArt-alpha, Hunyuan-DiT, AuraFlow, HiDream, Lumina 2, OmniGen 2, Qwen-Image, "
+        "Cosmos, Z-Image) with 1-40 images each, one image each of six hosted models (DALL-E 3, GPT-Image-1, "
+        "Ideogram 3, Luma Photon, Runway, Stable Image Ultra), and SDXL/SD 2.1/SD 1.5 renders upscaled x3 by "
+        "Real-ESRGAN; Midjourney v5+, Imagen and Firefly are not in it at all.",
         "- A score is a statistical guess: alone it makes an image at most `likely_synthetic`.",
         "",
         *code_section("## Reproduce", commands),

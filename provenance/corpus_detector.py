@@ -35,6 +35,7 @@ QUALITY = (70, 95)  # final JPEG quality range, both classes
 SPLIT_EDGES = (0.6, 0.8)  # train < 0.6 <= validation < 0.8 <= test
 FEATURE_TILE = 128
 DEFAULT_C = 0.1  # chosen on validation AUC and per-source FPR (see the model card)
+CHECK_MAX_TILES = 16  # tiles `check` scores per image (benchmarks tile_budget: no real photo's verdict changes from 64)
 TRAINING_CROPS = 3  # crops per training image: more AUC and fewer false positives than 1 (README)
 SCOPE = "public-corpus+our-generators"  # what the model was trained on: read by the fusion rule (classifier dissent)
 
@@ -69,6 +70,8 @@ def corpus_group(row) -> str:
         return f"{row.repo}:{row.path}"
     if row.repo == "dcsan/imagen":  # output/renders/<prompt>/<generator>-<n>.png: a prompt's renders together
         return f"{row.repo}:{os.path.dirname(row.path)}"
+    if row.repo == "AI-Image-Gen/generator-testing":  # img/[old/]<run>-<model>-<id>.jpg: one prompt per run
+        return f"{row.repo}:run-{os.path.basename(row.path).split('-')[0]}"
     return f"{row.repo}:{row.path}"
 
 
@@ -117,6 +120,34 @@ def training_crop(image, size: int = SIZE, seed: int = 0) -> np.ndarray:
     return jpeg_roundtrip(crop, int(rng.integers(QUALITY[0], QUALITY[1] + 1)))
 
 
+RESAMPLE_RANGE = (0.5, 0.9)  # downscale factors of the resampled training crops
+
+
+def resampled_crop(image, size: int = SIZE, seed: int = 0) -> np.ndarray:
+    """The pipeline's crop after downscaling the whole image by a random factor (either class alike):
+    a resized real photo must not read as synthetic, and a generator's traces must survive a resize."""
+    from PIL import Image
+
+    from provenance.datasets.external import LOSSY_FORMATS, jpeg_roundtrip
+
+    rng = _rng("resampled", seed, image.path)
+    with Image.open(image.path) as opened:
+        opened.seek(0)
+        rgb = np.asarray(opened.convert("RGB"))
+    if image.format not in LOSSY_FORMATS:
+        rgb = jpeg_roundtrip(rgb, int(rng.integers(QUALITY[0], QUALITY[1] + 1)))
+    height, width = rgb.shape[:2]
+    factor = max(float(rng.uniform(*RESAMPLE_RANGE)), (size + 1) / min(height, width))
+    if factor < 1:
+        method = (Image.Resampling.BICUBIC, Image.Resampling.LANCZOS, Image.Resampling.BILINEAR)[int(rng.integers(3))]
+        rgb = np.asarray(Image.fromarray(rgb).resize((round(width * factor), round(height * factor)), method))
+        height, width = rgb.shape[:2]
+    y, x = int(rng.integers(height - size + 1)), int(rng.integers(width - size + 1))
+    crop = rgb[y:y + size, x:x + size]
+    crop = np.ascontiguousarray(crop[:, ::-1] if rng.random() < 0.5 else crop)
+    return jpeg_roundtrip(crop, int(rng.integers(QUALITY[0], QUALITY[1] + 1)))
+
+
 def corner_tiles(crop: np.ndarray, tile: int = FEATURE_TILE) -> np.ndarray:
     h, w = crop.shape[:2]
     return np.stack([crop[y:y + tile, x:x + tile] for y in (0, h - tile) for x in (0, w - tile)])
@@ -141,13 +172,13 @@ def save_npz(store: Path, **arrays) -> None:
 
 
 def fill_cache(todo: list, done: dict, compute: Callable, save: Callable, size: int, what: str,
-               every: int = 100, seed: int = 0) -> dict:
+               every: int = 100, seed: int = 0, crop: Callable = training_crop) -> dict:
     """compute(crop) for each (key, image) not done yet, saving every ``every`` images (resumable).
     One bad file is reported on stderr and skipped; it never stops the run."""
     started = time.time()
     for i, (key, image) in enumerate(todo):
         try:
-            done[key] = compute(training_crop(image, size, seed))
+            done[key] = compute(crop(image, size, seed))
         except Exception as exc:  # noqa: BLE001 - one bad file never stops the run
             print(f"skip {image.path}: {type(exc).__name__}: {exc}".splitlines()[0], file=sys.stderr)
             continue
@@ -160,7 +191,7 @@ def fill_cache(todo: list, done: dict, compute: Callable, save: Callable, size: 
 
 
 def cached_arrays(samples: list[Sample], store: Path, field: str, compute: Callable, size: int = SIZE,
-                  what: str = "features", seed: int = 0) -> dict[str, np.ndarray]:
+                  what: str = "features", seed: int = 0, crop: Callable = training_crop) -> dict[str, np.ndarray]:
     """sha256 -> compute(crop of ``seed``), one array per image, cached in ``store`` under ``field``
     (resumable; safe to kill and re-run)."""
     done: dict = {}
@@ -174,7 +205,7 @@ def cached_arrays(samples: list[Sample], store: Path, field: str, compute: Calla
         save_npz(store, keys=np.array(keys), **{field: np.stack([done[k] for k in keys])})
 
     store.parent.mkdir(parents=True, exist_ok=True)
-    return fill_cache(todo, done, compute, save, size, what, seed=seed)
+    return fill_cache(todo, done, compute, save, size, what, seed=seed, crop=crop)
 
 
 def cached_features(samples: list[Sample], store: Path, size: int = SIZE) -> dict[str, np.ndarray]:
@@ -221,7 +252,7 @@ def fit(samples: list[Sample], features: dict[str, np.ndarray], C: float = DEFAU
     extra = [(features_k[s.key], s.label) for features_k in more_crops for s in samples
              if s.split == "train" and s.key in features_k]
     pipeline.fit(np.vstack([x[train], *(f for f, _ in extra)]), np.r_[y[train], [label for _, label in extra]])
-    model = SpectralClassifier(tile=FEATURE_TILE, C=C, augmented_copies=0)
+    model = SpectralClassifier(tile=FEATURE_TILE, C=C, augmented_copies=0, max_tiles=CHECK_MAX_TILES)
     model.model = LinearTileModel.from_pipeline(pipeline)
     model._fitted = True
     logits = model.model.decision_function(x)

@@ -275,3 +275,30 @@ def test_rebuild_refuses_a_file_that_is_not_an_index_in_one_line(snapshot, tmp_p
                                        "--out", str(tmp_path / "c"), "--index", str(tmp_path / "bad.csv")])
     assert result.exit_code == 1 and "not a corpus index: columns are" in result.output
     assert "Traceback" not in result.output
+
+
+def test_scan_with_history_pins_removed_files_at_the_commit_that_added_them(snapshot, tmp_path):
+    """A render a later commit deleted (generator-testing's cleanup) is indexed at the commit that
+    added it, named by the rule's own prefix map, and rebuilt from there; without history it is absent."""
+    work = tmp_path / "work"
+    rng = np.random.default_rng(11)
+    (work / "img").mkdir()
+    Image.fromarray(_texture(rng, 64, 64)).save(work / "img" / "7-1-99.png")
+    Image.fromarray(_texture(rng, 64, 64)).save(work / "img" / "7-5-99.png")  # not in the map
+    _git("add", ".", cwd=work)
+    _git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "render", cwd=work)
+    added = subprocess.run(["git", "rev-parse", "HEAD"], cwd=work, check=True, capture_output=True,
+                           text=True).stdout.strip()
+    _git("rm", "-rq", "img", cwd=work)
+    _git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "cleanup", cwd=work)
+    mirror = tmp_path / "mirror2"
+    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(mirror / "someone+gen" / "repo")], check=True)
+    rule = dict(repo="someone/gen", pattern=r"^img/(?P<prefix>\d+-\d)-\d+\.png$", label="synthetic", source="",
+                family="", licence="MIT", commercial="yes", prefixes={"7-1": ("toy-xl", "toy-family")})
+    assert scan(mirror, [Rule(**rule)]).rows == []
+    result = scan(mirror, [Rule(**rule, history=True)])
+    assert [(r.path, r.commit, r.generator, r.family) for r in result.rows] == [
+        ("img/7-1-99.png", added, "toy-xl", "toy-family")]
+    assert result.dropped.get("not a listed generator") == 1
+    report = rebuild(mirror, tmp_path / "corpus", result.rows)
+    assert report.written == 1 and not report.missing

@@ -290,13 +290,17 @@ def corpus_detector_command(corpus: Path, own: Path | None, out: Path, C: float 
         from provenance.datasets.corpus import read_index
 
         commands = ["provenance dataset corpus rebuild --mirror-dir MIRRORS --out CORPUS",
-                    "python -m benchmarks.corpus_lofo --corpus CORPUS   # writes CACHE/lofo-224.json",
+                    "python -m benchmarks.corpus_lofo --corpus CORPUS --resampled-crops 2   # writes CACHE/lofo-224.json",
                     f"provenance train detector corpus --corpus CORPUS{' --own OWN' if own else ''} --out RUN",
                     "provenance train detector tighten cnn spectral --corpus CORPUS   # the toy-trained thresholds",
-                    "# end to end: BEFORE.json from a checkout before spectral-corpus, then with it:",
-                    "python -m benchmarks.corpus_check --corpus CORPUS --own OWN --weights RUN --out STORED.json",
-                    "python -m benchmarks.corpus_check --corpus CORPUS --own OWN --weights RUN --jpeg 85 --out JPEG.json",
-                    "python -m benchmarks.corpus_check --compact BEFORE.json STORED.json JPEG.json > CHECK.md",
+                    "# end to end: the weights shipped before (OLD.json), then the retrained RUN:",
+                    "python -m benchmarks.corpus_check --corpus CORPUS --own OWN --label 'weights shipped before' "
+                    "--out OLD.json",
+                    "python -m benchmarks.corpus_check --corpus CORPUS --own OWN --weights RUN --label retrained "
+                    "--out STORED.json",
+                    "python -m benchmarks.corpus_check --corpus CORPUS --own OWN --weights RUN --jpeg 85 --label retrained "
+                    "--out JPEG.json",
+                    "python -m benchmarks.corpus_check --compact OLD.json OLD.json STORED.json JPEG.json > CHECK.md",
                     f"provenance train detector corpus --corpus CORPUS{' --own OWN' if own else ''} --out RUN "
                     f"--export {export_to} --lofo CACHE/lofo-224.json --check-table CHECK.md"]
         folder = export(result, export_to, read_index(), commands, json.loads(lofo.read_text()) if lofo else None,

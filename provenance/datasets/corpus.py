@@ -23,7 +23,7 @@ import re
 import subprocess
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping
 
 import numpy as np
 from PIL import Image
@@ -45,6 +45,10 @@ class Rule:
     licence: str
     commercial: str  # yes | no | unknown
     exclude: str = r"$^"
+    # generator, family per ``prefix`` match; None means DCSAN_PREFIXES (dcsan/imagen's model codes)
+    prefixes: Mapping[str, tuple[str, str]] | None = None
+    # also take files that earlier commits added and later ones removed (pinned at the adding commit)
+    history: bool = False
 
 
 # dcsan/imagen names each render by its model prefix (data/configs.py there).
@@ -60,6 +64,67 @@ DCSAN_PREFIXES = {
     "midj": ("midjourney-2022", "midjourney"),
     "stab": ("stable-diffusion-1", "stable-diffusion-1"),
     "dal": ("dalle-2", "dalle-2"),
+}
+
+
+
+def _generator_testing_prefixes() -> dict[str, tuple[str, str]]:
+    """AI-Image-Gen/generator-testing names each render RUN-JOB-ID.jpg; JOB indexes that run's models.json.
+
+    Runs 1-12 rendered SDXL-turbo, SD 2.1, SD 1.5; runs 15-23 added SDXL base after SDXL-turbo. Every
+    render was then upscaled x3 by Real-ESRGAN (its workflow), so they form one family held out together.
+    """
+    three = ("sdxl-turbo", "sd-2.1", "sd-1.5")
+    four = ("sdxl-turbo", "sdxl", "sd-2.1", "sd-1.5")
+    table = {}
+    for run in range(1, 24):
+        for job, model in enumerate(three if run <= 12 else four):
+            table[f"{run}-{job}"] = (f"{model}+esrgan-x3", "esrgan-upscaled-sd")
+    return table
+
+
+# ComfyUI_examples: one file per example; the checkpoint each used is in the PNG's embedded workflow.
+COMFY_EXAMPLES = {
+    "flux/flux_dev_example": ("flux-1", "flux"), "flux/flux_dev_checkpoint_example": ("flux-1", "flux"),
+    "flux/girl_in_field": ("flux-1", "flux"), "flux/flux_schnell_example": ("flux-1", "flux"),
+    "flux/flux_schnell_checkpoint_example": ("flux-1", "flux"), "flux/flux_canny_model_example": ("flux-1", "flux"),
+    "flux/flux_controlnet_example": ("flux-1", "flux"), "flux/flux_redux_model_example": ("flux-1", "flux"),
+    "flux/flux_kontext_example": ("flux-1", "flux"), "flux2/flux2_example": ("flux-2", "flux"),
+    "chroma/chroma_example": ("chroma", "flux"), "chroma/fennec_girl_flowers": ("chroma", "flux"),
+    "chroma/fennec_girl_hug": ("chroma", "flux"), "chroma/fennec_girl_sing": ("chroma", "flux"),
+    "sdxl/sdxl_simple_example": ("sdxl", "sdxl-sd3"), "sdxl/sdxl_refiner_prompt_example": ("sdxl", "sdxl-sd3"),
+    "sdturbo/sdxlturbo_example": ("sdxl", "sdxl-sd3"), "lcm/lcm_basic_example": ("sdxl", "sdxl-sd3"),
+    "sd3/sd3_simple_example": ("sd3", "sdxl-sd3"), "sd3/sd3_text_encoders_example": ("sd3", "sdxl-sd3"),
+    "sd3/sd3_anime_example": ("sd3", "sdxl-sd3"), "sd3/sd3_controlnet_example": ("sd3", "sdxl-sd3"),
+    "sd3/sd3.5_simple_example": ("sd3.5", "sdxl-sd3"), "sd3/sd3.5_text_encoders_example": ("sd3.5", "sdxl-sd3"),
+    "sd3/sd3.5_large_canny_controlnet_example": ("sd3.5", "sdxl-sd3"),
+    "stable_cascade/stable_cascade__text_to_image": ("stable-cascade", "other-dit-2024"),
+    "stable_cascade/stable_cascade_text_to_image": ("stable-cascade", "other-dit-2024"),
+    "stable_cascade/stable_cascade__canny_controlnet": ("stable-cascade", "other-dit-2024"),
+    "stable_cascade/stable_cascade__image_remixing": ("stable-cascade", "other-dit-2024"),
+    "stable_cascade/stable_cascade__image_remixing_multiple": ("stable-cascade", "other-dit-2024"),
+    "aura_flow/aura_flow_0.1_example": ("auraflow", "other-dit-2024"),
+    "aura_flow/aura_flow_0.2_example": ("auraflow", "other-dit-2024"),
+    "hunyuan_dit/hunyuan_dit_1.2_example": ("hunyuan-dit", "other-dit-2024"),
+    "hidream/hidream_dev_example": ("hidream", "other-dit-2024"),
+    "hidream/hidream_full_example": ("hidream", "other-dit-2024"),
+    "lumina2/lumina2_basic_example": ("lumina-2", "other-dit-2024"),
+    "omnigen/omnigen2_example": ("omnigen-2", "other-dit-2024"),
+    "qwen_image/qwen_image_basic_example": ("qwen-image", "other-dit-2024"),
+    "cosmos_predict2/cosmos_predict2_2b_t2i_example": ("cosmos-predict2", "other-dit-2024"),
+    "z_image/z_image_turbo_example": ("z-image", "other-dit-2024"),
+}
+
+# Comfy-Org/example_workflows: the text-to-image examples of hosted models (their API nodes) and two open ones.
+COMFY_ORG_EXAMPLES = {
+    "api_nodes/openai-dall-e-3/text2image": ("dall-e-3", "closed-api-2024-25"),
+    "api_nodes/GPT-Image-1/text2image": ("gpt-image-1", "closed-api-2024-25"),
+    "api_nodes/ideogram/v3/ideogram_v3_t2i": ("ideogram-3", "closed-api-2024-25"),
+    "api_nodes/luma/t2i/luma_t2i": ("luma-photon", "closed-api-2024-25"),
+    "api_nodes/runway/image/text_to_image": ("runway-image", "closed-api-2024-25"),
+    "api_nodes/stability_ai/stable_image_ultra_t2i": ("stable-image-ultra", "closed-api-2024-25"),
+    "api_nodes/openai-dall-e-2/text2image": ("dalle-2", "dalle-2"),
+    "image/qwen/qwen-image": ("qwen-image", "other-dit-2024"),
 }
 
 RULES: tuple[Rule, ...] = (
@@ -102,6 +167,30 @@ RULES: tuple[Rule, ...] = (
          "research benchmark (unknown)", "unknown"),
     Rule("JingyunLiang/SwinIR", r"^testsets/McMaster/.+", "real", "mcmaster", "scene-photo",
          "research benchmark (unknown)", "unknown"),
+    # Post-2022 generators.
+    Rule("AI-Image-Gen/generator-testing", r"^img/(old/)?(?P<prefix>\d+-\d)-\d+\.jpg$", "synthetic", "", "",
+         "GPL-3.0 (repository)", "unknown", prefixes=_generator_testing_prefixes(), history=True),
+    Rule("comfyanonymous/ComfyUI_examples", r"^(?P<prefix>[a-z0-9_]+/[a-z0-9_.]+)\.png$", "synthetic", "", "",
+         "0BSD-style (repository LICENSE; each model's own terms)", "unknown", prefixes=COMFY_EXAMPLES),
+    Rule("Comfy-Org/example_workflows", r"^(?P<prefix>[A-Za-z0-9_./-]+)\.(png|jpg)$", "synthetic", "", "",
+         "none stated (each provider's terms for its outputs)", "unknown", prefixes=COMFY_ORG_EXAMPLES),
+    Rule("XLabs-AI/x-flux", r"^(results/result_\d+|assets/readme/examples/(result_\d+|furry\d|picture-[5-7]-rev1))\.png$",
+         "synthetic", "flux-1-xlabs", "flux", "Apache-2.0 (code); FLUX.1-dev outputs", "unknown", history=True),
+    Rule("PixArt-alpha/PixArt-alpha", r"^asset/images/controlnet/0_\d\.png$", "synthetic", "pixart-alpha",
+         "other-dit-2024", "Apache-2.0 (repository)", "unknown"),
+    # Real photos of kinds the corpus lacked: low-light captures (DICM: camera JPEGs with EXIF; LIME).
+    Rule("Li-Chongyi/Zero-DCE", r"^Zero-DCE_code/data/test_data/DICM/.+\.jpg$", "real", "dicm-lowlight",
+         "low-light-photo", "research benchmark (unknown)", "unknown"),
+    Rule("Li-Chongyi/Zero-DCE", r"^Zero-DCE_code/data/test_data/LIME/.+\.bmp$", "real", "lime-lowlight",
+         "low-light-photo", "research benchmark (unknown)", "unknown"),
+    # Phone and camera JPEGs straight from the device, EXIF intact (Pixel 5, iPhone 11, one WhatsApp copy).
+    Rule("Tech4Tracing/CartridgeOCR", r"^(imagesForTesting/.+|src/scratch/textHighlight/sample)\.(jpg|JPG)$", "real",
+         "cartridgeocr-phone", "phone-photo", "MIT", "yes"),
+    # 25 camera and phone models of 12 makes, late 1990s to 2020 (the orientation set is one photo
+    # rotated: two kept; a poster and a video-game render left out).
+    Rule("ianare/exif-samples", r"^jpg/(exif-org/.+|gps/.+|hdr/.+|mobile/.+|tests/.+|orientation/(landscape|portrait)_1)\.jpg$",
+         "real", "exif-samples", "camera-photo", "CC BY-SA 4.0 (contributed samples, per README)", "yes",
+         exclude=r"45-gps_ifd"),
 )
 
 
@@ -157,6 +246,22 @@ class Snapshot:
     def head(self) -> str:
         return subprocess.run(["git", "--git-dir", str(self.git_dir), "rev-parse", "HEAD"], check=True,
                               capture_output=True, text=True).stdout.strip()
+
+    def added_paths(self) -> list[tuple[str, str]]:
+        """(commit, path) for every file some commit reachable from HEAD added or changed, newest first."""
+        log = subprocess.run(["git", "--git-dir", str(self.git_dir), "log", "--no-renames", "--diff-filter=AM",
+                              "--format=%x00%H", "--name-only", "-z", "HEAD"],
+                             check=True, capture_output=True).stdout
+        pairs, commit = [], ""
+        for token in log.split(b"\0"):
+            token = token.strip(b"\n")
+            if not token:
+                continue
+            if len(token) == 40 and all(c in b"0123456789abcdef" for c in token):
+                commit = token.decode()
+            else:
+                pairs.append((commit, token.decode("utf-8", "surrogateescape")))
+        return pairs
 
     def paths(self, commit: str) -> list[str]:
         listing = subprocess.run(["git", "--git-dir", str(self.git_dir), "ls-tree", "-r", "-z", "--name-only", commit],
@@ -221,7 +326,7 @@ def scan(mirror_dir: str | Path, rules: Iterable[Rule] = RULES, reserved_sha256:
     dropped: dict[str, int] = {}
     seen_sha: set[str] = set()
     seen_hash: list[int] = []
-    snapshots: dict[str, tuple[Snapshot, str, list[str]]] = {}
+    snapshots: dict[str, tuple[Snapshot, str, list[str], list[tuple[str, str]] | None]] = {}
 
     def drop(reason: str) -> None:
         dropped[reason] = dropped.get(reason, 0) + 1
@@ -234,19 +339,25 @@ def scan(mirror_dir: str | Path, rules: Iterable[Rule] = RULES, reserved_sha256:
                 continue
             snapshot = Snapshot(git_dir)
             commit = snapshot.head()
-            snapshots[rule.repo] = (snapshot, commit, snapshot.paths(commit))
-        snapshot, commit, paths = snapshots[rule.repo]
+            snapshots[rule.repo] = (snapshot, commit, snapshot.paths(commit), None)
+        snapshot, head, paths, history = snapshots[rule.repo]
+        if rule.history and history is None:
+            history = snapshot.added_paths()
+            snapshots[rule.repo] = (snapshot, head, paths, history)
+        # HEAD's files first, so a file still present is pinned at HEAD; then what history alone holds
+        candidates = [(head, path) for path in paths] + (history if rule.history else [])
         pattern, exclude = re.compile(rule.pattern), re.compile(rule.exclude)
-        for path in paths:
+        prefixes = DCSAN_PREFIXES if rule.prefixes is None else rule.prefixes
+        for commit, path in candidates:
             match = pattern.match(path)
             if not match or exclude.search(path) or not IMAGE_SUFFIX.search(path):
                 continue
             generator, family = rule.source, rule.family
             if "prefix" in pattern.groupindex:
-                if match["prefix"] not in DCSAN_PREFIXES:
-                    drop("unknown generator prefix")
+                if match["prefix"] not in prefixes:  # not one of the rule's generators (a screenshot, a photo...)
+                    drop("not a listed generator")
                     continue
-                generator, family = DCSAN_PREFIXES[match["prefix"]]
+                generator, family = prefixes[match["prefix"]]
             data = snapshot.read(commit, path)
             if on_file:
                 on_file(path)
@@ -278,7 +389,7 @@ def scan(mirror_dir: str | Path, rules: Iterable[Rule] = RULES, reserved_sha256:
             height, width = rgb.shape[:2]
             rows.append(CorpusRow(rule.repo, commit, path, sha, rule.label, generator, family, group, rule.licence,
                                   rule.commercial, width, height, fmt))
-    for snapshot, _, _ in snapshots.values():
+    for snapshot, *_ in snapshots.values():
         snapshot.close()
     return ScanResult(rows, dropped)
 
