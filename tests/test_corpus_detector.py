@@ -173,3 +173,29 @@ def test_other_seeds_draw_other_crops(tiny_fit):
     image = result.samples[0].image
     assert np.array_equal(corpus_detector.training_crop(image), corpus_detector.training_crop(image))
     assert not np.array_equal(corpus_detector.training_crop(image), corpus_detector.training_crop(image, seed=1))
+
+
+def test_training_reals_are_scored_out_of_fold_and_none_reaches_the_threshold(tiny_fit):
+    """The threshold also holds the training photos of every real source, each scored by a model
+    refitted without its fold (a small validation split alone left low-light photos over the line)."""
+    result, _ = tiny_fit
+    model = result.model
+    crop_logits, file_logits = result.out_of_fold
+    training_reals = [i for i, s in enumerate(result.samples) if s.split == "train" and not s.label]
+    assert sorted(crop_logits) == training_reals
+    assert set(file_logits) == {result.samples[i].key for i in training_reals}
+    out_of_fold = np.array([crop_logits[i] for i in training_reals])
+    assert not np.allclose(out_of_fold, result.logits[training_reals])  # other models than the shipped one
+    threshold = model.operating_point.threshold
+    assert (model.calibration(out_of_fold) < threshold).all()
+    assert (model.calibration(np.array(list(file_logits.values()))) < threshold).all()
+    assert model.training["threshold_reals"]["training_out_of_fold"] == len(training_reals)
+
+
+def test_the_shipped_model_flags_no_training_real_file_either(tiny_fit):
+    result, _ = tiny_fit
+    model = result.model
+    training_reals = [s for s in result.samples if s.split == "train" and not s.label]
+    scores = model.calibration(model.decision_function([corpus_detector.full_image(s.image.path) for s in training_reals]))
+    assert (scores < model.operating_point.threshold).all()
+    assert model.training["threshold_reals"]["training_files_in_sample"] == len(training_reals)

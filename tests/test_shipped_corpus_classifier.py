@@ -65,13 +65,18 @@ def test_model_card_holds_the_tables_licences_and_failure_thumbnails():
     assert set(held_out["test"]["sources"]) >= {"imagenet", "bsd68", "urban100"}
 
 
-def test_check_flags_a_held_out_stable_diffusion_render():
+def test_check_calls_a_held_out_stable_diffusion_render_inconclusive_not_real():
+    """At the threshold that also holds every training photo (low-light photos were flagged at the
+    looser one), this render scores P = 0.97: inside the uncertain band, so `check` says
+    inconclusive and why; the classifier must still rank it far above real photos."""
     groups = json.loads((FOLDER / SPLITS_FILE).read_text())["groups"]
     assert HELD_OUT_GROUP in groups["test"]  # never trained on, nor used to set the threshold
     verdict = Checker().check_one(HELD_OUT_FAKE)
-    assert verdict.label == Label.LIKELY_SYNTHETIC, verdict.reasons
     corpus = next(e for e in verdict.evidence if e.detector == "spectral-corpus")
-    assert corpus.signal == Signal.SYNTHETIC and "not proof" in corpus.summary
+    model = load_classifier(FOLDER)
+    assert model.operating_point.band_low <= corpus.probability < model.operating_point.threshold
+    assert corpus.signal == Signal.UNCERTAIN
+    assert verdict.label == Label.INCONCLUSIVE, verdict.reasons
 
 
 @pytest.mark.parametrize("encoding", ["png", "jpeg"])

@@ -283,8 +283,9 @@ def corpus_detector_command(corpus: Path, own: Path | None, out: Path, C: float 
     except (FileNotFoundError, ValueError) as exc:
         fail(corpus, first_line(exc), EXIT_FAILED)
     point = result.model.operating_point
-    click.echo(f"{out}: threshold {point.threshold:.4f} ({point.measured_fpr:.2%} of {point.n_real} validation "
-               "real scores above it, every source <= target)")
+    click.echo(f"{out}: threshold {point.threshold:.4f} ({point.measured_fpr:.2%} of {point.n_real} real "
+               "scores above it: validation photos, training photos out of fold and as shipped; crops and files; "
+               "every source <= target)")
     if export_to:
         from provenance.corpus_card import export
         from provenance.datasets.corpus import read_index
