@@ -140,10 +140,12 @@ def export(result: CorpusFit, dest: Path, corpus_rows, commands: list[str], lofo
         "## Operating point",
         "",
         f"- Platt-calibrated on the validation split; threshold {point.threshold:.4f} on P(synthetic): the strictest "
-        f"that keeps *every* real source's validation photos at <= {point.target_fpr:.0%} false positives, on the "
-        "pipeline's crops and on the raw files as `check` reads them (a source with fewer than 100 validation "
-        f"photos thus allows none). Measured over the {point.n_real} validation scores: {point.measured_fpr:.2%}. "
-        f"Uncertain band from {point.band_low:.4f} (the classifier abstains there).",
+        f"that keeps *every* real source at <= {point.target_fpr:.0%} false positives over its validation photos "
+        "and its training photos (each scored out of fold, by a model refitted without it, and its file also as "
+        "the shipped model scores it), on the pipeline's crops and on the raw files as `check` reads them (a "
+        f"source with fewer than 100 such scores thus allows none). Measured over the {point.n_real} scores: "
+        f"{point.measured_fpr:.2%}. Test photos play no part. Uncertain band from {point.band_low:.4f} (the "
+        "classifier abstains there).",
         f"- Training: {json.dumps({k: v for k, v in training.items() if k not in ('families', 'real_sources')})}",
         f"- Config: `{json.dumps(asdict(model.config))}`",
         "",
