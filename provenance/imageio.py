@@ -24,6 +24,8 @@ from typing import Callable, Hashable, Iterator, TypeVar
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from .png_chunks import with_ancillary_checksums_fixed
+
 DEFAULT_MAX_BYTES = 200 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 120_000_000  # a 12k x 10k scan; beyond that we refuse rather than risk memory
 # Peak memory of a full ``check`` per decoded pixel, above the detectors' fixed footprint, as
@@ -231,14 +233,28 @@ def _guarded(problem: str, limits: LoadLimits) -> Iterator[None]:
 
 
 def _decode(data: bytes, label: str, limits: LoadLimits) -> LoadedImage:
-    notes: list[str] = []
+    try:
+        return _decode_pixels(data, data, label, limits, [])
+    except ImageLoadError:
+        repaired = with_ancillary_checksums_fixed(data)
+        if repaired is None:
+            raise
+    readable, chunks = repaired
+    note = (f"PNG {', '.join(chunks)} chunk{'s' if len(chunks) > 1 else ''} failed the checksum "
+            "(edited after the file was written?); read anyway")
+    return _decode_pixels(data, readable, label, limits, [note])
+
+
+def _decode_pixels(data: bytes, readable: bytes, label: str, limits: LoadLimits, notes: list[str]) -> LoadedImage:
+    """Decode ``readable`` (``data`` itself, or a copy with ancillary PNG checksums made right);
+    the result keeps the file's own bytes."""
     with _PILLOW_BOMB_LIMIT.at(limits.max_pixels), warnings.catch_warnings(record=True) as caught:
         # Pillow warns above its bomb limit (set to ours) - that is our error; its other warnings
         # (corrupt EXIF, skipped tags) become notes instead of noise on stderr.
         warnings.simplefilter("always")
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         with _guarded("unreadable image header", limits):
-            img = Image.open(io.BytesIO(data))
+            img = Image.open(io.BytesIO(readable))
             width, height = img.size
             fmt = img.format or "unknown"
             mode = img.mode

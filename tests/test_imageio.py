@@ -272,3 +272,39 @@ def test_working_set_is_estimated_before_decoding():
     with pytest.raises(ImageLoadError, match="working-set limit"):
         load_image(png_with_claimed_size(10_000, 10_000), LoadLimits(max_working_set=2**30))
 
+
+
+def _png_with_text(text: str) -> bytes:
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("workflow", text)
+    return _save(_photo(), "PNG", pnginfo=info)
+
+
+def _corrupt_chunk_crc(data: bytes, kind: bytes) -> bytes:
+    at = data.index(kind) - 4
+    length = struct.unpack(">I", data[at:at + 4])[0]
+    crc_at = at + 8 + length
+    return data[:crc_at] + bytes(b ^ 0xFF for b in data[crc_at:crc_at + 4]) + data[crc_at + 4:]
+
+
+def test_png_text_chunk_with_a_wrong_checksum_is_read_and_noted():
+    """A text chunk edited after writing (seen in public ComfyUI examples): Pillow refuses the file;
+    the pixels and the text are read, the file's own bytes kept, and the user told."""
+    good = _png_with_text('{"nodes": []}')
+    edited = _corrupt_chunk_crc(good, b"tEXt")
+    with pytest.raises(Exception):
+        Image.open(io.BytesIO(edited)).load()
+    image = load_image(edited)
+    np.testing.assert_array_equal(image.rgb, load_image(good).rgb)
+    assert image.text_chunks["workflow"] == '{"nodes": []}'
+    assert image.data == edited
+    assert any("tEXt chunk failed the checksum" in note for note in image.notes)
+    assert not any("checksum" in note for note in load_image(good).notes)
+
+
+def test_png_with_a_wrong_critical_checksum_still_fails():
+    broken = _corrupt_chunk_crc(_png_with_text("x"), b"IHDR")
+    with pytest.raises(ImageLoadError):
+        load_image(broken)

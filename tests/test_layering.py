@@ -23,6 +23,7 @@ LAYERS: dict[str, int] = {
     # leaf: no provenance/detectors imports above this line; image loading, registries, formats
     "provenance.registry": LEAF,
     "provenance.imageio": LEAF,
+    "provenance.png_chunks": LEAF,  # checksum repair beneath imageio
     "provenance.assets": LEAF,  # non-image C2PA assets beside imageio
     "provenance.precision": LEAF,
     "provenance.markdown": LEAF,
