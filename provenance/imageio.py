@@ -24,6 +24,7 @@ from typing import Callable, Hashable, Iterator, TypeVar
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from .once import ComputedOnce
 from .png_chunks import with_ancillary_checksums_fixed
 
 DEFAULT_MAX_BYTES = 200 * 1024 * 1024
@@ -78,8 +79,7 @@ class LoadedImage:
     frames: int = 1
     notes: list[str] = field(default_factory=list)
 
-    _derived: dict = field(default_factory=dict, init=False, repr=False, compare=False)
-    _derived_locks: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    _derived: ComputedOnce = field(default_factory=ComputedOnce, init=False, repr=False, compare=False)
 
     @cached_property
     def bgr(self) -> np.ndarray:
@@ -90,17 +90,12 @@ class LoadedImage:
         """``compute()``, once per image and key, shared by every detector asking for the same key
         (transforms or features several detectors read). Detectors may run side by side on threads:
         one computes, the others wait for its result; different keys are computed at the same time."""
-        if key in self._derived:
-            return self._derived[key]
-        with self._derived_locks.setdefault(key, threading.Lock()):  # setdefault is atomic
-            if key not in self._derived:
-                self._derived[key] = compute()
-            return self._derived[key]
+        return self._derived.get(key, compute)
 
     def __getstate__(self) -> dict:
         # what was derived (and its locks) stays behind: a pickled image is recomputed where it lands
         state = dict(self.__dict__)
-        state["_derived"], state["_derived_locks"] = {}, {}
+        state["_derived"] = ComputedOnce()
         state.pop("bgr", None)
         return state
 

@@ -24,6 +24,7 @@ LAYERS: dict[str, int] = {
     "provenance.registry": LEAF,
     "provenance.imageio": LEAF,
     "provenance.png_chunks": LEAF,  # checksum repair beneath imageio
+    "provenance.once": LEAF,
     "provenance.assets": LEAF,  # non-image C2PA assets beside imageio
     "provenance.precision": LEAF,
     "provenance.markdown": LEAF,

@@ -18,12 +18,12 @@ read); ``swap_rgb`` reverses the channel order first (old diffusers embedded RGB
 """
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
+from ..once import ComputedOnce
 from .size import size_problem
 
 METHODS = ("dwtDct", "dwtDctSvd")
@@ -135,8 +135,8 @@ def _blocks(ll: np.ndarray) -> np.ndarray:
 def largest_coefficients(ll: np.ndarray) -> np.ndarray:
     """Each 4x4 block's largest |coefficient| after the first, in row-major block order: the value
     imwatermark's dwtDct reads (it takes pos = argmax(|flat[1:]|) + 1, then |flat[pos]|). A running
-    maximum over the 15 coefficients' strided views of the LL band: no copy of the blocks, and 3-4x
-    faster than an argmax along 15-element rows."""
+    maximum over the 15 coefficients' strided views of the LL band: no copy of the blocks (at 1080p
+    0.2-0.3 ms against 0.9 ms with the copy)."""
     br, bc = ll.shape[0] // BLOCK, ll.shape[1] // BLOCK
     grid = ll[: br * BLOCK, : bc * BLOCK].reshape(br, BLOCK, bc, BLOCK)  # a view: [block row, i, block col, j]
     value = np.abs(grid[:, 0, :, 1])
@@ -246,41 +246,29 @@ class Transforms:
     def __init__(self, bgr: np.ndarray):
         _check_shape(bgr)
         self.bgr = bgr
-        self._ll: dict[tuple[bool, bool], np.ndarray] = {}
-        self._blocks: dict[tuple[bool, bool], np.ndarray] = {}
-        self._votes: dict[tuple[str, bool, bool], BlockVotes] = {}
-        self._largest: dict[tuple[bool, bool], np.ndarray] = {}
         # Detectors may read one image from several threads: each transform is computed once, and
         # different colour paths at the same time.
-        self._locks: dict[tuple, threading.Lock] = {}
-
-    def _once(self, cache: dict, key: tuple, compute):
-        if key in cache:
-            return cache[key]
-        with self._locks.setdefault((id(cache), *key), threading.Lock()):  # setdefault is atomic
-            if key not in cache:
-                cache[key] = compute()
-            return cache[key]
+        self._ll, self._blocks, self._largest, self._votes = ComputedOnce(), ComputedOnce(), ComputedOnce(), ComputedOnce()
 
     def ll(self, float_path: bool = False, swap_rgb: bool = False) -> np.ndarray:
         """The Haar LL band of U on one colour path."""
-        return self._once(self._ll, (float_path, swap_rgb), lambda: haar_ll(_u_channel(self.bgr, float_path, swap_rgb)))
+        return self._ll.get((float_path, swap_rgb), lambda: haar_ll(_u_channel(self.bgr, float_path, swap_rgb)))
 
     def blocks(self, float_path: bool = False, swap_rgb: bool = False) -> np.ndarray:
         """(n_blocks, 16) copy of the LL band's 4x4 blocks (what dwtDctSvd reads)."""
-        return self._once(self._blocks, (float_path, swap_rgb), lambda: _blocks(self.ll(float_path, swap_rgb)))
+        return self._blocks.get((float_path, swap_rgb), lambda: _blocks(self.ll(float_path, swap_rgb)))
 
     def largest_coefficients(self, float_path: bool = False, swap_rgb: bool = False) -> np.ndarray:
         """Each block's largest |non-DC coefficient| (:func:`largest_coefficients`), once per path."""
-        return self._once(self._largest, (float_path, swap_rgb),
-                          lambda: largest_coefficients(self.ll(float_path, swap_rgb)))
+        return self._largest.get((float_path, swap_rgb),
+                                 lambda: largest_coefficients(self.ll(float_path, swap_rgb)))
 
     def votes(self, method: str, float_path: bool = False, swap_rgb: bool = False) -> BlockVotes:
         try:
             source, voter = _VOTERS[method]
         except KeyError:
             raise ValueError(f"no fast decoder for {method!r}; have {', '.join(METHODS)}") from None
-        return self._once(self._votes, (method, float_path, swap_rgb), lambda: BlockVotes(
+        return self._votes.get((method, float_path, swap_rgb), lambda: BlockVotes(
             method, voter(getattr(self, source)(float_path, swap_rgb)), float_path, swap_rgb))
 
 
