@@ -253,11 +253,16 @@ def fit(samples: list[Sample], features: dict[str, np.ndarray], C: float = DEFAU
     y = np.array([s.label for s in samples])
     split = np.array([s.split for s in samples])
     train, validation = split == "train", split == "validation"
-    pipeline = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=5000, class_weight="balanced"))
+
+    def new_pipeline():
+        return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=5000, class_weight="balanced"))
+
+    pipeline = new_pipeline()
     # more crops of the training images (other offsets and JPEG draws), never of the held-out ones
     extra = [(features_k[s.key], s.label, s.key) for features_k in more_crops for s in samples
              if s.split == "train" and s.key in features_k]
     pipeline.fit(np.vstack([x[train], *(f for f, _, _ in extra)]), np.r_[y[train], [label for _, label, _ in extra]])
+
     def classifier(fitted) -> "SpectralClassifier":
         model = SpectralClassifier(tile=FEATURE_TILE, C=C, augmented_copies=0, max_tiles=CHECK_MAX_TILES)
         model.model = LinearTileModel.from_pipeline(fitted)
@@ -273,9 +278,7 @@ def fit(samples: list[Sample], features: dict[str, np.ndarray], C: float = DEFAU
     # training reals, each scored by a model fitted without it (crops and raw files)
     train_reals = np.flatnonzero(train & (y == 0))
     oof_crop_logits, oof_file_logits = out_of_fold_real_logits(
-        samples, x, y, train, extra, lambda: make_pipeline(
-            StandardScaler(), LogisticRegression(C=C, max_iter=5000, class_weight="balanced")),
-        classifier, on_progress)
+        samples, x, y, train, extra, new_pipeline, classifier, on_progress)
     # and the shipped model's own scores of its training photos' files: no corpus photo that `check`
     # would flag beyond the rule, even where a refit scored it lower
     in_sample_files = raw_file_logits(model, samples, train_reals, on_progress, "training raw-file scores")
@@ -318,7 +321,7 @@ def raw_file_logits(model, samples: list[Sample], indices, on_progress: Callable
 
 
 def out_of_fold_real_logits(samples: list[Sample], x: np.ndarray, y: np.ndarray, train: np.ndarray, extra: list,
-                            make_pipeline: Callable, classifier: Callable,
+                            new_pipeline: Callable, classifier: Callable,
                             on_progress: Callable[[str], None] | None = None,
                             folds: int = OUT_OF_FOLD_FOLDS) -> tuple[dict[int, float], dict[str, float]]:
     """Crop logits (by sample index) and raw-file logits (by key) of every training real photo, each
@@ -337,7 +340,7 @@ def out_of_fold_real_logits(samples: list[Sample], x: np.ndarray, y: np.ndarray,
         keep = train.copy()
         keep[held] = False
         more = [(f, label) for f, label, key in extra if key not in held_keys]  # other crops, minus this fold's
-        fitted = make_pipeline()
+        fitted = new_pipeline()
         fitted.fit(np.vstack([x[keep], *(f for f, _ in more)]), np.r_[y[keep], [label for _, label in more]])
         model = classifier(fitted)
         crop_logits.update(zip(held, model.model.decision_function(x[held]).tolist()))
