@@ -134,3 +134,21 @@ def test_placement_geometry():
     assert p.view_at(128) == (0.25, 0.75)
     assert np.allclose(View(keep=p.keep, at=p.view_at(128)).matrix(128), [[0.75, 0, 8], [0, 0.75, 24]])
     assert RegistrationConfig(min_keep=0.7, scale_step=0.05).scales().min() >= 0.7
+
+
+def test_dense_scores_hold_the_plain_windows_and_the_half_cell_shifts():
+    torch.manual_seed(0)
+    _, decoder = build(NET)
+    decoder.eval()
+    plain, dense = PlacementScores(decoder).eval(), PlacementScores(decoder, dense=True).eval()
+    assert (plain.stride, dense.stride) == (8, 4)
+    canvas = torch.zeros(1, 3, 208, 208)
+    canvas[..., 40:160, 36:156] = torch.rand(1, 3, 120, 120)
+    shifted = torch.zeros_like(canvas)  # the content 4 px up and left: plain windows start 4 px later
+    shifted[..., :-4, :-4] = canvas[..., 4:, 4:]
+    with torch.inference_mode():
+        every, even, odd = dense.logits(canvas), plain.logits(canvas), plain.logits(shifted)
+    assert every.shape[-2:] == (2 * even.shape[-2], 2 * even.shape[-1])
+    assert torch.allclose(every[..., ::2, ::2], even, atol=1e-5)  # the same windows, exactly
+    # away from the canvas's edges (zero padding differs there) the odd windows are the shifted canvas's
+    assert torch.allclose(every[..., 9:14:2, 9:14:2], odd[..., 4:7, 4:7], atol=1e-4)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -174,25 +175,50 @@ class PlacementScores(nn.Module):
     """A flatten-head decoder's confidence at every whole-cell placement on a canvas (crop registration,
     :mod:`.registration`): the trunk is translation-equivariant, so the linear read-out applied to
     every window of the canvas's feature map is one convolution; returns mean |logit| per window,
-    (N, H/stride - cells + 1, W/stride - cells + 1) for canvases (N, 3, H, W) in [0, 1]."""
+    (N, H/stride - cells + 1, W/stride - cells + 1) for canvases (N, 3, H, W) in [0, 1].
 
-    def __init__(self, decoder: Decoder):
+    ``dense``: the same weights at half the stride (4 px instead of 8), by the a-trous rewrite: the
+    trunk's last stride-2 convolution runs at stride 1 and every layer after it, the read-out too, is
+    dilated by 2. Its windows at even positions are the plain ones; those at odd positions are the
+    plain trunk's on the canvas shifted by half a cell, so one pass gives the four half-cell phases
+    that would otherwise take four canvases (the layers before that convolution, most of the work,
+    run once instead of four times)."""
+
+    def __init__(self, decoder: Decoder, dense: bool = False):
         super().__init__()
         if decoder.config.decoder_head != "flatten":
             raise ValueError("placement scores need the positional (flatten) decoder head")
         self.features, self.reduce = decoder.features, decoder.votes[0]
+        self.dilation = 1
+        if dense:
+            self.features, self.dilation = _a_trous(decoder.features)
+        strides = [block[0].stride[0] for block in decoder.features]
+        self.stride = int(np.prod(strides)) // self.dilation
         linear = decoder.votes[2]
         cells = round((linear.in_features / self.reduce.out_channels) ** 0.5)
         self.register_buffer("weight", linear.weight.detach().reshape(linear.out_features, -1, cells, cells).clone())
         self.register_buffer("bias", linear.bias.detach().clone())
 
     def logits(self, canvas: torch.Tensor) -> torch.Tensor:
-        """(N, bits, rows, cols): the read-out of every whole-cell window."""
+        """(N, bits, rows, cols): the read-out of every window (``stride`` px apart)."""
         x = canvas - F.avg_pool2d(canvas, 7, 1, 3, count_include_pad=False)  # as Decoder.forward
-        return F.conv2d(self.reduce(self.features(x * 8)), self.weight, self.bias)
+        return F.conv2d(self.reduce(self.features(x * 8)), self.weight, self.bias, dilation=self.dilation)
 
     def forward(self, canvas: torch.Tensor) -> torch.Tensor:
         return self.logits(canvas).abs().mean(dim=1)
+
+
+def _a_trous(features: nn.Sequential) -> tuple[nn.Sequential, int]:
+    """A copy of ``features`` (blocks of conv 3x3, norm, activation) whose last stride-2 convolution
+    runs at stride 1, with the convolutions after it dilated by 2; returns it and the dilation (2)."""
+    import copy
+
+    blocks = copy.deepcopy(features)
+    last = max(i for i, block in enumerate(blocks) if block[0].stride[0] == 2)
+    blocks[last][0].stride = (1, 1)
+    for block in list(blocks)[last + 1:]:
+        block[0].dilation, block[0].padding = (2, 2), (2, 2)
+    return blocks, 2
 
 
 def build(config: NetConfig) -> tuple[Encoder, Decoder]:

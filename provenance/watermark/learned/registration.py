@@ -74,11 +74,18 @@ class Registration:
     :class:`.networks.PlacementScores`, on onnxruntime (``learned.placements.onnx``) or torch."""
 
     def __init__(self, net, score_canvases: Callable[[np.ndarray], np.ndarray],
-                 config: RegistrationConfig = RegistrationConfig()):
+                 config: RegistrationConfig = RegistrationConfig(), stride: int | None = None):
         if net.decoder_head != "flatten":
             raise ValueError("registration needs the positional (flatten) decoder head")
         self.config, self.size, self.score_canvases = config, net.size, score_canvases
-        self.stride = 2 ** (1 + sum(1 for i in range(net.decoder_blocks - 1) if i in (0, 2)))  # as Decoder builds it
+        # px between the scorer's windows: the trunk's stride as Decoder builds it, or half of it for
+        # the dense (a-trous) scorer, which covers the half-cell phases in one pass
+        self.stride = stride or 2 ** (1 + sum(1 for i in range(net.decoder_blocks - 1) if i in (0, 2)))
+
+    def _phases(self, offsets: tuple[int, ...]) -> list[tuple[int, int]]:
+        """(x, y) sub-window offsets to place a crop at: a window spacing or more is covered already."""
+        kept = [p for p in offsets if p < self.stride]
+        return [(px, py) for py in kept for px in kept]
 
     def _scores(self, small: np.ndarray, phases: list[tuple[int, int]]) -> list[tuple[float, float, float]]:
         """(score, x, y) of every placement of ``small`` (RGB float, h x w) at the given sub-cell phases."""
@@ -90,7 +97,9 @@ class Registration:
             y0, x0 = cell * ny + py, cell * nx + px
             part = small[: canvas.shape[2] - y0, : canvas.shape[3] - x0]
             canvas[i, :, y0:y0 + part.shape[0], x0:x0 + part.shape[1]] = part.transpose(2, 0, 1)
-        score = self.score_canvases(canvas)  # (phases, ny + 1, nx + 1): window start (ny - cy, nx - cx)
+        # (phases, ny + 1, nx + 1): window start (ny - cy, nx - cx); a dense scorer adds one more window
+        # per axis that would start past the crop's corner
+        score = self.score_canvases(canvas)[:, : ny + 1, : nx + 1]
         out = []
         for i, (px, py) in enumerate(phases):
             for j in range(ny + 1):
@@ -128,8 +137,13 @@ class Registration:
 
     def base(self, bgr: np.ndarray) -> np.ndarray:
         """The image squeezed to twice the working size, RGB uint8: what the search resamples."""
-        return np.ascontiguousarray(cv2.resize(np.ascontiguousarray(bgr), (2 * self.size, 2 * self.size),
-                                               interpolation=cv2.INTER_AREA)[:, :, ::-1])
+        side = 2 * self.size
+        image = np.ascontiguousarray(bgr)
+        while min(image.shape[:2]) >= 4 * side:  # exact 2x2 means first: 2.5x faster at 1080p than one
+            # area resize at a fractional ratio, and within 0.2 grey levels of it on average
+            h, w = image.shape[:2]
+            image = cv2.resize(image[: h // 2 * 2, : w // 2 * 2], (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+        return np.ascontiguousarray(cv2.resize(image, (side, side), interpolation=cv2.INTER_AREA)[:, :, ::-1])
 
     def placements(self, bgr: np.ndarray, count: int, base: np.ndarray | None = None) -> list[Placement]:
         """The ``count`` best-scoring (by the trunk's windows), mutually distinct placements of ``bgr``
@@ -138,7 +152,7 @@ class Registration:
         base = (self.base(bgr) if base is None else base).astype(np.float32) / 255
         smalls = {}
         coarse = []
-        first = [(px, py) for py in config.coarse_phases for px in config.coarse_phases]
+        first = self._phases(config.coarse_phases)
         for keep in config.scales():
             side = max(self.stride, round(size * keep))
             smalls[keep] = cv2.resize(base, (side, side), interpolation=cv2.INTER_AREA)
@@ -146,7 +160,7 @@ class Registration:
             coarse.append((max(s for s, _, _ in found), keep, found))
         coarse.sort(key=lambda item: -item[0])
         found = [Placement(s, keep, x, y) for _, keep, scored in coarse for s, x, y in scored]
-        extra = [(px, py) for py in config.phases for px in config.phases if (px, py) not in first]
+        extra = [phase for phase in self._phases(config.phases) if phase not in first]
         refined = coarse[: config.refine_scales] if coarse and coarse[0][0] >= config.refine_above else []
         for _, keep, _ in refined:
             if extra:

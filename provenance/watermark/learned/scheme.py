@@ -181,7 +181,7 @@ class LearnedScheme(WatermarkScheme):
         the decoder's confidence (no key). ``base``/``search_base``: the image at the working size /
         twice it, where the caller has them."""
         if self._registration is None:
-            self._registration = Registration(self._net, self._placement_scorer(), self.registration)
+            self._registration = self._new_registration()
         size = self._net.size
         search_base = self._registration.base(bgr) if search_base is None else search_base
         base = self._resized_rgb(bgr) if base is None else base
@@ -195,8 +195,9 @@ class LearnedScheme(WatermarkScheme):
         return (views + [View()] * self.registration.candidates)[: self.registration.candidates]
 
     def _placement_scorer(self):
-        """Canvases -> placement scores (:class:`.networks.PlacementScores`), on onnxruntime where its
-        export sits beside the weights (and the backend allows), else torch."""
+        """(canvases -> placement scores, px between windows): :class:`.networks.PlacementScores`, on
+        onnxruntime where its export sits beside the weights (and the backend allows), else torch
+        (the dense form)."""
         path = placements_onnx_path(self.weights)
         if self.backend != "torch" and path.is_file():
             import onnxruntime
@@ -205,25 +206,30 @@ class LearnedScheme(WatermarkScheme):
             options.intra_op_num_threads = 1
             session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
             name = session.get_inputs()[0].name
-            return lambda canvases: session.run(None, {name: canvases})[0]
+            stride = int(session.get_modelmeta().custom_metadata_map.get("stride", 0)) or None  # older exports: plain
+            return (lambda canvases: session.run(None, {name: canvases})[0]), stride
         import torch
 
         from .networks import PlacementScores
 
         self._load_torch()
-        scores = PlacementScores(self._decoder).eval()
+        scores = PlacementScores(self._decoder, dense=True).eval()
 
         def run(canvases: np.ndarray) -> np.ndarray:
             with torch.inference_mode():
                 return scores(torch.from_numpy(canvases)).numpy()
-        return run
+        return run, scores.stride
+
+    def _new_registration(self) -> Registration:
+        scorer, stride = self._placement_scorer()
+        return Registration(self._net, scorer, self.registration, stride)
 
     def views(self, bgr: np.ndarray) -> np.ndarray:
         """(N, 3, size, size) float32 RGB in [0, 1]: the views one decode reads (``trials`` of them)."""
         chosen = list(self.fixed_views)
         if self.registration:  # one resize of the (possibly large) image serves both
             if self._registration is None:
-                self._registration = Registration(self._net, self._placement_scorer(), self.registration)
+                self._registration = self._new_registration()
             search_base = self._registration.base(bgr)
             size = self._net.size
             base = np.ascontiguousarray(cv2.resize(search_base, (size, size), interpolation=cv2.INTER_AREA))
