@@ -131,10 +131,12 @@ def test_onnx_decoder_matches_torch(tiny_weights, tmp_path):
     np.testing.assert_allclose(onnx_logits, torch_logits, atol=1e-4)
     # registration's placement scores, on canvases of another size than the export's example
     canvases = np.random.default_rng(0).random((2, 3, TINY.size + 8, TINY.size + 12), dtype=np.float32)
-    torch_scores = watermark.get("learned", weights=weights, backend="torch")._placement_scorer()(canvases)
-    onnx_scores = watermark.get("learned", weights=weights, backend="onnx")._placement_scorer()(canvases)
-    assert onnx_scores.shape == (2, 3, 4)
-    np.testing.assert_allclose(onnx_scores, torch_scores, atol=1e-5)
+    torch_scorer, torch_stride = watermark.get("learned", weights=weights, backend="torch")._placement_scorer()
+    onnx_scorer, onnx_stride = watermark.get("learned", weights=weights, backend="onnx")._placement_scorer()
+    assert torch_stride == onnx_stride == 2  # the dense scorer: windows every half cell (of the tiny net's 4 px)
+    onnx_scores = onnx_scorer(canvases)
+    assert onnx_scores.shape == (2, 6, 8)  # twice the plain trunk's 3 x 4 windows
+    np.testing.assert_allclose(onnx_scores, torch_scorer(canvases), atol=1e-5)
 
 
 @pytest.mark.parametrize("name", sorted(attacks.ATTACKS))
@@ -285,3 +287,38 @@ def test_a_rotation_view_undoes_a_rotation_of_a_wide_image():
     for aspect, close in ((576 / 324, True), (1.0, False)):  # square-space undo: a shear is left
         view = cv2.warpAffine(small(rotated), View(angle=-10).matrix(size, aspect), (size, size))
         assert (np.abs(view[inside] - small(wide)[inside]).mean() < 8) == close, aspect
+
+
+def test_a_registered_crop_is_the_crop_in_place_with_black_around_and_differentiable():
+    leaf = torch.rand(4, 3, 64, 64, requires_grad=True)
+    x = leaf * 0.8 + 0.1  # no black of its own
+    generator = torch.Generator().manual_seed(0)
+    u = lambda *shape: torch.rand(*shape, generator=generator)  # noqa: E731
+    out = attacks.registered_crop(x, 0.45, u)
+    assert out.shape == x.shape
+    kept = (out.detach() > 0).float().mean(dim=(1, 2, 3))
+    assert torch.all(kept > 0.4) and torch.all(kept < 1.0)  # 45-100% of the frame, nudged up to 2 px
+    assert out.detach()[..., 0, 0].eq(0).any()  # black where the crop was not
+    out.sum().backward()
+    assert torch.isfinite(leaf.grad).all() and leaf.grad.abs().sum() > 0
+
+
+def test_a_fine_tune_starts_from_the_given_weights_with_extra_images(tiny_weights, tmp_path):
+    from provenance.watermark.learned.training import TrainConfig, WatermarkTrainer
+    from provenance.watermark.learned.weights import load_networks
+
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    Image.fromarray(photo_bgr("coffee")[:, :, ::-1].copy()).save(extra / "generated.png")
+    config = TrainConfig(steps=1, batch_size=2, log_every=1, sample_every=1, checkpoint_every=1, eval_images=2,
+                         init_weights=str(tiny_weights), start_progress=0.9, registered_crop_p=1.0,
+                         extra_train=str(extra))
+    trainer = WatermarkTrainer(tmp_path / "run", config, TINY)
+    _, decoder, _ = load_networks(tiny_weights)
+    for name, value in decoder.state_dict().items():
+        torch.testing.assert_close(trainer.decoder.state_dict()[name], value, msg=name)
+    assert trainer.progress == 0.9 and len(trainer.sampler.photos) == len(trainer.train_photos) + 1
+    trainer.run()
+    assert trainer.step == 1 and (tmp_path / "run" / "weights.safetensors").is_file()
+    with pytest.raises(ValueError, match="differs"):
+        WatermarkTrainer(tmp_path / "other", config, NetConfig(size=32, width=8, message_grid=4, decoder_blocks=4))

@@ -27,6 +27,14 @@ from .progress import training_progress  # noqa: E402
 @click.option("--ramp-steps", default=3000, show_default=True, help="Advancing steps to ramp attacks, image loss and quietness.")
 @click.option("--max-rotation", default=15.0, show_default=True, help="Attack rotation range (degrees) at full strength.")
 @click.option("--max-crop", default=0.5, show_default=True, help="Attack crop: fraction of each side cut at full strength.")
+@click.option("--init-from", "init_weights", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="Fine-tune: start a new run from these weights (e.g. the shipped learned.safetensors).")
+@click.option("--start-progress", default=0.0, show_default=True, help="Curriculum point a fine-tune starts at (0-1).")
+@click.option("--registered-crops", "registered_crop_p", default=0.0, show_default=True,
+              help="Share of batches showing crops as registration reads them back (in place, black around).")
+@click.option("--extra-train", type=click.Path(file_okay=False, exists=True), default=None,
+              help="More training images (never held out), e.g. our generators' output.")
+@click.option("--lr", default=1e-3, show_default=True, help="Adam learning rate (a fine-tune wants less).")
 @click.option("--threads", type=int, default=1, show_default=True, help="Torch CPU threads.")
 @click.option("--checkpoint-every", default=100, show_default=True)
 @click.option("--sample-every", default=250, show_default=True, help="Samples + held-out bit accuracy every N steps.")
@@ -34,7 +42,8 @@ from .progress import training_progress  # noqa: E402
 @click.option("--onnx/--no-onnx", "export_onnx", default=True, show_default=True,
               help="Export the decoder to ONNX (weights.decoder.onnx) at the end.")
 def watermark_command(real, out, steps, seed, batch_size, size, width, warmup_steps, ramp_steps, max_rotation, max_crop,
-                      threads, checkpoint_every, sample_every, log_every, export_onnx) -> None:
+                      init_weights, start_progress, registered_crop_p, extra_train, lr, threads, checkpoint_every, sample_every,
+                      log_every, export_onnx) -> None:
     """Train the learned watermark's encoder/decoder through a differentiable attack layer."""
     import torch
 
@@ -45,7 +54,9 @@ def watermark_command(real, out, steps, seed, batch_size, size, width, warmup_st
     torch.set_num_threads(threads)
     config = TrainConfig(real=str(real), steps=steps, seed=seed, batch_size=batch_size, warmup_steps=warmup_steps,
                          ramp_steps=ramp_steps, checkpoint_every=checkpoint_every, sample_every=sample_every,
-                         log_every=log_every, max_rotation=max_rotation, max_crop=max_crop)
+                         log_every=log_every, max_rotation=max_rotation, max_crop=max_crop,
+                         init_weights=str(init_weights or ""), start_progress=start_progress,
+                         registered_crop_p=registered_crop_p, extra_train=str(extra_train or ""), lr=lr)
     try:
         trainer = WatermarkTrainer(out, config, NetConfig(size=size, width=width))
     except (ValueError, FileNotFoundError) as exc:

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from provenance.generators.photos import DEFAULT_SOURCE, Photo, default_split
+from provenance.generators.photos import DEFAULT_SOURCE, Photo, default_split, folder_photos
 from provenance.files import save_atomically
 from provenance.generators.training import image_grid, run_loop
 
@@ -45,7 +45,7 @@ CHECKPOINT_FILE = "checkpoint.pt"
 WEIGHTS_FILE = "weights.safetensors"
 CONFIG_FILE = "config.json"
 SAMPLES_DIR = "samples"
-_RESUME_MUST_MATCH = ("real", "seed", "batch_size", "holdout_seed")
+_RESUME_MUST_MATCH = ("real", "seed", "batch_size", "holdout_seed", "extra_train")
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,14 @@ class TrainConfig:
     max_rotation: float = 15.0  # attack geometry at full strength; a positional decoder learns small
     max_crop: float = 0.5  # ranges and leaves larger ones to the scheme's re-aligned views
     holdout_seed: int = 0
+    # fine-tuning: start from these weights (a new run only) at this point of the curriculum, and
+    # show this share of batches crops as registration reads them (attacks.registered_crop)
+    init_weights: str = ""
+    start_progress: float = 0.0
+    # more training images (all in the training split; the photo split stays as it was), e.g. our
+    # generators' output, whose texture the photos lack
+    extra_train: str = ""
+    registered_crop_p: float = 0.0
     log_every: int = 25
     sample_every: int = 250
     checkpoint_every: int = 100
@@ -133,7 +141,16 @@ def eval_attacks() -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
         "rot10": lambda x: attacks.affine(x, torch.full((n(x),), 10.0), torch.ones(n(x), 2),
                                           torch.zeros(n(x), 2), torch.zeros(n(x), dtype=torch.bool)),
         "blur1": lambda x: attacks.gaussian_blur(x, 1.0),
+        "crop50_placed": lambda x: x * _centre_window(x, 0.5),  # a crop as registration puts it back
     }
+
+
+def _centre_window(x: torch.Tensor, area: float) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    kh, kw = round(h * area ** 0.5), round(w * area ** 0.5)
+    mask = torch.zeros(1, 1, h, w, dtype=x.dtype)
+    mask[..., (h - kh) // 2:(h - kh) // 2 + kh, (w - kw) // 2:(w - kw) // 2 + kw] = 1
+    return mask
 
 
 def hardware() -> dict:
@@ -172,14 +189,29 @@ class WatermarkTrainer:
             self.step, self.elapsed = int(checkpoint["step"]), float(checkpoint["elapsed"])
             self.progress = float(checkpoint.get("progress", 0.0))
             self.running_accuracy = float(checkpoint.get("running_accuracy", 0.5))
+        elif config.init_weights:
+            self._start_from(config.init_weights)
         self.train_photos, self.held_out_photos = default_split(config.real, seed=config.holdout_seed)
-        self.sampler = ViewSampler(self.train_photos, net.size, config.min_crop)
+        extra = folder_photos(config.extra_train) if config.extra_train else []
+        self.sampler = ViewSampler(self.train_photos + extra, net.size, config.min_crop)
         held = ViewSampler(self.held_out_photos, net.size, 0.6)
         rng = np.random.default_rng([config.seed, 2**31])
         self.eval_images = held.batch(config.eval_images, rng)
         self.eval_bits = torch.from_numpy(rng.integers(0, 2, (config.eval_images, net.bits)))
         self.attack = attacks.AttackLayer(flips=net.decoder_head != "flatten", max_rotation=config.max_rotation,
-                                          max_crop=config.max_crop)
+                                          max_crop=config.max_crop, registered_crop_p=config.registered_crop_p)
+
+    def _start_from(self, weights: str) -> None:
+        """A fine-tune: the networks from ``weights`` (same geometry), a fresh optimiser, the
+        curriculum at ``start_progress`` and the running accuracy at its gate."""
+        from .weights import load_networks
+
+        encoder, decoder, net = load_networks(weights)
+        if net != self.net:
+            raise ValueError(f"{weights}: its network ({net}) differs from this run's ({self.net})")
+        self.encoder.load_state_dict(encoder.state_dict())
+        self.decoder.load_state_dict(decoder.state_dict())
+        self.progress, self.running_accuracy = self.config.start_progress, self.config.advance_accuracy
 
     def _load_checkpoint(self) -> dict | None:
         path = self.out / CHECKPOINT_FILE
