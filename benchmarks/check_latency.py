@@ -149,17 +149,22 @@ def pillow_decode(path: Path) -> None:
 def warm_rows(files: list[Path]) -> list[list[object]]:
     from provenance.check import DECLARED_SIGNAL_DETECTORS, CheckConfig, Checker
     from provenance.imageio import load_image
+    from provenance.watermark.decision import DEFAULT_SCHEMES
 
     full = Checker()
     side_by_side = Checker(CheckConfig(threads=detector_threads()))  # as a one-image `check` runs them
     fast = Checker(CheckConfig(detectors=DECLARED_SIGNAL_DETECTORS))
     fast_side_by_side = Checker(CheckConfig(detectors=DECLARED_SIGNAL_DETECTORS, threads=detector_threads()))  # as `check --fast`
+    # what reading the learned mark costs: the same check with the classical schemes only
+    classical = {"watermark": {"schemes": [s for s in DEFAULT_SCHEMES if s != "learned"]}}
+    without_learned = Checker(CheckConfig(threads=detector_threads(), detector_options=classical))
     rows = []
     for path in files:
         medians = interleaved_medians({
             "decode": wall_cpu_ms(lambda: pillow_decode(path)), "check": wall_cpu_ms(lambda: full.check_one(path)),
             "threads": wall_cpu_ms(lambda: side_by_side.check_one(path)), "fast": wall_cpu_ms(lambda: fast.check_one(path)),
             "fast threads": wall_cpu_ms(lambda: fast_side_by_side.check_one(path)),
+            "classical": wall_cpu_ms(lambda: without_learned.check_one(path)),
         }, WARM_ROUNDS)
         floor, total, threaded, quick = medians["decode"], medians["check"], medians["threads"], medians["fast"]
         quick_threaded = medians["fast threads"][0]
@@ -178,7 +183,9 @@ def warm_rows(files: list[Path]) -> list[list[object]]:
                      f"{total[0] / floor[0]:.1f}x / {total[1] / floor[1]:.1f}x",
                      f"{threaded[0]:.0f} ({threaded[0] / floor[0]:.1f}x)", f"{quick[0]:.0f} / {quick[1]:.0f}",
                      f"{quick[0] / floor[0]:.1f}x / {quick[1] / floor[1]:.1f}x",
-                     f"{quick_threaded:.0f} ({quick_threaded / floor[0]:.1f}x)", ", ".join(parts), load_now()])
+                     f"{quick_threaded:.0f} ({quick_threaded / floor[0]:.1f}x)",
+                     f"{medians['classical'][0]:.0f} ({medians['classical'][0] / floor[0]:.1f}x)", ", ".join(parts),
+                     load_now()])
     return rows
 
 
@@ -249,7 +256,9 @@ def main() -> None:
               "loaded image, each computing its own transforms)\n")
         print_table(["file", "Pillow decode ms", "check ms", "check / decode",
                      f"check ms, detectors on {detector_threads()} threads (/ decode wall)", "--fast ms", "--fast / decode",
-                     f"--fast ms on {detector_threads()} threads (/ decode wall)", "per detector CPU ms", "load(1m)"], warm_rows(files))
+                     f"--fast ms on {detector_threads()} threads (/ decode wall)",
+                     f"check ms on {detector_threads()} threads without the learned mark (/ decode wall)",
+                     "per detector CPU ms", "load(1m)"], warm_rows(files))
         more = throughput_files(Path(tmp), 3 * THROUGHPUT_FILES)
         many = more[:THROUGHPUT_FILES]
         headers, rows = throughput_rows(many, more)

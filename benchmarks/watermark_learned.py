@@ -115,9 +115,11 @@ class Contender:
         return payload.encode_payload(KEY, self.scheme.name, self.scheme.capacity, wm_id)
 
 
-def contenders(weights: str, calibration_images: int, before_calibration: str | None = None) -> list[Contender]:
+def contenders(weights: str, calibration_images: int, before_calibration: str | None = None,
+               compare: str | None = None) -> list[Contender]:
     """The learned mark (and, where ``before_calibration`` is given, '' for a fresh one, the same
-    weights without crop registration), dwtDctSvd and rivaGan."""
+    weights without crop registration; where ``compare`` names other weights, those too, each with
+    their own null), dwtDctSvd and rivaGan."""
     from provenance import watermark
     from provenance.watermark import decision
     from provenance.watermark.null_model import Calibration
@@ -154,6 +156,13 @@ def contenders(weights: str, calibration_images: int, before_calibration: str | 
                 raise SystemExit(f"{path} was calibrated for another view set, not the {grid.trials} views of the grid")
             out.insert(1, Contender(f"learned, no registration ({grid.trials} views)", grid,
                                     lambda bgr, scheme: decode_learned(bgr, scheme, [KEY], before)[0]))
+        if compare:
+            other = watermark.get("learned", weights=compare, search=True)
+            if not calibration_path(compare).is_file():
+                raise SystemExit(f"{compare}: no null beside it ({calibration_path(compare).name})")
+            other_null = Calibration(calibration_path(compare))
+            out.insert(1, Contender(f"learned, {Path(compare).parent.name}/{Path(compare).name}", other,
+                                    lambda bgr, scheme: decode_learned(bgr, scheme, [KEY], other_null)[0]))
     else:
         print(f"no learned weights at {weights!r} (--weights or PROVENANCE_LEARNED_WEIGHTS): baselines only")
     return out
@@ -244,6 +253,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--before", nargs="?", const="", default=None, metavar="CALIBRATION",
                         help="also run the learned weights without crop registration (the 14-view grid), with "
                              "this calibration file of theirs (none given: calibrate one)")
+    parser.add_argument("--compare", default=None, metavar="WEIGHTS",
+                        help="other learned weights (with their .calibration.json) to run side by side")
     parser.add_argument("--waves-strengths", default="0.2,0.4,0.6",
                         help="WAVES relative strengths in [0, 1], comma-separated ('' skips the WAVES table)")
     args = parser.parse_args(argv if argv is not None else [])
@@ -253,7 +264,7 @@ def main(argv: list[str] | None = None) -> None:
     print(machine_line(), "|", cpu_line())
     started = time.perf_counter()
     strengths = [float(v) for v in args.waves_strengths.split(",") if v.strip()]
-    schemes = contenders(args.weights, args.calibration_images, args.before)
+    schemes = contenders(args.weights, args.calibration_images, args.before, args.compare)
     for size, n in (((512, 512), args.images), ((1920, 1080), args.images_1080)):
         if n <= 0:
             continue

@@ -122,6 +122,7 @@ class ClassifierDetector(Detector):
 
 @register("cnn")
 class CNNDetector(ClassifierDetector):
+    relative_cost = 40  # 32 tiles, int8
     name = "cnn"
     default_weights = "cnn"
 

@@ -27,6 +27,7 @@ from .results import Evidence, Signal, Strength
 
 @register("sd-watermark")
 class StableDiffusionWatermarkDetector(Detector):
+    relative_cost = 15
     name = "sd-watermark"
     family = "watermark"
 

@@ -41,8 +41,15 @@ def test_shipped_model_output_is_marked_signed_and_checks_as_synthetic(name, tmp
                                sample_options=FAST[name])
     checker = Checker(CheckConfig(detector_options={"c2pa": {"trust_anchors": [keys.root_cert],
                                                              "use_trust_store": False}}))
+    ids_read = 0
     for image, verdict in zip(made, checker.check([m.path for m in made])):
         assert verdict.label == Label.SYNTHETIC, verdict.reasons
         by_detector = {e.detector: e for e in verdict.evidence}
         assert by_detector["c2pa"].state == "Trusted"
-        assert image.watermark_id in json.dumps(by_detector["watermark"].details)
+        mark = by_detector["watermark"]
+        assert mark.signal.value == "synthetic" and mark.details["scheme"] == "learned", mark
+        # the learned mark's ID is read from most images (23 of 32 GAN images in the model card) and
+        # is never a wrong one: read, or reported unreadable
+        assert mark.details["id"] in (image.watermark_id, "ID unreadable")
+        ids_read += mark.details["id"] == image.watermark_id
+    assert ids_read >= 1

@@ -5,6 +5,7 @@ import numpy as np
 from click.testing import CliRunner
 
 from provenance.commands.watermark_cmds import watermark_group
+from provenance.watermark.decision import DEFAULT_SCHEMES
 from provenance.imageio import encode_image
 from tests.watermark_helpers import photo_bgr
 
@@ -22,11 +23,12 @@ def test_embed_then_decode_png_and_jpeg(tmp_path):
                                                  "--generator", "9", "--serial", "31337", "--json"])
         assert result.exit_code == 0, result.output
         record = json.loads(result.output)
-        assert record["readback"]["detected"] and record["psnr_db"] > 38
+        # the learned mark alone is ~41.7 dB here; JPEG q95's own loss of the photo comes on top
+        assert record["readback"]["detected"] and record["psnr_db"] > (40 if out.endswith(".png") else 37)
         decoded = runner.invoke(watermark_group, ["decode", str(tmp_path / out), "--json"])
         assert decoded.exit_code == 0, decoded.output
         best = json.loads(decoded.output)["best"]
-        assert best["detected"] and best["scheme"] == "dwtDctSvd"
+        assert best["detected"] and best["scheme"] == "learned"  # the default embed scheme
         assert best["id"]["generator"] == 9 and best["id"]["serial"] == 31337
     text = runner.invoke(watermark_group, ["decode", str(tmp_path / "out.png")]).output
     assert "DETECTED" in text and "generator 9, serial 31337" in text
@@ -37,7 +39,8 @@ def test_decode_unmarked_and_wrong_key(tmp_path):
     result = CliRunner().invoke(watermark_group, ["decode", src, "--key", "a", "--key", "b", "--json"])
     assert result.exit_code == 0
     data = json.loads(result.output)
-    assert not data["best"]["detected"] and data["best"]["tests"] == 4 and len(data["results"]) == 4
+    tests = 2 * len(DEFAULT_SCHEMES)  # schemes x keys
+    assert not data["best"]["detected"] and data["best"]["tests"] == tests and len(data["results"]) == tests
 
 
 def test_bad_inputs_give_one_line_errors(tmp_path):

@@ -86,14 +86,16 @@ def test_scheme_rejects_small_and_wrong_images():
         watermark.get("dwtDct").decode_bits(np.zeros((300, 300, 3), np.float32), 8)
 
 
-def test_payload_sync_is_balanced_keyed_and_id_survives_three_errors():
+def test_payload_sync_is_balanced_keyed_and_id_survives_two_errors():
     a = payload.encode_payload("key-a", "dwtDctSvd", None, payload.WatermarkId(200, 2**32 - 1))
     b = payload.encode_payload("key-b", "dwtDctSvd", None, payload.WatermarkId(200, 2**32 - 1))
     assert a.size == 128 and a[:64].sum() == 32 and b[:64].sum() == 32
     assert not np.array_equal(a, b)
     damaged = a.copy()
-    damaged[[64, 90, 121]] ^= True  # three errors in data and parity: corrected
-    assert payload.read_id(damaged, "key-a", "dwtDctSvd", None) == (payload.WatermarkId(200, 2**32 - 1), 3)
+    damaged[[64, 121]] ^= True  # two errors in data and parity: corrected
+    assert payload.read_id(damaged, "key-a", "dwtDctSvd", None) == (payload.WatermarkId(200, 2**32 - 1), 2)
+    damaged[90] ^= True  # three: BCH could correct them, but a word with more errors lands here as well
+    assert payload.read_id(damaged, "key-a", "dwtDctSvd", None) == (None, -1)
     damaged[[70, 80]] ^= True
     wm_id, _ = payload.read_id(damaged, "key-a", "dwtDctSvd", None)
     assert wm_id != payload.WatermarkId(200, 2**32 - 1)
@@ -104,3 +106,16 @@ def test_payload_sync_is_balanced_keyed_and_id_survives_three_errors():
         payload.WatermarkId(256, 0)
     rivagan = payload.encode_payload("key-a", "rivaGan", 32)
     assert rivagan.size == 32 and rivagan.sum() == 16
+
+
+def test_a_word_with_too_many_errors_never_reads_as_another_id():
+    rng = np.random.default_rng(0)
+    right = payload.WatermarkId(1, 123456)
+    word = payload.encode_payload("k", "learned", 128, right)
+    wrong = 0
+    for _ in range(2000):  # 4-6 errors in the ID's code bits: beyond BCH's 3
+        damaged = word.copy()
+        damaged[64 + rng.choice(58, rng.integers(4, 7), replace=False)] ^= True
+        wm_id, _ = payload.read_id(damaged, "k", "learned", 128)
+        wrong += wm_id is not None and wm_id != right
+    assert wrong <= 20  # about 12% would be wrong IDs with 3 corrections allowed; 0.5% at most here

@@ -45,7 +45,7 @@ LABEL_COLOUR = {
               help="Watermark key to test (repeatable; default: the project's public key). "
                    "Each key tried widens the multiple-testing correction.")
 @click.option("--scheme", "schemes", multiple=True,
-              help="Watermark schemes to decode (default dwtDct and dwtDctSvd; rivaGan is slow).")
+              help="Watermark schemes to decode (default dwtDct, dwtDctSvd and learned; rivaGan is slow).")
 @click.option("--max-mb", default=200, show_default=True, help="Refuse files larger than this.")
 @click.option("--max-megapixels", default=120, show_default=True,
               help="Refuse images with more pixels (bombs); also Pillow's decompression-bomb limit.")

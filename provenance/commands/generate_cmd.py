@@ -23,7 +23,7 @@ from .progress import progress_bar
 @click.option("--quality", default=95, show_default=True, type=click.IntRange(1, 100), help="JPEG/WebP quality.")
 @click.option("--no-watermark", is_flag=True, help="Leave out the invisible watermark (for datasets).")
 @click.option("--no-c2pa", is_flag=True, help="Leave out the signed C2PA manifest (for datasets).")
-@click.option("--scheme", default=None, help="Watermark scheme (default: dwtDctSvd).")
+@click.option("--scheme", default=None, help="Watermark scheme (default: learned).")
 @click.option("--keys", type=click.Path(file_okay=False, path_type=Path),
               help="Signing keys folder (default: $PROVENANCE_HOME/keys or ~/.config/provenance/keys).")
 @click.option("--steps", type=click.IntRange(min=1), help="DDIM steps (diffusion only; default: the model's).")

@@ -10,7 +10,7 @@ from provenance import watermark
 from provenance.imageio import ImageLoadError, encode_image, format_for_path, load_image
 from provenance.watermark import null_model as wm_calibration
 from provenance.watermark import decision, payload, soft_marks
-from provenance.watermark.marking import Mark, MarkingError, embed_mark, psnr
+from provenance.watermark.marking import DEFAULT_SCHEME, Mark, MarkingError, embed_mark, psnr
 from provenance.watermark.size import size_problem
 
 from .common import emit_json, fail, json_option
@@ -33,7 +33,8 @@ def watermark_group():
 @watermark_group.command("embed")
 @click.argument("src", metavar="IN", type=click.Path(dir_okay=False))
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="Output image; format from the extension.")
-@click.option("--scheme", type=click.Choice(watermark.available()), default="dwtDctSvd", show_default=True)
+@click.option("--scheme", type=click.Choice(watermark.available()), default=DEFAULT_SCHEME, show_default=True,
+              help="learned: survives crops, rotation, resizing and re-encoding; dwtDctSvd: the classical mark.")
 @click.option("--key", default=payload.DEFAULT_KEY, help="Watermark key (the default is public: anyone can forge it).")
 @click.option("--generator", type=click.IntRange(0, 255), default=0, show_default=True, help="8-bit generator/issuer code.")
 @click.option("--serial", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True, help="32-bit serial.")
@@ -79,16 +80,16 @@ def embed_cmd(src, out, scheme, key, generator, serial, quality, as_json):
 def _schemes_option(values: tuple[str, ...]) -> tuple[str, ...]:
     if not values:
         return DEFAULT_DECODE_SCHEMES
-    if "all" in values:  # every scheme with a shipped null (the learned one has none until weights ship)
+    if "all" in values:  # every scheme with a shipped null (the learned one's lies beside its weights)
         shipped = wm_calibration.Calibration()
-        return tuple(name for name in watermark.available() if f"{name}/uint8" in shipped)
+        return tuple(name for name in watermark.available() if f"{name}/uint8" in shipped or name == "learned")
     return tuple(dict.fromkeys(values))
 
 
 @watermark_group.command("decode")
 @click.argument("src", metavar="IN", type=click.Path(dir_okay=False))
 @click.option("--scheme", "schemes", multiple=True, type=click.Choice([*watermark.available(), "all"]),
-              help="Scheme(s) to try (repeatable); default dwtDct and dwtDctSvd; 'all' adds rivaGan (slow).")
+              help="Scheme(s) to try (repeatable); default dwtDct, dwtDctSvd and learned; 'all' adds rivaGan (slow).")
 @click.option("--key", "keys", multiple=True, help="Key(s) to try (repeatable); default the public key.")
 @json_option
 def decode_cmd(src, schemes, keys, as_json):

@@ -156,7 +156,7 @@ cropping, which removes most of the 8x8 JPEG grid their source files carry. Meas
 
 {_provenance_markdown(rows) if any(r["label"] == "synthetic" for r in rows) else "No synthetic images."}
 
-Watermarks are our keyed `dwtDctSvd` mark with ID (generator code, serial); C2PA manifests are signed by
+Watermarks are our keyed mark ({_schemes_markdown(rows)}) with ID (generator code, serial); C2PA manifests are signed by
 the key whose root is `{TRUST_ROOT_FILE}` (present when any image was signed). "Stripped" images were
 signed, then had their manifest store removed (JPEG APP11 / PNG caBX), as re-upload pipelines do.
 
@@ -168,3 +168,12 @@ signed, then had their manifest store removed (JPEG APP11 / PNG caBX), as re-upl
   on photo patches by `provenance train` (see their model cards). Their training photos may overlap the
   real photos here: a detector must not be judged on recognising specific photos.
 """
+
+
+def _schemes_markdown(rows: list[dict]) -> str:
+    """The watermark schemes the marked images carry, e.g. "`learned`: 120 images"."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        if row.get("watermark_scheme"):
+            counts[row["watermark_scheme"]] = counts.get(row["watermark_scheme"], 0) + 1
+    return ", ".join(f"`{name}`: {n} images" for name, n in sorted(counts.items())) or "no image is marked"

@@ -87,6 +87,7 @@ def _deep_checks(out: Path, rows: list[dict]) -> list[str]:
 
     from provenance.c2pa.reading import ManifestReader
     from provenance.watermark.decision import best, decode_watermark
+    from provenance.watermark.marking import DEFAULT_SCHEME
 
     problems = []
     reader = ManifestReader(use_trust_store=False)
@@ -100,7 +101,7 @@ def _deep_checks(out: Path, rows: list[dict]) -> list[str]:
         mark_should_read = row["perturbation"] == "none" and (row["format"] == "png" or row["quality"] >= 85)
         if row["label"] == "synthetic" and mark_should_read:
             bgr = np.asarray(Image.open(path).convert("RGB"))[:, :, ::-1].copy()
-            found = best(decode_watermark(bgr, ("dwtDctSvd",)))
+            found = best(decode_watermark(bgr, (row.get("watermark_scheme") or DEFAULT_SCHEME,)))
             if found.detected != row["watermark"]:
                 problems.append(f"{path}: watermark label {row['watermark']} but decoder says {found.detected}")
             elif found.detected and str(found.watermark_id) != row["watermark_id"]:

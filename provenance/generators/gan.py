@@ -117,6 +117,10 @@ class Discriminator(nn.Module):
 
 class GAN(ImageGenerator):
     family = "gan"
+    # this texture hides the mark from the decoder too: of 32 GAN images (256 and 512 px), at 1.0 the
+    # shipped weights detect 27 and read the ID of fewer; at 2.0 (PSNR 35.7 dB on this texture) all
+    # 32 are detected, after JPEG q75 too, and 23 IDs are read (model card, session-5 report)
+    learned_mark_strength = 2.0
     Config = GANConfig
     training_defaults = {"patch": 32, "batch_size": 32, "bf16": False, "sample_every": 500, "grid_options": {}}
 

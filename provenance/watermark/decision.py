@@ -16,8 +16,9 @@ from . import fast, get, payload
 from .null_model import TARGET_FPR, Calibration
 from .schemes import WatermarkScheme
 
-# The schemes a check decodes unless told otherwise (rivaGan costs seconds per image).
-DEFAULT_SCHEMES = ("dwtDct", "dwtDctSvd")
+# The schemes a check decodes unless told otherwise: the classical ones earlier releases embedded,
+# and the learned one generators embed now (rivaGan costs seconds per image).
+DEFAULT_SCHEMES = ("dwtDct", "dwtDctSvd", "learned")
 
 
 def key_label(key: str) -> str:

@@ -3,8 +3,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .networks import Decoder, Encoder, NetConfig, build
+from .config import NetConfig
+
+if TYPE_CHECKING:  # torch loads only to embed or train: reading a mark runs on onnxruntime
+    from .networks import Decoder, Encoder
 
 FORMAT = "provenance-learned-watermark-v1"
 
@@ -26,7 +30,7 @@ def read_metadata(path: str | Path) -> tuple[NetConfig, dict]:
     from safetensors import safe_open
 
     try:
-        with safe_open(str(path), framework="pt") as handle:
+        with safe_open(str(path), framework="numpy") as handle:
             metadata = handle.metadata() or {}
     except FileNotFoundError:
         raise WeightsError(f"{path}: no such weights file") from None
@@ -40,6 +44,8 @@ def read_metadata(path: str | Path) -> tuple[NetConfig, dict]:
 def load_networks(path: str | Path) -> tuple[Encoder, Decoder, NetConfig]:
     """Encoder and decoder in eval mode, from a safetensors file."""
     from safetensors.torch import load_file
+
+    from .networks import build
 
     net, _ = read_metadata(path)
     tensors = load_file(str(path))
