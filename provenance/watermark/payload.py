@@ -6,8 +6,9 @@ Layout for schemes of any length (dwtDct, dwtDctSvd), 128 bits:
   an image is marked. Being balanced, a decoder that collapses to an all-0 or all-1 word (which
   imwatermark's do on many unmarked images) lands at exactly 32 matches, never near a threshold.
 * bits 64-127: **ID**, 40 data bits (8-bit generator code + 32-bit serial) + 18 BCH parity bits
-  (BCH over GF(2^6), t=3: corrects up to 3 bit errors) + 6 zero pad bits, XORed with a
-  key-derived mask. ECC only identifies: about 12% of random words "decode", so it never decides.
+  (BCH over GF(2^6), t=3) + 6 zero pad bits, XORed with a key-derived mask. ECC only identifies:
+  about 12% of random words "decode", so it never decides, and an ID is read only with at most
+  :data:`ID_MAX_CORRECTIONS` (2) corrected bits, since words with too many errors mostly land at 3.
 
 For rivaGan (fixed 32 bits) all 32 bits are keyed sync bits and there is no ID.
 
@@ -154,4 +155,3 @@ def read_id(bits: np.ndarray, key: str, scheme: str, capacity: int | None) -> tu
         return None, -1
     bch.correct(data, ecc)
     return WatermarkId.from_bytes(bytes(data)), n_errors
-
