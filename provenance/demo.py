@@ -52,6 +52,11 @@ def run_demo(directory: Path) -> list[DemoCase]:
     with Image.open(generated) as img:
         img.save(reencoded, quality=80)  # what a social platform does: manifest gone, pixels recompressed
 
+    cropped = directory / "generated_cropped.jpg"
+    with Image.open(reencoded) as img:  # a platform's crop of the re-upload: 75% of each side, off-centre
+        width, height = img.size
+        img.crop((width // 5, height * 3 // 20, width * 19 // 20, height * 9 // 10)).save(cropped, quality=80)
+
     tampered = directory / "generated_tampered.jpg"
     tampered.write_bytes(_edit_keeping_manifest(generated.read_bytes()))
 
@@ -65,6 +70,7 @@ def run_demo(directory: Path) -> list[DemoCase]:
         (captured, "the original signed by the demo key as a camera capture"),
         (generated, "a 'generated' copy: our watermark + C2PA manifest declaring AI"),
         (reencoded, "that copy re-saved as JPEG q80 (manifest stripped)"),
+        (cropped, "the re-saved copy cropped to 56% of its area and saved again: the learned mark is found"),
         (tampered, "that copy edited after signing, manifest carried over"),
         (unlabelled, "our GAN's output with no watermark and no manifest: only the classifiers can tell"),
     ]

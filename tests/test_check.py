@@ -32,6 +32,10 @@ def test_demo_verdicts(demo):
     reencoded = verdicts["generated_reencoded.jpg"]
     assert reencoded.label == Label.SYNTHETIC
     assert [e.state for e in reencoded.evidence if e.detector == "c2pa"] == [None]  # manifest stripped
+    cropped = verdicts["generated_cropped.jpg"]  # the learned mark survives a crop of a re-encoded copy
+    assert cropped.label == Label.SYNTHETIC, cropped.reasons
+    mark = next(e for e in cropped.evidence if e.detector == "watermark")
+    assert mark.details["scheme"] == "learned" and mark.details["serial"] == 1
     tampered = verdicts["generated_tampered.jpg"]
     assert [e.state for e in tampered.evidence if e.detector == "c2pa"] == ["Invalid"]
     assert any("dataHash.mismatch" in r for r in tampered.reasons)
