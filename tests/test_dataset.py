@@ -21,6 +21,7 @@ from provenance.datasets.layout import BUILD_DIR, METADATA_FILE, SPLITS, TRUST_R
 from provenance.datasets.perturbations import PERTURBATIONS, apply_all
 from provenance.datasets.plan import make_plan
 from provenance.generators.photos import default_photos
+from provenance.watermark.payload import WatermarkId
 
 
 def small_config(tiny_gan, tiny_diffusion, **overrides) -> DatasetConfig:
@@ -53,8 +54,28 @@ def test_build_writes_imagefolder_with_every_label_and_verifies_deep(tiny_gan, t
     assert (tmp_path / TRUST_ROOT_FILE).is_file()
     card = (tmp_path / "README.md").read_text()
     assert "class / generator" in card and "synthetic/diffusion" in card and "Status: complete" in card
+    assert "our keyed mark (`learned`: 8 images)" in card
     checked, problems = verify_dataset(tmp_path, deep=True)
     assert checked == 16 and problems == []
+
+
+def test_deep_verify_reads_every_mark_and_treats_an_unreadable_id_as_no_wrong_label(tiny_gan, tiny_diffusion, tmp_path,
+                                                                                   monkeypatch):
+    # (the tiny diffusion fixture's 2-step output is noise, which hides the mark: GAN images only)
+    config = small_config(tiny_gan, tiny_diffusion, n_real=2, n_gan=3, n_diffusion=0, format="png",
+                          perturb_fraction=0.0, watermark_fraction=1.0, c2pa_fraction=0.0)
+    build_dataset(tmp_path, config)
+    assert verify_dataset(tmp_path, deep=True) == (5, [])  # every learned mark decoded, with its ID
+    from provenance.watermark import decision
+
+    def decoded_as(wm_id):
+        def decode(bgr, schemes):
+            return [decision.DecodeResult(schemes[0], "default (public)", 60, 64, 1e-12, 1e-12, 1, True, True, wm_id)]
+        return decode
+    monkeypatch.setattr(decision, "decode_watermark", decoded_as(None))  # detected, ID unreadable: no problem
+    assert verify_dataset(tmp_path, deep=True)[1] == []
+    monkeypatch.setattr(decision, "decode_watermark", decoded_as(WatermarkId(9, 9)))  # another ID: a problem each
+    assert sum("watermark ID generator 9" in p for p in verify_dataset(tmp_path, deep=True)[1]) == 3
 
 
 def test_processing_is_drawn_the_same_for_both_classes():

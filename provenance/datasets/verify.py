@@ -104,7 +104,8 @@ def _deep_checks(out: Path, rows: list[dict]) -> list[str]:
             found = best(decode_watermark(bgr, (row.get("watermark_scheme") or DEFAULT_SCHEME,)))
             if found.detected != row["watermark"]:
                 problems.append(f"{path}: watermark label {row['watermark']} but decoder says {found.detected}")
-            elif found.detected and str(found.watermark_id) != row["watermark_id"]:
+            # an unreadable ID (too many bit errors to trust: payload.ID_MAX_CORRECTIONS) is no wrong label
+            elif found.detected and found.watermark_id is not None and str(found.watermark_id) != row["watermark_id"]:
                 problems.append(f"{path}: watermark ID {found.watermark_id} but label {row['watermark_id']}")
     reader.close()
     return problems
