@@ -80,9 +80,10 @@ def embed_cmd(src, out, scheme, key, generator, serial, quality, as_json):
 def _schemes_option(values: tuple[str, ...]) -> tuple[str, ...]:
     if not values:
         return DEFAULT_DECODE_SCHEMES
-    if "all" in values:  # every scheme with a shipped null (the learned one's lies beside its weights)
+    if "all" in values:  # every scheme with a null: a shipped one, or its own (``decide``, as decode_scheme reads it)
         shipped = wm_calibration.Calibration()
-        return tuple(name for name in watermark.available() if f"{name}/uint8" in shipped or name == "learned")
+        return tuple(name for name in watermark.available()
+                     if f"{name}/uint8" in shipped or hasattr(watermark.get(name), "decide"))
     return tuple(dict.fromkeys(values))
 
 

@@ -172,8 +172,5 @@ signed, then had their manifest store removed (JPEG APP11 / PNG caBX), as re-upl
 
 def _schemes_markdown(rows: list[dict]) -> str:
     """The watermark schemes the marked images carry, e.g. "`learned`: 120 images"."""
-    counts: dict[str, int] = {}
-    for row in rows:
-        if row.get("watermark_scheme"):
-            counts[row["watermark_scheme"]] = counts.get(row["watermark_scheme"], 0) + 1
+    counts = Counter(row["watermark_scheme"] for row in rows if row.get("watermark_scheme"))
     return ", ".join(f"`{name}`: {n} images" for name, n in sorted(counts.items())) or "no image is marked"

@@ -19,7 +19,8 @@ learn *where* and *how* to spend a given distortion budget; the training curricu
 """
 from __future__ import annotations
 
-import numpy as np
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -161,7 +162,7 @@ class PlacementScores(nn.Module):
         if dense:
             self.features, self.dilation = _a_trous(decoder.features)
         strides = [block[0].stride[0] for block in decoder.features]
-        self.stride = int(np.prod(strides)) // self.dilation
+        self.stride = math.prod(strides) // self.dilation
         linear = decoder.votes[2]
         cells = round((linear.in_features / self.reduce.out_channels) ** 0.5)
         self.register_buffer("weight", linear.weight.detach().reshape(linear.out_features, -1, cells, cells).clone())
