@@ -375,3 +375,26 @@ def test_vectorised_spectral_features_equal_the_plain_computation(size):
     tiles = np.concatenate([cut_tiles(data.astronaut(), size, 6)[0], rng.integers(0, 256, (3, size, size, 3), np.uint8),
                             np.full((1, size, size, 3), 9, np.uint8)])
     np.testing.assert_allclose(tile_features(tiles), _reference_tile_features(tiles), rtol=1e-4, atol=1e-4)
+
+
+def test_cnn_augment_window_draws_each_tile_from_a_window_of_the_image(monkeypatch):
+    """With ``augment_window`` the augmentations see a window around the tile, not the whole training
+    image; every tile still comes from the image, at any position, for both classes alike."""
+    import detectors.learned.augment as augment_module
+
+    seen = []
+    monkeypatch.setattr(augment_module, "augment", lambda rgb, rng: seen.append(rgb.shape) or rgb)
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (100, 140, 3), dtype=np.uint8)
+    model = create("cnn", tile=32, batch_size=16, augment_window=72)
+    tiles, targets = model._batch([image, image.copy()], np.array([0, 1]), np.random.default_rng(1))
+    assert seen and all(shape == (72, 72, 3) for shape in seen)
+    assert set(targets.tolist()) == {0.0, 1.0}
+    flipped = image[:, ::-1]
+    for tile in tiles:  # each tile is a crop of the image (or its mirror): found by exact search
+        found = any((window := source[y:y + 32, x:x + 32]).shape == tile.shape and np.array_equal(window, tile)
+                    for source in (image, flipped) for y in range(100 - 31) for x in range(140 - 31))
+        assert found
+    seen.clear()
+    create("cnn", tile=32, batch_size=4)._batch([image, image], np.array([0, 1]), np.random.default_rng(1))
+    assert all(shape == image.shape for shape in seen)  # the default: the whole image, as the shipped weights

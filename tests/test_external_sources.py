@@ -110,6 +110,24 @@ def test_no_class_gets_a_resampling_trace(biased_sources, unbiased_set):
     assert all("scale" not in json.loads(r["source"]) for r in rows)
 
 
+def test_the_card_distance_sees_a_class_that_was_upscaled(unbiased_set, tmp_path):
+    """The binned resampling score enters the class distance: near 0 for the pipeline's output, large
+    when one class's files carry an upscale (the trace the card must reveal)."""
+    out, rows = unbiased_set
+    assert shortcut_gaps(_output_traits(unbiased_set))["resampling"] <= 0.5
+    upscaled_rows = []
+    for i, row in enumerate(rows):
+        path = image_path(out, row)
+        if row["label"] == "synthetic":
+            with Image.open(path) as image:
+                small = image.convert("RGB").resize((CROP * 5 // 8, CROP * 5 // 8), Image.Resampling.LANCZOS)
+            path = tmp_path / f"{i}.png"
+            small.resize((CROP, CROP), Image.Resampling.BILINEAR).save(path)
+        upscaled_rows.append({"label": row["label"], "path": path})
+    biased = measure_shortcuts(upscaled_rows, lambda row: row["path"])
+    assert shortcut_gaps(biased)["resampling"] >= 0.8, biased
+
+
 def test_lossless_originals_get_a_lossy_history_and_crops_move(unbiased_set):
     _, rows = unbiased_set
     sources = [json.loads(r["source"]) for r in rows]
@@ -302,3 +320,48 @@ def test_scan_with_history_pins_removed_files_at_the_commit_that_added_them(snap
     assert result.dropped.get("not a listed generator") == 1
     report = rebuild(mirror, tmp_path / "corpus", result.rows)
     assert report.written == 1 and not report.missing
+
+
+def test_scan_drops_palette_reduced_files_and_applies_the_rules_lists(tmp_path, monkeypatch):
+    """A colour-quantised copy (pngquant) carries a processing trace no class may own: dropped. A
+    rule's curated lists keep only the listed paths, or leave the listed ones out."""
+    import provenance.datasets.corpus as corpus
+
+    work = tmp_path / "work"
+    rng = np.random.default_rng(12)
+    (work / "out").mkdir(parents=True)
+    for i in range(4):
+        Image.fromarray(_texture(rng, 64, 64)).save(work / "out" / f"seed{i}.png")
+    Image.fromarray(_texture(rng, 64, 64)).quantize(256).save(work / "out" / "quantised.png")
+    _git("init", "-q", cwd=work)
+    _git("add", ".", cwd=work)
+    _git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x", cwd=work)
+    mirror = tmp_path / "mirror"
+    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(mirror / "someone+gen" / "repo")], check=True)
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "keep.txt").write_text("out/seed0.png\nout/seed1.png\nout/quantised.png\n")
+    (lists / "drop.txt").write_text("out/seed1.png\n")
+    monkeypatch.setattr(corpus, "LISTS_DIR", lists)
+    rule = dict(repo="someone/gen", pattern=r"^out/.+\.png$", label="synthetic", source="toy", family="toy-family",
+                licence="MIT", commercial="yes")
+    plain = scan(mirror, [Rule(**rule)])
+    assert sorted(r.path for r in plain.rows) == [f"out/seed{i}.png" for i in range(4)]
+    assert plain.dropped == {"palette-reduced": 1}
+    listed = scan(mirror, [Rule(**rule, keep_list="keep.txt", drop_list="drop.txt")])
+    assert [r.path for r in listed.rows] == ["out/seed0.png"]
+    assert listed.dropped == {"left out by the rule's list": 3, "palette-reduced": 1}
+
+
+def test_shipped_rules_lists_exist_and_name_paths_their_rule_selects():
+    import re
+
+    users: dict[str, list[Rule]] = {}
+    for rule in RULES:
+        for name in (rule.keep_list, rule.drop_list):
+            if name is not None:
+                users.setdefault(name, []).append(rule)
+    assert users
+    for name, rules in users.items():  # a list may serve several rules of one repository
+        paths = rules[0].listed(name)
+        assert paths and all(any(re.match(rule.pattern, p) for rule in rules) for p in paths), name

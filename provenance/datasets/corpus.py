@@ -29,6 +29,7 @@ import numpy as np
 from PIL import Image
 
 INDEX_PATH = Path(__file__).with_name("corpus_index.csv")
+LISTS_DIR = Path(__file__).with_name("corpus_lists")
 IMAGE_SUFFIX = re.compile(r"\.(png|jpe?g|webp|tiff?|bmp)$", re.IGNORECASE)
 # Near-copies: Kodak, BSD and Set14 live in dozens of repositories, re-encoded.
 NEAR_COPY_BITS = 4
@@ -49,6 +50,16 @@ class Rule:
     prefixes: Mapping[str, tuple[str, str]] | None = None
     # also take files that earlier commits added and later ones removed (pinned at the adding commit)
     history: bool = False
+    # a maintainer's curated list in corpus_lists/ (one path per line): only these paths are taken
+    # (``keep_list``), or these are left out (``drop_list``); for choices no pattern can express
+    # (which camera files are unedited originals, which outputs are screenshots)
+    keep_list: str | None = None
+    drop_list: str | None = None
+
+    def listed(self, name: str | None) -> frozenset[str] | None:
+        if name is None:
+            return None
+        return frozenset(line.strip() for line in (LISTS_DIR / name).read_text().splitlines() if line.strip())
 
 
 # dcsan/imagen names each render by its model prefix (data/configs.py there).
@@ -178,6 +189,24 @@ RULES: tuple[Rule, ...] = (
          "synthetic", "flux-1-xlabs", "flux", "Apache-2.0 (code); FLUX.1-dev outputs", "unknown", history=True),
     Rule("PixArt-alpha/PixArt-alpha", r"^asset/images/controlnet/0_\d\.png$", "synthetic", "pixart-alpha",
          "other-dit-2024", "Apache-2.0 (repository)", "unknown"),
+    # GPT-4o image generation (Sora / ChatGPT), one output per case; most were palette-reduced before
+    # commit (dropped by the scan: see ``palette-reduced``).
+    Rule("jamez-bondos/awesome-gpt4o-images", r"^cases/\d+/[^/]+\.(png|jpe?g|webp)$", "synthetic", "gpt-4o-image",
+         "closed-api-2024-25", "CC BY 4.0 (per case)", "yes"),
+    # Nano Banana (Gemini 2.5 Flash Image) and Nano Banana Pro outputs as posted (many resized by the
+    # platform); inputs, case cards and the 144-dpi screenshots are left out.
+    Rule("PicoTrex/Awesome-Nano-Banana-images", r"^images/case\d+/output\d*\.(png|jpe?g|webp)$", "synthetic",
+         "nano-banana", "closed-api-2024-25", "Apache-2.0 / CC BY 4.0 (repository); images from social-media posts",
+         "unknown", drop_list="PicoTrex+Awesome-Nano-Banana-images.screenshots.txt"),
+    Rule("PicoTrex/Awesome-Nano-Banana-images", r"^images/pro_case\d+/output\d*\.(png|jpe?g|webp)$", "synthetic",
+         "nano-banana-pro", "closed-api-2024-25",
+         "Apache-2.0 / CC BY 4.0 (repository); images from social-media posts", "unknown",
+         drop_list="PicoTrex+Awesome-Nano-Banana-images.screenshots.txt"),
+    # HunyuanDiT's own sample outputs (IP-Adapter, ControlNet, LoRA); inputs and training images left out.
+    Rule("Tencent/HunyuanDiT",
+         r"^(ipadapter/asset/output|controlnet/asset/output|lora/asset/porcelain/inference)/[^/]+\.(png|jpe?g)$",
+         "synthetic", "hunyuan-dit", "other-dit-2024",
+         "Tencent Hunyuan Community License (not in the EU; outputs usable)", "unknown"),
     # Real photos of kinds the corpus lacked: low-light captures (DICM: camera JPEGs with EXIF; LIME).
     Rule("Li-Chongyi/Zero-DCE", r"^Zero-DCE_code/data/test_data/DICM/.+\.jpg$", "real", "dicm-lowlight",
          "low-light-photo", "research benchmark (unknown)", "unknown"),
@@ -191,6 +220,14 @@ RULES: tuple[Rule, ...] = (
     Rule("ianare/exif-samples", r"^jpg/(exif-org/.+|gps/.+|hdr/.+|mobile/.+|tests/.+|orientation/(landscape|portrait)_1)\.jpg$",
          "real", "exif-samples", "camera-photo", "CC BY-SA 4.0 (contributed samples, per README)", "yes",
          exclude=r"45-gps_ifd"),
+    # Camera and phone originals of ~100 models (2000-2019), EXIF intact: the curated list keeps long
+    # sides >= 1200 px and drops files an editor (Photoshop, Lightroom, GIMP, ...) wrote.
+    Rule("drewnoakes/metadata-extractor-images", r"^jpg/[^/]+\.(jpe?g|JPE?G)$", "real", "metadata-extractor-cameras",
+         "camera-photo", "\"free to use however you wish\" (README)", "yes",
+         keep_list="drewnoakes+metadata-extractor-images.keep.txt"),
+    # High-ISO indoor captures of 5 cameras (the single-shot files, not the averaged ones).
+    Rule("csjunxu/PolyU-Real-World-Noisy-Images-Dataset", r"^OriginalImages/[^/]+_Real\.JPG$", "real", "polyu-noisy",
+         "noisy-photo", "PolyU dataset licence (non-commercial)", "no"),
 )
 
 
@@ -306,11 +343,12 @@ def is_greyscale(rgb: np.ndarray) -> bool:
     return bool(np.abs(spread[..., 0] - spread[..., 1]).mean() < 1 and np.abs(spread[..., 1] - spread[..., 2]).mean() < 1)
 
 
-def _describe(data: bytes) -> tuple[np.ndarray, str]:
+def _describe(data: bytes) -> tuple[np.ndarray, str, bool]:
+    """Pixels, format, and whether the file is palette-based (256 colours or fewer)."""
     with Image.open(io.BytesIO(data)) as image:
         image.seek(0)
         fmt = (image.format or "").lower()
-        return np.asarray(image.convert("RGB")), fmt
+        return np.asarray(image.convert("RGB")), fmt, image.mode in ("P", "PA")
 
 
 @dataclass
@@ -348,9 +386,13 @@ def scan(mirror_dir: str | Path, rules: Iterable[Rule] = RULES, reserved_sha256:
         candidates = [(head, path) for path in paths] + (history if rule.history else [])
         pattern, exclude = re.compile(rule.pattern), re.compile(rule.exclude)
         prefixes = DCSAN_PREFIXES if rule.prefixes is None else rule.prefixes
+        keep, deny = rule.listed(rule.keep_list), rule.listed(rule.drop_list) or frozenset()
         for commit, path in candidates:
             match = pattern.match(path)
             if not match or exclude.search(path) or not IMAGE_SUFFIX.search(path):
+                continue
+            if (keep is not None and path not in keep) or path in deny:
+                drop("left out by the rule's list")
                 continue
             generator, family = rule.source, rule.family
             if "prefix" in pattern.groupindex:
@@ -372,9 +414,12 @@ def scan(mirror_dir: str | Path, rules: Iterable[Rule] = RULES, reserved_sha256:
                 drop("exact copy")
                 continue
             try:
-                rgb, fmt = _describe(data)
+                rgb, fmt, palette = _describe(data)
             except Exception:  # not decodable: an LFS pointer or a broken file
                 drop("undecodable")
+                continue
+            if palette:  # colour-quantised after the fact (pngquant): a processing trace, not a camera's or a generator's
+                drop("palette-reduced")
                 continue
             if is_greyscale(rgb):
                 drop("greyscale or blank")

@@ -174,7 +174,16 @@ def measure_shortcuts(rows: list[dict], resolve) -> dict:
     for label, values in resampling.items():
         q = np.percentile(values, [10, 50, 90]) if values else [0, 0, 0]
         per_class[label]["resampling score p10/p50/p90"] = {"/".join(f"{v:.2f}" for v in q): len(values)}
+        bins = np.digitize(values, RESAMPLING_BINS)
+        labels = [f"<{RESAMPLING_BINS[0]:g}"] + [f"{a:g}-{b:g}" for a, b in zip(RESAMPLING_BINS, RESAMPLING_BINS[1:])] \
+            + [f">={RESAMPLING_BINS[-1]:g}"]
+        per_class[label]["resampling"] = {labels[b]: int((bins == b).sum()) for b in sorted(set(bins.tolist()))}
     return per_class
+
+
+# Resampling-score bins for the class distance: native crops score about 3-6 before JPEG and up to
+# ~12 after it; an upscale 10-30 and more.
+RESAMPLING_BINS = (8.0, 12.0, 20.0, 40.0)
 
 
 def shortcut_gaps(per_class: dict) -> dict[str, float]:
@@ -182,7 +191,9 @@ def shortcut_gaps(per_class: dict) -> dict[str, float]:
     if set(per_class) != {"real", "synthetic"}:
         return {}
     gaps = {}
-    for key in ("format", "qtables", "size", "aspect", "exif"):
+    for key in ("format", "qtables", "size", "aspect", "exif", "resampling"):
+        if key not in per_class["real"] and key not in per_class["synthetic"]:
+            continue
         a, b = per_class["real"].get(key, {}), per_class["synthetic"].get(key, {})
         na, nb = sum(a.values()) or 1, sum(b.values()) or 1
         gaps[key] = round(0.5 * sum(abs(a.get(v, 0) / na - b.get(v, 0) / nb) for v in set(a) | set(b)), 3)
