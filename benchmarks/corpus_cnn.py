@@ -99,7 +99,7 @@ def train_cnn(images: list[np.ndarray], labels: np.ndarray, out: Path, steps: in
     return model
 
 
-def run(corpus: Path, cache: Path, folds: int, steps: int) -> dict:
+def run(corpus: Path, cache: Path, folds: int, steps: int, in_distribution: bool = False) -> dict:
     from provenance.corpus_detector import corpus_samples
 
     from .corpus_lofo import Detectors
@@ -111,27 +111,21 @@ def run(corpus: Path, cache: Path, folds: int, steps: int) -> dict:
     y = np.array([r.label for r in rows])
     family = np.array([r.family for r in rows])
     source = np.array([r.source for r in rows])
-    split = np.array([r.split if not r.label else "fake" for r in rows])
+    group_split = np.array([r.split for r in rows])  # every image by its source group
+    split = np.where(y == 1, "fake", group_split)  # the folds: reals by group, fakes by family
     trainable = [r for r in rows if r.label or r.split == "train"]
     more = [cached_crops(trainable, cache / f"crops-{SIZE}-seed{k}.npz", k) for k in (1, 2)]
     features = [cached_features(c, cache / f"features-{SIZE}-seed{k}.npz") for k, c in enumerate([crops, *more])]
     x = np.stack([features[0][r.key] for r in rows])
+    val = group_split == "validation"
 
-    counts = {f: int((family == f).sum()) for f in sorted(set(family[y == 1])) if f != ALWAYS_TRAIN}
-    results: dict = {"size": SIZE, "images": len(rows), "steps": steps, "folds": deal_folds(counts, folds),
-                     "families": {}, "counts": {}}
-    val = split == "validation"
-    for k, held_families in enumerate(results["folds"]):
-        held = np.isin(family, held_families)
-        train = ((y == 1) & ~held) | (split == "train")
+    def scores_for(train: np.ndarray, out: Path) -> dict[str, np.ndarray]:
+        """Both detectors (and their mean) trained on ``train``, scored on every row's crop."""
         train_rows = [r for r, t in zip(rows, train) if t]
-        train_keys = [r.key for r in train_rows] + [r.key for c in more for r in train_rows if r.key in c]
         train_y = np.r_[y[train], [r.label for c in more for r in train_rows if r.key in c]]
         train_x = np.stack([features[0][r.key] for r in train_rows] +
                            [f[r.key] for f in features[1:] for r in train_rows if r.key in f])
         scores = {"spectral-lr": Detectors.spectral_lr(train_x, train_y)(x)}
-
-        out = cache / f"cnn-fold{k}-of{folds}-{steps}"
         stored = out / "scores.npz"
         if stored.is_file():
             with np.load(stored, allow_pickle=False) as saved:
@@ -144,19 +138,35 @@ def run(corpus: Path, cache: Path, folds: int, steps: int) -> dict:
             by_key = {r.key: float(s) for r, s in zip(rows, logits)}
             np.savez(stored, keys=np.array(list(by_key)), scores=np.array(list(by_key.values())))
         scores["corpus-cnn"] = np.array([by_key[r.key] for r in rows])
-
         reals = train & (y == 0)
         z = {name: (s - s[reals].mean()) / (s[reals].std() + 1e-9) for name, s in scores.items()}
         scores["cnn+spectral"] = (z["spectral-lr"] + z["corpus-cnn"]) / 2
+        return scores
 
-        for name in [*held_families, "all held out"]:
-            target = held if name == "all held out" else family == name
-            test = ((y == 1) & target) | (split == "test")
-            results["families"][name if name != "all held out" else f"fold {k}: all held out"] = {
-                detector: held_out_metrics(s, y, val, test, source) for detector, s in scores.items()}
-            results["counts"][name if name != "all held out" else f"fold {k}: all held out"] = {
-                "test_fakes": int(((y == 1) & target).sum()), "test_reals": int((test & (y == 0)).sum()),
-                "train": int(train.sum()), "fold": k}
+    def record(name: str, target: np.ndarray, test: np.ndarray, scores: dict, train: np.ndarray, **extra) -> None:
+        results["families"][name] = {d: held_out_metrics(s, y, val, test, source) for d, s in scores.items()}
+        results["counts"][name] = {"test_fakes": int(((y == 1) & target & test).sum()),
+                                   "test_reals": int((test & (y == 0)).sum()), "train": int(train.sum()), **extra}
+
+    results: dict = {"size": SIZE, "images": len(rows), "steps": steps, "families": {}, "counts": {}}
+    if in_distribution:  # the shipped model's split: every family trains on its train groups
+        train = group_split == "train"
+        scores = scores_for(train, cache / f"cnn-in-distribution-{steps}")
+        for name in [*sorted(set(family[y == 1])), "all"]:
+            target = (family == name) if name != "all" else (y == 1)
+            record(name, target, (group_split == "test") & ((y == 0) | target), scores, train)
+        results["mode"] = "in-distribution (test source groups)"
+        return results
+
+    counts = {str(f): int((family == f).sum()) for f in sorted(set(family[y == 1])) if f != ALWAYS_TRAIN}
+    results["folds"] = deal_folds(counts, folds)
+    for k, held_families in enumerate(results["folds"]):
+        held = np.isin(family, held_families)
+        train = ((y == 1) & ~held) | (split == "train")
+        scores = scores_for(train, cache / f"cnn-fold{k}-of{folds}-{steps}")
+        for name in [*held_families, f"fold {k}: all held out"]:
+            target = held if name.startswith("fold ") else family == name
+            record(name, target, ((y == 1) & target) | (split == "test"), scores, train, fold=k)
         (cache / f"corpus-cnn-{folds}folds-{steps}.json").write_text(json.dumps(results, indent=2) + "\n")
     return results
 
@@ -167,6 +177,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cache", type=Path, default=Path("/root/provenance-runs/corpus-cnn"))
     parser.add_argument("--folds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--in-distribution", action="store_true",
+                        help="Instead of held-out families: train on every family's train groups (the shipped "
+                             "model's split) and score each family's test groups.")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv if argv is not None else [])
     if not args.corpus.is_dir():
@@ -177,13 +190,15 @@ def main(argv: list[str] | None = None) -> None:
 
     print(capability_line())
     print("baseline: spectral-lr (the shipped spectral-corpus recipe), same folds, crops and threshold rule")
-    results = run(args.corpus, args.cache, args.folds, args.steps)
+    results = run(args.corpus, args.cache, args.folds, args.steps, args.in_distribution)
+    if args.in_distribution:
+        (args.cache / f"corpus-cnn-in-distribution-{args.steps}.json").write_text(json.dumps(results, indent=2) + "\n")
     if args.json:
         print(json.dumps(results))
         return
-    print(f"{results['images']} images, {SIZE}px pipeline crops, {args.folds} folds of held-out families "
-          f"{results['folds']}; corpus-cnn {args.steps} steps. Cells: AUC / TPR at the validation threshold / "
-          "worst real source's test FPR\n")
+    what = results.get("mode") or f"{args.folds} folds of held-out families {results['folds']}"
+    print(f"{results['images']} images, {SIZE}px pipeline crops, {what}; corpus-cnn {args.steps} steps. "
+          "Cells: AUC / TPR at the validation threshold / worst real source's test FPR\n")
     print(table(results))
 
 

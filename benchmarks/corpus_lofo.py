@@ -272,7 +272,7 @@ def cnn_holdout(corpus: Path, cache: Path, size: int, held: str, steps: int) -> 
 
 def table(results: dict) -> str:
     names = list(dict.fromkeys(n for entry in results["families"].values() for n in entry))
-    lines = ["| held-out family | fakes | " + " | ".join(f"{n} AUC / TPR@1%FPR / worst real FPR" for n in names) + " |",
+    lines = ["| held-out family | fakes | " + " | ".join(f"{n} AUC / TPR at threshold / worst real FPR" for n in names) + " |",
              "|---|---|" + "---|" * len(names)]
     for held, entry in results["families"].items():
         cells = []

@@ -456,7 +456,7 @@ def tighten_threshold(folder: Path, corpus: Path, target_fpr: float = 0.01) -> d
     meta = json.loads((folder / CLASSIFIER_META_FILE).read_text())
     point = meta["operating_point"]
     before = meta["training"].get("corpus_threshold", {}).get("threshold_before", point["threshold"])
-    point["threshold"] = max(before, *per_source.values())
+    point["threshold"] = max(point["threshold"], before, *per_source.values())  # never lowered, not even by a re-run
     record = {"threshold_before": before, "threshold": point["threshold"], "target_fpr": target_fpr,
               "validation_reals": len(reals), "per_source_threshold": per_source,
               "false_positives_at_old_threshold": {src: int(np.sum(np.array(p) >= before)) for src, p in by_source.items()},

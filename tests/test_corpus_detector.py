@@ -166,6 +166,12 @@ def test_tighten_raises_a_threshold_never_lowers_it(tiny_fit, tmp_path, monkeypa
     again = corpus_detector.tighten_threshold(folder, tmp_path)  # idempotent: measured from the original
     assert again["threshold_before"] == 0.0 and again["threshold"] == record["threshold"]
     assert (folder / "MODEL_CARD.md").read_text().count(corpus_detector.TIGHTENED_HEADING) == 1
+    # a re-run on other reals (here: the lowest-scoring one alone) would set a lower threshold: kept
+    lowest = min(reals, key=lambda s: model.predict_proba([corpus_detector.full_image(s.image.path)])[0, 1])
+    monkeypatch.setattr(corpus_detector, "corpus_samples", lambda corpus: [lowest])
+    easier = corpus_detector.tighten_threshold(folder, tmp_path)
+    assert easier["per_source_threshold"][lowest.source] < record["threshold"]
+    assert easier["threshold"] == record["threshold"] == load_classifier(folder).operating_point.threshold
 
 
 def test_other_seeds_draw_other_crops(tiny_fit):
@@ -199,3 +205,15 @@ def test_the_shipped_model_flags_no_training_real_file_either(tiny_fit):
     scores = model.calibration(model.decision_function([corpus_detector.full_image(s.image.path) for s in training_reals]))
     assert (scores < model.operating_point.threshold).all()
     assert model.training["threshold_reals"]["training_files_in_sample"] == len(training_reals)
+
+
+def test_family_folds_hold_each_family_out_once_and_balance_the_fakes():
+    from benchmarks.corpus_cnn import deal_folds
+
+    counts = {"sd1": 977, "ldm": 635, "vq": 474, "mj": 201, "api": 133, "dalle2": 93, "flux": 40, "gan": 39}
+    folds = deal_folds(counts, 3)
+    assert sorted(f for fold in folds for f in fold) == sorted(counts)
+    loads = [sum(counts[f] for f in fold) for fold in folds]
+    assert max(loads) - min(loads) <= max(counts.values())  # no fold gets everything
+    assert deal_folds(counts, 3) == folds  # deterministic
+    assert deal_folds({"a": 1}, 2) == [["a"], []]
