@@ -95,6 +95,7 @@ def test_check_leaves_a_real_photo_outside_the_corpus_alone(encoding):
 def test_toy_classifier_thresholds_were_tightened_on_corpus_reals(name):
     model = load_classifier(CLASSIFIERS_DIR / name)
     record = model.training["corpus_threshold"]
-    assert model.operating_point.threshold == record["threshold"] == max(record["threshold_before"],
+    # raised to every source's measured threshold, never lowered by a later re-run that measured less
+    assert model.operating_point.threshold == record["threshold"] >= max(record["threshold_before"],
                                                                           *record["per_source_threshold"].values())
     assert record["validation_reals"] >= 200
