@@ -53,25 +53,11 @@ def deal_folds(counts: dict[str, int], folds: int) -> list[list[str]]:
 
 
 def cached_crops(samples: list, store: Path, seed: int) -> dict[str, np.ndarray]:
-    """sha256 -> the pipeline's ``seed``-th crop; computed once, saved as one uint8 array."""
-    from provenance.corpus_detector import save_npz, training_crop
+    """sha256 -> the pipeline's ``seed``-th crop (saved every 1,000: each save writes every crop)."""
+    from provenance.corpus_detector import cached_arrays
 
-    done: dict[str, np.ndarray] = {}
-    if store.is_file():
-        with np.load(store, allow_pickle=False) as saved:
-            done = dict(zip((str(k) for k in saved["keys"]), saved["crops"]))
-    todo = [s for s in samples if s.key not in done]
-    for n, sample in enumerate(todo, 1):
-        try:
-            done[sample.key] = training_crop(sample.image, SIZE, seed=seed)
-        except Exception as error:  # noqa: BLE001 - an unreadable file is skipped, and said
-            print(f"corpus_cnn: {sample.image.path}: skipped ({error})", file=sys.stderr)
-        if n % 500 == 0 or n == len(todo):
-            print(f"crops seed {seed}: {n}/{len(todo)}", file=sys.stderr, flush=True)
-    if todo:
-        keys = sorted(done)
-        save_npz(store, keys=np.array(keys), crops=np.stack([done[k] for k in keys]))
-    return done
+    return cached_arrays(samples, store, "crops", lambda crop: crop, SIZE, f"crops seed {seed}", seed=seed,
+                         every=1000)
 
 
 def cached_features(crops: dict[str, np.ndarray], store: Path) -> dict[str, np.ndarray]:

@@ -18,20 +18,13 @@ import cv2
 import numpy as np
 
 from benchmarks.timing import capability_line, print_table
-
-
-def _jpeg(rgb: np.ndarray, quality: int) -> np.ndarray:
-    ok, buffer = cv2.imencode(".jpg", np.ascontiguousarray(rgb[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, quality])
-    return np.ascontiguousarray(cv2.imdecode(buffer, cv2.IMREAD_COLOR)[:, :, ::-1])
+from benchmarks.watermark_learned import _crop_anywhere
+from benchmarks.watermark_robustness import _jpeg
 
 
 def _crop(area: float):
-    def crop(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        h, w = rgb.shape[:2]
-        ch, cw = round(h * area ** 0.5), round(w * area ** 0.5)
-        top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
-        return _jpeg(rgb[top:top + ch, left:left + cw], 90)
-    return crop
+    crop_anywhere = _crop_anywhere(area)
+    return lambda rgb, rng: _jpeg(crop_anywhere(rgb, rng), 90)
 
 
 ATTACKS = {

@@ -195,9 +195,10 @@ def fill_cache(todo: list, done: dict, compute: Callable, save: Callable, size: 
 
 
 def cached_arrays(samples: list[Sample], store: Path, field: str, compute: Callable, size: int = SIZE,
-                  what: str = "features", seed: int = 0, crop: Callable = training_crop) -> dict[str, np.ndarray]:
+                  what: str = "features", seed: int = 0, crop: Callable = training_crop,
+                  every: int = 100) -> dict[str, np.ndarray]:
     """sha256 -> compute(crop of ``seed``), one array per image, cached in ``store`` under ``field``
-    (resumable; safe to kill and re-run)."""
+    (resumable; safe to kill and re-run; saved every ``every`` images)."""
     done: dict = {}
     if store.is_file():
         with np.load(store, allow_pickle=False) as saved:
@@ -209,7 +210,7 @@ def cached_arrays(samples: list[Sample], store: Path, field: str, compute: Calla
         save_npz(store, keys=np.array(keys), **{field: np.stack([done[k] for k in keys])})
 
     store.parent.mkdir(parents=True, exist_ok=True)
-    return fill_cache(todo, done, compute, save, size, what, seed=seed, crop=crop)
+    return fill_cache(todo, done, compute, save, size, what, every=every, seed=seed, crop=crop)
 
 
 def cached_features(samples: list[Sample], store: Path, size: int = SIZE) -> dict[str, np.ndarray]:
