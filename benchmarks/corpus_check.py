@@ -1,19 +1,20 @@
 """What `check` labels, end to end, on the corpus's held-out test split: per generator family and per
 real source, for each arrangement of the trained classifiers, in one run.
 
-    python -m benchmarks.corpus_check --corpus /root/provenance-corpus/images \
+    python -m benchmarks.corpus_check --corpus /root/provenance-corpus \
         --own /root/provenance-runs/corpus-detector/own [--weights detectors/weights/spectral-corpus] \
+        [--cnn-weights detectors/weights/cnn-corpus] \
         [--fakes-per-family 80] [--jpeg 85] [--json]
 
 Every image is checked once by the full default pipeline (C2PA, watermarks, metadata) plus all the
-classifiers (``cnn``, ``spectral``: trained on our own generators only; ``spectral-corpus``: the
-public corpus and our generators); each arrangement's verdict is then the fusion rule
+classifiers (``cnn``, ``spectral``: trained on our own generators only; ``spectral-corpus`` and
+``cnn-corpus``: the public corpus and our generators); each arrangement's verdict is then the fusion rule
 (detectors/fusion.py) over that arrangement's evidence, so arrangements are compared on the same
 evidence. ``scoped`` fusion is the shipped rule (a classifier's confident "not synthetic" vetoes
 only classifiers trained on nothing it was not); ``unscoped`` is the rule before scopes (any
 confident classifier vetoes). Files are checked as stored (PNG/WebP fakes, mostly JPEG reals), or
 re-encoded as JPEG at ``--jpeg`` quality like an upload. Baseline: the arrangement shipped before
-(``cnn+spectral``), in the same run.
+``cnn-corpus`` (``cnn+spectral+spectral-corpus``), in the same run.
 """
 from __future__ import annotations
 
@@ -33,9 +34,11 @@ import numpy as np
 CLASSIFIER_SETS = {
     "cnn+spectral (before)": ("cnn", "spectral"),
     "cnn+spectral+spectral-corpus": ("cnn", "spectral", "spectral-corpus"),
-    "cnn+spectral-corpus": ("cnn", "spectral-corpus"),
+    "cnn+spectral+spectral-corpus+cnn-corpus": ("cnn", "spectral", "spectral-corpus", "cnn-corpus"),
     "spectral-corpus alone": ("spectral-corpus",),
+    "cnn-corpus alone": ("cnn-corpus",),
 }
+CLASSIFIERS = ("cnn", "spectral", "spectral-corpus", "cnn-corpus")
 FLAGGED = ("synthetic", "likely_synthetic")
 
 
@@ -69,15 +72,16 @@ def unscoped(evidence):
     return [replace(e, details={k: v for k, v in e.details.items() if k != "scope"}) for e in evidence]
 
 
-def run(samples: list, weights: Path | None, jpeg: int | None, batch: int = 8) -> dict:
+def run(samples: list, weights: Path | None, jpeg: int | None, batch: int = 8, cnn_weights: Path | None = None) -> dict:
     from detectors.fusion import fuse
     from provenance.check import DECLARED_SIGNAL_DETECTORS, CheckConfig, Checker
 
-    names = DECLARED_SIGNAL_DETECTORS + ("cnn", "spectral", "spectral-corpus")
-    options = {"spectral-corpus": {"weights": str(weights)}} if weights else {}
+    names = DECLARED_SIGNAL_DETECTORS + CLASSIFIERS
+    options = {name: {"weights": str(folder)} for name, folder in (("spectral-corpus", weights),
+                                                                   ("cnn-corpus", cnn_weights)) if folder}
     checker = Checker(CheckConfig(detectors=names, detector_options=options))
     labels: dict[str, dict[str, list[str]]] = {}
-    probabilities: dict[str, list[float]] = {n: [] for n in ("cnn", "spectral", "spectral-corpus")}
+    probabilities: dict[str, list[float]] = {n: [] for n in CLASSIFIERS}
     started = time.time()
     for start in range(0, len(samples), batch):
         chunk = samples[start:start + batch]
@@ -126,8 +130,8 @@ def table(samples: list, result: dict) -> str:
     return markdown_table(["test stratum", "n", *[f"{a}: flagged / inconclusive" for a in arrangements]], rows)
 
 
-SHIPPED = "cnn+spectral+spectral-corpus / scoped"
-BEFORE = "cnn+spectral (before) / unscoped"
+SHIPPED = "cnn+spectral+spectral-corpus+cnn-corpus / scoped"
+BEFORE = "cnn+spectral+spectral-corpus / scoped"  # shipped before cnn-corpus
 
 
 def compact_table(before: dict, shipped: list[dict]) -> str:
@@ -152,9 +156,10 @@ def main(argv: list[str] | None = None) -> None:
     from .timing import capability_line
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", type=Path, default=Path("/root/provenance-corpus/images"))
+    parser.add_argument("--corpus", type=Path, default=Path("/root/provenance-corpus"))
     parser.add_argument("--own", type=Path, default=None, help="Our generators' output: OWN/<generator>/*.png")
     parser.add_argument("--weights", type=Path, default=None, help="spectral-corpus folder (default: the shipped one)")
+    parser.add_argument("--cnn-weights", type=Path, default=None, help="cnn-corpus folder (default: the shipped one)")
     parser.add_argument("--fakes-per-family", type=int, default=80)
     parser.add_argument("--jpeg", type=int, default=None, help="Re-encode every input as JPEG at this quality.")
     parser.add_argument("--out", type=Path, default=None, help="Write the full results (labels per image) here.")
@@ -162,23 +167,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--compact", type=Path, nargs="+", metavar="RESULTS",
                         help="Only print a table from runs saved with --out (no checking): the first run's "
-                             "cnn+spectral arrangement (a run with the classifiers shipped before), then each "
-                             "run's shipped arrangement.")
+                             "arrangement shipped before cnn-corpus, then each run's shipped arrangement.")
     args = parser.parse_args(argv if argv is not None else [])
     if args.compact:
         runs = [json.loads(path.read_text()) for path in args.compact]
         print(compact_table(runs[0], runs[1:]))
-        print("\ncells: flagged synthetic or likely_synthetic / inconclusive; before = cnn + spectral at their "
-              "own thresholds, any confident classifier vetoing; shipped = cnn + spectral at the corpus-tightened "
-              "thresholds + spectral-corpus, scoped vetoes")
+        print("\ncells: flagged synthetic or likely_synthetic / inconclusive; before = cnn + spectral + "
+              "spectral-corpus; shipped = the same + cnn-corpus; both with scoped vetoes")
         return
     if not args.corpus.is_dir():
         print(f"corpus_check: {args.corpus}: no corpus; run `provenance dataset corpus rebuild` first (skipped)")
         return
     print(capability_line())
-    print("baseline: cnn+spectral (the classifiers shipped before spectral-corpus), same evidence, same run")
+    print("baseline: cnn+spectral+spectral-corpus (the classifiers shipped before cnn-corpus), same evidence, same run")
     samples = test_samples(args.corpus, args.own, args.fakes_per_family)
-    result = run(samples, args.weights, args.jpeg)
+    result = run(samples, args.weights, args.jpeg, cnn_weights=args.cnn_weights)
     result["inputs"] = (f"JPEG q{args.jpeg} re-encode" if args.jpeg else "files as stored") + (
         f", {args.label}" if args.label else "")
     result["strata"] = strata(samples)

@@ -108,8 +108,8 @@ class ClassifierDetector(Detector):
                    "target_fpr": point.target_fpr, "weights": str(self.weights.name), "backend": self.model.backend,
                    "scope": self.model.training.get("scope", OWN_GENERATORS_SCOPE)}
         tiles = f" over {details['tiles']} tiles" if "tiles" in details else ""
-        where = (f"{self.name} classifier: calibrated P(synthetic) = {probability:.2f}{tiles} "
-                 f"(threshold {point.threshold:.2f}, set for <= {point.target_fpr:.0%} false positives on held-out real photos)")
+        where = (f"{self.name} classifier: calibrated P(synthetic) = {_probability_text(probability)}{tiles} "
+                 f"(threshold {_probability_text(point.threshold)}, set for <= {point.target_fpr:.0%} false positives on held-out real photos)")
         if probability >= point.threshold:
             return self.evidence(Signal.SYNTHETIC, Strength.MODERATE,
                                  where + "; a statistical guess, not proof", probability=probability, details=details)
@@ -118,6 +118,12 @@ class ClassifierDetector(Detector):
                                  probability=probability, details=details)
         return self.evidence(Signal.NONE, Strength.NONE, where + "; below the uncertain band",
                              probability=probability, details=details)
+
+
+def _probability_text(p: float) -> str:
+    """Two decimals, or four where two would round up to 1.00 (a threshold of 0.9969 is not 1)."""
+    text = f"{p:.2f}"
+    return f"{p:.4f}" if text == "1.00" and p < 1.0 else text
 
 
 @register("cnn")
@@ -139,6 +145,15 @@ class CorpusSpectralDetector(ClassifierDetector):
     (provenance/corpus_detector.py; its model card has the per-family tables)."""
     name = "spectral-corpus"
     default_weights = "spectral-corpus"
+
+
+@register("cnn-corpus")
+class CorpusCNNDetector(ClassifierDetector):
+    """The cnn family trained on the public corpus of real-world generators and our own output
+    (provenance/corpus_cnn.py; its model card has the per-family and held-out-family tables)."""
+    relative_cost = 40  # 32 tiles, int8
+    name = "cnn-corpus"
+    default_weights = "cnn-corpus"
 
 
 @register("surprise")

@@ -125,7 +125,7 @@ def export_inference(folder: str | Path, write_card: bool = True) -> list[str]:
             f"- `check` runs `{ONNX_FILE}` with onnxruntime (float32, no torch or timm import), or its int8 "
             f"form `{ONNX_INT8_FILE}` where the CPU has VNNI (`PROVENANCE_PRECISION=fp32|int8` overrides); "
             f"`{CLASSIFIER_WEIGHTS_FILES['cnn']}` stays the source of truth for training and re-export.",
-            f"- Exported by `provenance train detector export` with torch {torch.__version__} "
+            f"- Exported by `provenance train detector export` (or `train detector corpus --family cnn`) with torch {torch.__version__} "
             f"(dynamo exporter, onnx {onnx.__version__}, {platform.machine()}); the graph records the "
             "sha256 of the weights it came from and is ignored if they differ.",
             f"- Max |tile logit difference| against the torch model in float32 on {len(tiles)} tiles "

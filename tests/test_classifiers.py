@@ -383,7 +383,7 @@ def test_cnn_augment_window_draws_each_tile_from_a_window_of_the_image(monkeypat
     import detectors.learned.augment as augment_module
 
     seen = []
-    monkeypatch.setattr(augment_module, "augment", lambda rgb, rng: seen.append(rgb.shape) or rgb)
+    monkeypatch.setattr(augment_module, "augment", lambda rgb, rng, noise=None: seen.append(rgb.shape) or rgb)
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (100, 140, 3), dtype=np.uint8)
     model = create("cnn", tile=32, batch_size=16, augment_window=72)
@@ -398,3 +398,21 @@ def test_cnn_augment_window_draws_each_tile_from_a_window_of_the_image(monkeypat
     seen.clear()
     create("cnn", tile=32, batch_size=4)._batch([image, image], np.array([0, 1]), np.random.default_rng(1))
     assert all(shape == image.shape for shape in seen)  # the default: the whole image, as the shipped weights
+
+
+def test_the_cnn_noise_augmentation_reaches_its_configured_sigma():
+    """``augment_noise_sigma`` bounds the Gaussian noise drawn for both classes (the corpus recipe
+    raises it to high-ISO levels); the default keeps the toy recipe's 1-6."""
+    from detectors.learned.cnn import CNNClassifier
+
+    assert CNNClassifier()._noise.high == 6.0
+    model = CNNClassifier(augment_noise_sigma=40.0)
+    sigmas = [model._noise.draw(np.random.default_rng(seed))["sigma"] for seed in range(200)]
+    assert max(sigmas) > 30 and min(sigmas) >= 1.0 and max(sigmas) <= 40.0
+
+
+def test_a_threshold_just_under_one_is_not_printed_as_one():
+    from detectors.classifiers import _probability_text
+
+    assert _probability_text(0.9969) == "0.9969" and _probability_text(0.68) == "0.68"
+    assert _probability_text(1.0) == "1.00" and _probability_text(0.001) == "0.00"

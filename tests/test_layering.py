@@ -53,6 +53,7 @@ LAYERS: dict[str, int] = {
     "provenance.detector_training": ORCHESTRATION,
     "provenance.corpus_detector": ORCHESTRATION,  # trains the spectral-corpus classifier on the public corpus
     "provenance.corpus_card": ORCHESTRATION,
+    "provenance.corpus_cnn": ORCHESTRATION,  # trains the cnn-corpus classifier
     "provenance.generators.model_card": ORCHESTRATION,
     "provenance.generation": ORCHESTRATION,
     "provenance.heatmap": ORCHESTRATION,

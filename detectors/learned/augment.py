@@ -10,13 +10,13 @@ from provenance.datasets.perturbations import Blur, Noise, Resize, jpeg_round_tr
 _RESIZE, _BLUR, _NOISE = Resize(0.5, 1.5), Blur(0.3, 1.5), Noise(1.0, 6.0)
 
 
-def augment(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def augment(rgb: np.ndarray, rng: np.random.Generator, noise: Noise = _NOISE) -> np.ndarray:
     if rng.random() < 0.3:
         rgb = _RESIZE.apply(rgb, _RESIZE.draw(rng))
     if rng.random() < 0.2:
         rgb = _BLUR.apply(rgb, _BLUR.draw(rng))
     if rng.random() < 0.2:
-        rgb = _NOISE.apply(rgb, _NOISE.draw(rng))
+        rgb = noise.apply(rgb, noise.draw(rng))
     if rng.random() < 0.5:
         rgb = jpeg_round_trip(rgb, int(rng.integers(50, 101)))
     return rgb

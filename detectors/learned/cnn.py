@@ -14,6 +14,7 @@ per tile, with the float graph's verdicts (``python -m benchmarks cnn_precision`
 """
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -48,6 +49,10 @@ class CNNConfig:
     # augmentations at a fraction of the cost on large crops. Keep it >= 2 * tile + 8 so a tile still
     # fits after the strongest (0.5x) downscale. The shipped toy weights were trained with 0.
     augment_window: int = 0
+    # Upper sigma (8-bit levels) of the Gaussian noise augmentation, drawn for both classes. The corpus
+    # recipe raises it: trained up to 6, the corpus CNN called a high-ISO real photo (RNI15 Flowers, colour
+    # noise of sigma ~50) P = 1.00 synthetic, since nothing in training had noise like it.
+    augment_noise_sigma: float = 6.0
     # "npr": neighbouring-pixel residual, x minus a nearest-neighbour 2x down-and-up copy of itself
     # (Tan et al., CVPR 2024). It keeps the local pixel correlations that upsampling layers leave and
     # removes most scene content, which a model trained on a few dozen photos otherwise learns instead:
@@ -178,6 +183,12 @@ class CNNClassifier(ImageClassifier):
 
         return "torch-bf16" if use_bf16() else "torch-fp32"
 
+    @property
+    def _noise(self):
+        from provenance.datasets.perturbations import Noise
+
+        return Noise(1.0, self.config.augment_noise_sigma)
+
     def _batch(self, images, labels, rng):
         from .augment import augment
 
@@ -192,7 +203,7 @@ class CNNClassifier(ImageClassifier):
                     y = rng.integers(max(h - self.config.augment_window, 0) + 1)
                     x = rng.integers(max(w - self.config.augment_window, 0) + 1)
                     rgb = rgb[y:y + self.config.augment_window, x:x + self.config.augment_window]
-                rgb = augment(rgb, rng)
+                rgb = augment(rgb, rng, self._noise)
             h, w = rgb.shape[:2]
             if h < t or w < t:
                 continue
@@ -356,6 +367,10 @@ class CNNClassifier(ImageClassifier):
                 "correlation": float(np.corrcoef(reference, quantised)[0, 1])}
 
     def _save_weights(self, directory: Path) -> None:
+        if self._network is None and self._weights_dir is not None:  # loaded and never changed: copy, no torch
+            if self._weights_dir.resolve() != directory.resolve():
+                shutil.copyfile(self._weights_dir / WEIGHTS_FILE, directory / WEIGHTS_FILE)
+            return
         from safetensors.torch import save_file
 
         state = {k: v.detach().contiguous() for k, v in self.network.state_dict().items()}

@@ -36,7 +36,7 @@ LABEL_COLOUR = {
 @click.option("--no-trust-store", is_flag=True, help="Use only --trust anchors, not the user's trust store.")
 @click.option("--detector", "detector_names", multiple=True,
               help="Run only these detectors (repeatable): c2pa, watermark, sd-watermark, metadata, cnn, spectral, "
-                   "spectral-corpus. "
+                   "spectral-corpus, cnn-corpus. "
                    "Default: all (the classifiers when their weights are shipped).")
 @click.option("--fast", "fast_profile", is_flag=True,
               help="Run only the declared signals (c2pa, watermark, sd-watermark, metadata): no trained "

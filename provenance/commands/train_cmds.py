@@ -5,7 +5,7 @@
     train generator export          ship a run with its model card
     train detector cnn|spectral     fit a passive classifier on a built dataset, calibrate it (resumable)
     train detector export           ship a classifier with its test-split evaluation
-    train detector corpus           fit and ship the spectral classifier on the public corpus
+    train detector corpus           fit and ship a classifier (spectral or cnn) on the public corpus
     train detector tighten          raise shipped thresholds to <= 1% FPR on every corpus real source
 
 Each command parses its options and calls the library (provenance.generators.training,
@@ -258,7 +258,11 @@ for _family in TRAINABLE_DETECTORS:
               help="Our generators' unmarked output too: OWN/<generator>/*.png (e.g. from `provenance generate`).")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Run folder: the classifier, splits.json, the feature cache and every image's scores.")
-@click.option("--C", "C", default=None, type=float, help="Inverse regularisation (default: the shipped model's).")
+@click.option("--family", type=click.Choice(["spectral", "cnn"]), default="spectral", show_default=True,
+              help="spectral: features + logistic regression (ships as spectral-corpus); cnn: the NPR-input CNN "
+                   "(ships as cnn-corpus; checkpointed, kill and re-run to resume).")
+@click.option("--C", "C", default=None, type=float, help="spectral: inverse regularisation (default: the shipped model's).")
+@click.option("--steps", default=None, type=click.IntRange(1), help="cnn: training steps of 64 tiles (default 2000).")
 @click.option("--target-fpr", default=0.01, show_default=True, help="Per real source, on validation photos.")
 @click.option("--crops", default=None, type=click.IntRange(1, 16),
               help="Crops per training image (other offsets and JPEG draws; default: the shipped model's).")
@@ -269,27 +273,57 @@ for _family in TRAINABLE_DETECTORS:
               help="The JSON `python -m benchmarks.corpus_lofo` wrote, for the card's unseen-family table.")
 @click.option("--check-table", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="The table `python -m benchmarks.corpus_check` printed (markdown), for the card.")
-def corpus_detector_command(corpus: Path, own: Path | None, out: Path, C: float | None, target_fpr: float,
-                            crops: int | None, export_to: Path | None, lofo: Path | None, check_table: Path | None
-                            ) -> None:
-    """Fit the spectral classifier on the public corpus (+ our generators), split by source group,
-    with a threshold for <= TARGET_FPR false positives on every real source (resumable feature cache)."""
+def corpus_detector_command(corpus: Path, own: Path | None, out: Path, family: str, C: float | None,
+                            steps: int | None, target_fpr: float, crops: int | None, export_to: Path | None,
+                            lofo: Path | None, check_table: Path | None) -> None:
+    """Fit a classifier on the public corpus (+ our generators), split by source group, with a
+    threshold for <= TARGET_FPR false positives on every real source (resumable: caches and checkpoints)."""
     from provenance import corpus_detector
 
+    progress = lambda line: click.echo(line, err=True)  # noqa: E731
+    crops = crops or corpus_detector.TRAINING_CROPS
     try:
-        result = corpus_detector.train(corpus, own, out, C=C or corpus_detector.DEFAULT_C, target_fpr=target_fpr,
-                                       on_progress=lambda line: click.echo(line, err=True),
-                                       crops=crops or corpus_detector.TRAINING_CROPS)
+        if family == "cnn":
+            from provenance import corpus_cnn
+
+            result = corpus_cnn.train(corpus, own, out, steps=steps or corpus_cnn.DEFAULT_STEPS, crops=crops,
+                                      target_fpr=target_fpr, on_progress=progress)
+            held_out = "validation photos (crops and files) and training photos' files, by both graphs"
+        else:
+            result = corpus_detector.train(corpus, own, out, C=C or corpus_detector.DEFAULT_C, target_fpr=target_fpr,
+                                           on_progress=progress, crops=crops)
+            held_out = "validation photos, training photos out of fold and as shipped; crops and files"
+    except ImportError as exc:
+        fail(corpus, f"{first_line(exc)}; install the export extra: pip install -e '.[export]'", EXIT_FAILED)
     except (FileNotFoundError, ValueError) as exc:
         fail(corpus, first_line(exc), EXIT_FAILED)
     point = result.model.operating_point
     click.echo(f"{out}: threshold {point.threshold:.4f} ({point.measured_fpr:.2%} of {point.n_real} real "
-               "scores above it: validation photos, training photos out of fold and as shipped; crops and files; "
-               "every source <= target)")
+               f"scores above it: {held_out}; every source <= target)")
     if export_to:
-        from provenance.corpus_card import export
-        from provenance.datasets.corpus import read_index
+        _export_corpus_classifier(result, family, corpus, own, out, export_to, lofo, check_table)
 
+
+def _export_corpus_classifier(result, family: str, corpus: Path, own: Path | None, out: Path, export_to: Path,
+                              lofo: Path | None, check_table: Path | None) -> None:
+    from provenance.corpus_card import SPECTRAL_CARD, cnn_card, export
+    from provenance.datasets.corpus import read_index
+
+    own_option = " --own OWN" if own else ""
+    if family == "cnn":
+        text = cnn_card((out / "inference.md").read_text().rstrip("\n").splitlines())
+        commands = ["provenance dataset corpus rebuild --mirror-dir MIRRORS --out CORPUS",
+                    "python -m benchmarks corpus_cnn --corpus CORPUS --cache CACHE --folds 3 --steps 2000   "
+                    "# writes CACHE/corpus-cnn-3folds-2000.json",
+                    f"provenance train detector corpus --family cnn --corpus CORPUS{own_option} --out RUN",
+                    "python -m benchmarks corpus_check --corpus CORPUS --own OWN --cnn-weights RUN --out STORED.json",
+                    "python -m benchmarks corpus_check --corpus CORPUS --own OWN --cnn-weights RUN --jpeg 85 "
+                    "--out JPEG.json",
+                    "python -m benchmarks corpus_check --compact STORED.json STORED.json JPEG.json > CHECK.md",
+                    f"provenance train detector corpus --family cnn --corpus CORPUS{own_option} --out RUN "
+                    f"--export {export_to} --lofo CACHE/corpus-cnn-3folds-2000.json --check-table CHECK.md"]
+    else:
+        text = SPECTRAL_CARD
         commands = ["provenance dataset corpus rebuild --mirror-dir MIRRORS --out CORPUS",
                     "python -m benchmarks.corpus_lofo --corpus CORPUS --resampled-crops 2   # writes CACHE/lofo-224.json",
                     f"provenance train detector corpus --corpus CORPUS{' --own OWN' if own else ''} --out RUN",
@@ -304,9 +338,9 @@ def corpus_detector_command(corpus: Path, own: Path | None, out: Path, C: float 
                     "python -m benchmarks.corpus_check --compact OLD.json OLD.json STORED.json JPEG.json > CHECK.md",
                     f"provenance train detector corpus --corpus CORPUS{' --own OWN' if own else ''} --out RUN "
                     f"--export {export_to} --lofo CACHE/lofo-224.json --check-table CHECK.md"]
-        folder = export(result, export_to, read_index(), commands, json.loads(lofo.read_text()) if lofo else None,
-                        check_table.read_text().strip() if check_table else None)
-        click.echo(f"{folder}: classifier, MODEL_CARD.md, eval/, failures/, splits.json")
+    folder = export(result, export_to, read_index(), commands, json.loads(lofo.read_text()) if lofo else None,
+                    check_table.read_text().strip() if check_table else None, text)
+    click.echo(f"{folder}: classifier, MODEL_CARD.md, eval/, failures/, splits.json")
 
 
 @detector_group.command("tighten")
