@@ -1,8 +1,8 @@
 """The NPR-input CNN trained on the public corpus, judged on generator families it never saw,
 against the shipped spectral recipe on the same folds, crops and thresholds.
 
-    python -m benchmarks.corpus_cnn --corpus /root/provenance-corpus/images \
-        [--cache /root/provenance-runs/corpus-cnn] [--folds 3] [--steps 2000] [--json]
+    python -m benchmarks.corpus_cnn --corpus /root/provenance-corpus \
+        [--cache /root/provenance-runs/corpus-cnn] [--folds 3] [--steps 2000] [--noise-sigma 40] [--fold K] [--json]
 
 Leave-families-out in ``--folds`` folds: the generator families (all but ``mixed-unnamed``, which
 names no generator and always trains) are dealt into folds of about equal fake counts; each fold
@@ -76,16 +76,17 @@ def cached_features(crops: dict[str, np.ndarray], store: Path) -> dict[str, np.n
     return done
 
 
-def train_cnn(images: list[np.ndarray], labels: np.ndarray, out: Path, steps: int):
+def train_cnn(images: list[np.ndarray], labels: np.ndarray, out: Path, steps: int, noise_sigma: float = 6.0):
     from detectors.learned.cnn import CNNClassifier
 
-    model = CNNClassifier(augment_window=AUGMENT_WINDOW)
+    model = CNNClassifier(augment_window=AUGMENT_WINDOW, augment_noise_sigma=noise_sigma)
     model.fit(images, labels, steps=steps, out=out, checkpoint_every=100, log_every=100,
               on_log=lambda log: print(f"{out.name} {log}", file=sys.stderr, flush=True))
     return model
 
 
-def run(corpus: Path, cache: Path, folds: int, steps: int, in_distribution: bool = False) -> dict:
+def run(corpus: Path, cache: Path, folds: int, steps: int, in_distribution: bool = False,
+        noise_sigma: float = 6.0, only_fold: int | None = None) -> dict:
     from provenance.corpus_detector import corpus_samples
 
     from .corpus_lofo import Detectors
@@ -118,7 +119,7 @@ def run(corpus: Path, cache: Path, folds: int, steps: int, in_distribution: bool
                 by_key = dict(zip((str(k) for k in saved["keys"]), saved["scores"]))
         else:
             images = [crops[r.key] for r in train_rows] + [c[r.key] for c in more for r in train_rows if r.key in c]
-            model = train_cnn(images, train_y, out, steps)
+            model = train_cnn(images, train_y, out, steps, noise_sigma)
             del images
             logits = model.decision_function([crops[r.key] for r in rows])
             by_key = {r.key: float(s) for r, s in zip(rows, logits)}
@@ -134,10 +135,12 @@ def run(corpus: Path, cache: Path, folds: int, steps: int, in_distribution: bool
         results["counts"][name] = {"test_fakes": int(((y == 1) & target & test).sum()),
                                    "test_reals": int((test & (y == 0)).sum()), "train": int(train.sum()), **extra}
 
-    results: dict = {"size": SIZE, "images": len(rows), "steps": steps, "families": {}, "counts": {}}
+    results: dict = {"size": SIZE, "images": len(rows), "steps": steps, "noise_sigma": noise_sigma,
+                     "families": {}, "counts": {}}
+    tag = f"-noise{noise_sigma:g}" if noise_sigma != 6.0 else ""
     if in_distribution:  # the shipped model's split: every family trains on its train groups
         train = group_split == "train"
-        scores = scores_for(train, cache / f"cnn-in-distribution-{steps}")
+        scores = scores_for(train, cache / f"cnn-in-distribution-{steps}{tag}")
         for name in [*sorted(set(family[y == 1])), "all"]:
             target = (family == name) if name != "all" else (y == 1)
             record(name, target, (group_split == "test") & ((y == 0) | target), scores, train)
@@ -147,13 +150,16 @@ def run(corpus: Path, cache: Path, folds: int, steps: int, in_distribution: bool
     counts = {str(f): int((family == f).sum()) for f in sorted(set(family[y == 1])) if f != ALWAYS_TRAIN}
     results["folds"] = deal_folds(counts, folds)
     for k, held_families in enumerate(results["folds"]):
+        if only_fold is not None and k != only_fold:
+            continue
         held = np.isin(family, held_families)
         train = ((y == 1) & ~held) | (split == "train")
-        scores = scores_for(train, cache / f"cnn-fold{k}-of{folds}-{steps}")
+        scores = scores_for(train, cache / f"cnn-fold{k}-of{folds}-{steps}{tag}")
         for name in [*held_families, f"fold {k}: all held out"]:
             target = held if name.startswith("fold ") else family == name
             record(name, target, ((y == 1) & target) | (split == "test"), scores, train, fold=k)
-        (cache / f"corpus-cnn-{folds}folds-{steps}.json").write_text(json.dumps(results, indent=2) + "\n")
+        (cache / f"corpus-cnn-{folds}folds-{steps}{tag}{'' if only_fold is None else f'-fold{only_fold}'}.json"
+         ).write_text(json.dumps(results, indent=2) + "\n")
     return results
 
 
@@ -166,6 +172,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--in-distribution", action="store_true",
                         help="Instead of held-out families: train on every family's train groups (the shipped "
                              "model's split) and score each family's test groups.")
+    parser.add_argument("--noise-sigma", type=float, default=6.0,
+                        help="Upper sigma of the CNN's noise augmentation (the shipped cnn-corpus: 40).")
+    parser.add_argument("--fold", type=int, default=None, help="Run only this fold (0-based).")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv if argv is not None else [])
     if not args.corpus.is_dir():
@@ -176,9 +185,10 @@ def main(argv: list[str] | None = None) -> None:
 
     print(capability_line())
     print("baseline: spectral-lr (the shipped spectral-corpus recipe), same folds, crops and threshold rule")
-    results = run(args.corpus, args.cache, args.folds, args.steps, args.in_distribution)
+    results = run(args.corpus, args.cache, args.folds, args.steps, args.in_distribution, args.noise_sigma, args.fold)
     if args.in_distribution:
-        (args.cache / f"corpus-cnn-in-distribution-{args.steps}.json").write_text(json.dumps(results, indent=2) + "\n")
+        tag = f"-noise{args.noise_sigma:g}" if args.noise_sigma != 6.0 else ""
+        (args.cache / f"corpus-cnn-in-distribution-{args.steps}{tag}.json").write_text(json.dumps(results, indent=2) + "\n")
     if args.json:
         print(json.dumps(results))
         return

@@ -90,3 +90,15 @@ def test_the_cnn_corpus_detector_reads_the_folder_with_its_scope(tiny_cnn):
     assert evidence.details["scope"] == corpus_cnn.SCOPE and evidence.details["backend"].startswith("onnxruntime")
     assert evidence.details["tiles"] == 16  # a 260px image: 4 x 4 tiles of 64px, under the 32-tile budget
     assert json.loads((run / "splits.json").read_text())["groups"]["test"]
+
+
+@pytest.mark.parametrize("family, option", [("spectral", ["--steps", "5"]), ("cnn", ["--C", "0.1"])])
+def test_the_corpus_command_refuses_an_option_of_the_other_family(tmp_path, family, option):
+    from click.testing import CliRunner
+
+    from provenance.cli import main
+
+    result = CliRunner().invoke(main, ["train", "detector", "corpus", "--family", family, "--corpus", str(tmp_path),
+                                       "--out", str(tmp_path / "run"), *option])
+    assert result.exit_code == 2 and "--family" in result.output
+    assert not (tmp_path / "run").exists()

@@ -280,6 +280,8 @@ def corpus_detector_command(corpus: Path, own: Path | None, out: Path, family: s
     threshold for <= TARGET_FPR false positives on every real source (resumable: caches and checkpoints)."""
     from provenance import corpus_detector
 
+    if (family == "cnn" and C is not None) or (family == "spectral" and steps is not None):
+        raise click.UsageError("--C is an option of --family spectral, --steps of --family cnn")
     progress = lambda line: click.echo(line, err=True)  # noqa: E731
     crops = crops or corpus_detector.TRAINING_CROPS
     try:
