@@ -38,7 +38,6 @@ from .corpus_lofo import held_out_metrics
 
 SIZE = 224
 ALWAYS_TRAIN = "mixed-unnamed"
-AUGMENT_WINDOW = 136  # 2 x 64-px tile + 8: what the folds were trained with
 
 
 def deal_folds(counts: dict[str, int], folds: int) -> list[list[str]]:
@@ -50,14 +49,6 @@ def deal_folds(counts: dict[str, int], folds: int) -> list[list[str]]:
         out[k].append(family)
         load[k] += counts[family]
     return out
-
-
-def cached_crops(samples: list, store: Path, seed: int) -> dict[str, np.ndarray]:
-    """sha256 -> the pipeline's ``seed``-th crop (saved every 1,000: each save writes every crop)."""
-    from provenance.corpus_detector import cached_arrays
-
-    return cached_arrays(samples, store, "crops", lambda crop: crop, SIZE, f"crops seed {seed}", seed=seed,
-                         every=1000)
 
 
 def cached_features(crops: dict[str, np.ndarray], store: Path) -> dict[str, np.ndarray]:
@@ -78,6 +69,7 @@ def cached_features(crops: dict[str, np.ndarray], store: Path) -> dict[str, np.n
 
 def train_cnn(images: list[np.ndarray], labels: np.ndarray, out: Path, steps: int, noise_sigma: float = 6.0):
     from detectors.learned.cnn import CNNClassifier
+    from provenance.corpus_cnn import AUGMENT_WINDOW
 
     model = CNNClassifier(augment_window=AUGMENT_WINDOW, augment_noise_sigma=noise_sigma)
     model.fit(images, labels, steps=steps, out=out, checkpoint_every=100, log_every=100,
@@ -87,13 +79,14 @@ def train_cnn(images: list[np.ndarray], labels: np.ndarray, out: Path, steps: in
 
 def run(corpus: Path, cache: Path, folds: int, steps: int, in_distribution: bool = False,
         noise_sigma: float = 6.0, only_fold: int | None = None) -> dict:
+    from provenance.corpus_cnn import cached_crops
     from provenance.corpus_detector import corpus_samples
 
     from .corpus_lofo import Detectors
 
     cache.mkdir(parents=True, exist_ok=True)
     samples = corpus_samples(corpus, SIZE)
-    crops = cached_crops(samples, cache / f"crops-{SIZE}-seed0.npz", 0)
+    crops = cached_crops(samples, cache, 0)
     rows = [s for s in samples if s.key in crops]
     y = np.array([r.label for r in rows])
     family = np.array([r.family for r in rows])
@@ -101,7 +94,7 @@ def run(corpus: Path, cache: Path, folds: int, steps: int, in_distribution: bool
     group_split = np.array([r.split for r in rows])  # every image by its source group
     split = np.where(y == 1, "fake", group_split)  # the folds: reals by group, fakes by family
     trainable = [r for r in rows if r.label or r.split == "train"]
-    more = [cached_crops(trainable, cache / f"crops-{SIZE}-seed{k}.npz", k) for k in (1, 2)]
+    more = [cached_crops(trainable, cache, k) for k in (1, 2)]
     features = [cached_features(c, cache / f"features-{SIZE}-seed{k}.npz") for k, c in enumerate([crops, *more])]
     x = np.stack([features[0][r.key] for r in rows])
     val = group_split == "validation"

@@ -21,14 +21,13 @@ from typing import Callable
 
 import numpy as np
 
-from provenance.corpus_detector import (QUALITY, SIZE, TRAINING_CROPS, CorpusFit, Sample, cached_arrays, corpus_samples,
-                                        own_samples, raw_file_logits, save_npz, save_splits)
+from provenance.corpus_detector import (QUALITY, SCOPE, SIZE, TRAINING_CROPS, CorpusFit, Sample, cached_arrays,
+                                        corpus_samples, own_samples, raw_file_logits, save_npz, save_splits)
 
 AUGMENT_WINDOW = 136  # 2 x the 64px tile + 8: a tile still fits after the strongest (0.5x) downscale
 NOISE_SIGMA = 40.0  # noise augmentation up to high-ISO colour noise (CNNConfig.augment_noise_sigma says why)
 DEFAULT_STEPS = 2000
-CHECK_MAX_TILES = 32  # tiles `check` scores per image, as the toy cnn: ~20 ms int8
-SCOPE = "public-corpus+our-generators"
+CHECK_MAX_TILES = 32  # tiles `check` scores per image, as the toy cnn
 GRAPHS = ("fp32", "int8")
 SCORES_FILE = "scores.npz"  # written last: a folder holding it is a finished run
 
