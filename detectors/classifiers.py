@@ -148,10 +148,9 @@ class CorpusSpectralDetector(ClassifierDetector):
 
 
 @register("cnn-corpus")
-class CorpusCNNDetector(ClassifierDetector):
+class CorpusCNNDetector(CNNDetector):
     """The cnn family trained on the public corpus of real-world generators and our own output
     (provenance/corpus_cnn.py; its model card has the per-family and held-out-family tables)."""
-    relative_cost = 40  # 32 tiles, int8
     name = "cnn-corpus"
     default_weights = "cnn-corpus"
 

@@ -303,10 +303,10 @@ def corpus_detector_command(corpus: Path, own: Path | None, out: Path, family: s
     click.echo(f"{out}: threshold {point.threshold:.4f} ({point.measured_fpr:.2%} of {point.n_real} real "
                f"scores above it: {held_out}; every source <= target)")
     if export_to:
-        _export_corpus_classifier(result, family, corpus, own, out, export_to, lofo, check_table)
+        _export_corpus_classifier(result, family, own, out, export_to, lofo, check_table)
 
 
-def _export_corpus_classifier(result, family: str, corpus: Path, own: Path | None, out: Path, export_to: Path,
+def _export_corpus_classifier(result, family: str, own: Path | None, out: Path, export_to: Path,
                               lofo: Path | None, check_table: Path | None) -> None:
     from provenance.corpus_card import SPECTRAL_CARD, cnn_card, export
     from provenance.datasets.corpus import read_index
