@@ -1,4 +1,5 @@
-"""Run every benchmark and print its table: ``python -m benchmarks [name ...]``."""
+"""Run every benchmark and print its table: ``python -m benchmarks [name ...]``, or one benchmark
+with its own options: ``python -m benchmarks corpus_check --jpeg 85``."""
 from __future__ import annotations
 
 import importlib
@@ -18,8 +19,16 @@ BENCHMARKS = ["watermark_decode", "watermark_robustness", "watermark_learned", "
 CAMPAIGNS = ["fuzz", "tile_budget", "scan_memory", "cnn_precision", "sd_watermark_soft", "corpus_surprise", "corpus_cnn", "watermark_generated"]
 
 
+def takes_options(name: str) -> bool:
+    import inspect
+
+    return "argv" in inspect.signature(importlib.import_module(f"benchmarks.{name}").main).parameters
+
+
 def main(argv: list[str]) -> None:
-    if argv and argv[0] in CAMPAIGNS:
+    if argv and (argv[0] in CAMPAIGNS or (argv[0] in BENCHMARKS and any(a.startswith("-") for a in argv[1:]))):
+        if argv[0] not in CAMPAIGNS and not takes_options(argv[0]):
+            sys.exit(f"benchmark {argv[0]!r} takes no options")
         sys.exit(importlib.import_module(f"benchmarks.{argv[0]}").main(argv[1:]))
     chosen = argv or BENCHMARKS
     for name in chosen:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from detectors.learned import load_classifier
@@ -98,10 +98,21 @@ def copy_classifier(run: str | Path, name: str, dest_root: str | Path) -> Path:
     return dest
 
 
-def export_inference(folder: str | Path, write_card: bool = True) -> list[str]:
+@dataclass(frozen=True)
+class Int8Calibration:
+    """What sets the int8 graph's activation ranges: tiles like those ``check`` will see, what they
+    are (for the card), and the percentile of each activation kept (None: the extremes)."""
+    tiles: "np.ndarray"
+    source: str
+    percentile: float | None = None
+
+
+def export_inference(folder: str | Path, write_card: bool = True, calibration: Int8Calibration | None = None
+                     ) -> list[str]:
     """Write the family's run-time format next to its weights (the CNN: ``cnn.onnx`` for
-    onnxruntime, checked against the torch model on real-photo and random tiles) and return the
-    model card's section on it; with ``write_card``, also put that section into the card."""
+    onnxruntime, checked against the torch model on real-photo and random tiles, and its int8 form
+    with ranges from ``calibration``, by default :func:`_calibration_tiles`) and return the model
+    card's section on it; with ``write_card``, also put that section into the card."""
     import platform
 
     from detectors.learned.cnn import ONNX_FILE, ONNX_INT8_FILE, CNNClassifier
@@ -114,25 +125,32 @@ def export_inference(folder: str | Path, write_card: bool = True) -> list[str]:
         import onnx
         import torch
 
+        if calibration is None and str((getattr(model, "training", None) or {}).get("scope", "")).startswith("public-corpus"):
+            # its threshold holds for the int8 graph calibrated on the corpus, not for another
+            raise ValueError(f"{folder}: a corpus classifier's int8 graph is calibrated on its corpus; "
+                             "export it with `provenance train detector corpus --family cnn`")
         tiles = _check_tiles(model.tile)
         difference = model.export_onnx(folder / ONNX_FILE, tiles)
-        calibration, calibration_source = _calibration_tiles(model.tile)
+        calibration = calibration or Int8Calibration(*_calibration_tiles(model.tile))
         photos = tiles[:-16]  # the photo tiles of the check set (the last 16 are noise)
-        int8 = model.export_int8(folder / ONNX_FILE, folder / ONNX_INT8_FILE, calibration, photos)
+        int8 = model.export_int8(folder / ONNX_FILE, folder / ONNX_INT8_FILE, calibration.tiles, photos,
+                                 calibration.percentile)
+        ranges = ("MinMax ranges" if calibration.percentile is None else
+                  f"ranges at the {calibration.percentile:g}th percentile of each activation")
         lines = [
             INFERENCE_HEADING,
             "",
             f"- `check` runs `{ONNX_FILE}` with onnxruntime (float32, no torch or timm import), or its int8 "
             f"form `{ONNX_INT8_FILE}` where the CPU has VNNI (`PROVENANCE_PRECISION=fp32|int8` overrides); "
             f"`{CLASSIFIER_WEIGHTS_FILES['cnn']}` stays the source of truth for training and re-export.",
-            f"- Exported by `provenance train detector export` (or `train detector corpus --family cnn`) with torch {torch.__version__} "
+            f"- Exported by `provenance train detector export` (a corpus classifier: `train detector corpus --family cnn`) with torch {torch.__version__} "
             f"(dynamo exporter, onnx {onnx.__version__}, {platform.machine()}); the graph records the "
             "sha256 of the weights it came from and is ignored if they differ.",
             f"- Max |tile logit difference| against the torch model in float32 on {len(tiles)} tiles "
             f"(real photos and noise): {difference:.1e} (refused above 1e-3).",
             f"- `{ONNX_INT8_FILE}`: the convolutions quantised by onnxruntime (weights int8 per channel in a "
-            f"7-bit range, activations uint8, MinMax ranges over {len(calibration)} calibration tiles: "
-            f"{calibration_source}); the NPR input and the head stay float32. Against the float graph on "
+            f"7-bit range, activations uint8, {ranges} over {len(calibration.tiles)} calibration tiles: "
+            f"{calibration.source}); the NPR input and the head stay float32. Against the float graph on "
             f"{len(photos)} photo tiles: max |tile logit difference| {int8['max']:.2f}, mean {int8['mean']:.2f}, "
             f"correlation {int8['correlation']:.4f}. Verdicts of both on a labelled set: "
             "`python -m benchmarks cnn_precision --real DIR --synthetic DIR`.",
