@@ -125,7 +125,9 @@ def export_inference(folder: str | Path, write_card: bool = True, calibration: I
         import onnx
         import torch
 
-        if calibration is None and str((getattr(model, "training", None) or {}).get("scope", "")).startswith("public-corpus"):
+        from provenance.corpus_detector import SCOPE
+
+        if calibration is None and (getattr(model, "training", None) or {}).get("scope") == SCOPE:
             # its threshold holds for the int8 graph calibrated on the corpus, not for another
             raise ValueError(f"{folder}: a corpus classifier's int8 graph is calibrated on its corpus; "
                              "export it with `provenance train detector corpus --family cnn`")
