@@ -315,15 +315,15 @@ def _export_corpus_classifier(result, family: str, own: Path | None, out: Path, 
     if family == "cnn":
         text = cnn_card((out / "inference.md").read_text().rstrip("\n").splitlines())
         commands = ["provenance dataset corpus rebuild --mirror-dir MIRRORS --out CORPUS",
-                    "python -m benchmarks corpus_cnn --corpus CORPUS --cache CACHE --folds 3 --steps 2000   "
-                    "# writes CACHE/corpus-cnn-3folds-2000.json",
+                    "python -m benchmarks corpus_cnn --corpus CORPUS --cache CACHE --noise-sigma 40 --folds 3 "
+                    "--steps 2000   # writes CACHE/corpus-cnn-3folds-2000-noise40.json",
                     f"provenance train detector corpus --family cnn --corpus CORPUS{own_option} --out RUN",
                     "python -m benchmarks corpus_check --corpus CORPUS --own OWN --cnn-weights RUN --out STORED.json",
                     "python -m benchmarks corpus_check --corpus CORPUS --own OWN --cnn-weights RUN --jpeg 85 "
                     "--out JPEG.json",
                     "python -m benchmarks corpus_check --compact STORED.json STORED.json JPEG.json > CHECK.md",
                     f"provenance train detector corpus --family cnn --corpus CORPUS{own_option} --out RUN "
-                    f"--export {export_to} --lofo CACHE/corpus-cnn-3folds-2000.json --check-table CHECK.md"]
+                    f"--export {export_to} --lofo CACHE/corpus-cnn-3folds-2000-noise40.json --check-table CHECK.md"]
     else:
         text = SPECTRAL_CARD
         commands = ["provenance dataset corpus rebuild --mirror-dir MIRRORS --out CORPUS",
