@@ -1,6 +1,7 @@
 """Our generators' own output, marked as ``provenance generate`` marks it (the shipped scheme at the
 family's strength), under the attacks a platform applies: detection at the calibrated threshold
-(FPR 1e-6) and the share of images whose generator ID and serial are read back correctly.
+(FPR 1e-6), the share of images whose generator ID and serial are read back correctly, and how
+many gave a wrong ID (the worst outcome: a false attribution).
 
     python -m benchmarks.watermark_generated [--generator gan] [--images 32] [--size 512]
 
@@ -46,7 +47,7 @@ def run(generator: str, n: int, size: int, seed: int) -> tuple[list[str], list[l
         clean = maker.sample(0, n)
         shipped, code = maker.generator.learned_mark_strength, maker.watermark_code
     strengths = sorted({1.0, float(shipped)})
-    counts = {(s, a): [0, 0] for s in strengths for a in ATTACKS}
+    counts = {(s, a): [0, 0, 0] for s in strengths for a in ATTACKS}  # detected, right ID, wrong ID
     for index, rgb in enumerate(clean):
         wm_id = payload.WatermarkId(code, 1000 + index)
         for strength in strengths:
@@ -59,8 +60,11 @@ def run(generator: str, n: int, size: int, seed: int) -> tuple[list[str], list[l
                     continue
                 counts[strength, attack][0] += bool(result.detected)
                 counts[strength, attack][1] += bool(result.detected and result.watermark_id == wm_id)
-    headers = ["attack"] + [f"strength {s:g}{' (shipped)' if s == shipped else ''}: detected / ID read" for s in strengths]
-    rows = [[attack] + [f"{counts[s, attack][0]}/{n} / {counts[s, attack][1]}/{n}" for s in strengths] for attack in ATTACKS]
+                counts[strength, attack][2] += bool(result.detected and result.watermark_id not in (None, wm_id))
+    headers = ["attack"] + [f"strength {s:g}{' (shipped)' if s == shipped else ''}: detected / ID read / wrong ID"
+                            for s in strengths]
+    rows = [[attack] + [f"{counts[s, attack][0]}/{n} / {counts[s, attack][1]}/{n} / {counts[s, attack][2]}" for s in strengths]
+            for attack in ATTACKS]
     return headers, rows
 
 

@@ -115,8 +115,27 @@ class Contender:
         return payload.encode_payload(KEY, self.scheme.name, self.scheme.capacity, wm_id)
 
 
+class ImwatermarkDecoding:
+    """dwtDctSvd embedded as ours is, read by imwatermark's own decoder (not our block votes)."""
+
+    def __init__(self):
+        from provenance import watermark
+
+        self.ours = watermark.get("dwtDctSvd")
+        self.name, self.capacity = self.ours.name, self.ours.capacity
+
+    def embed(self, bgr: np.ndarray, bits: np.ndarray) -> np.ndarray:
+        return self.ours.embed(bgr, bits)
+
+    def decode_bits(self, bgr: np.ndarray, length: int) -> np.ndarray:
+        from imwatermark import WatermarkDecoder
+
+        self.ours.check_image(bgr)
+        return np.asarray(WatermarkDecoder("bits", length).decode(np.ascontiguousarray(bgr), "dwtDctSvd"), dtype=bool)
+
+
 def contenders(weights: str, calibration_images: int, before_calibration: str | None = None,
-               compare: str | None = None) -> list[Contender]:
+               compare: str | None = None, hard: bool = False, imwatermark: bool = False) -> list[Contender]:
     """The learned mark (and, where ``before_calibration`` is given, '' for a fresh one, the same
     weights without crop registration; where ``compare`` names other weights, those too, each with
     their own null), dwtDctSvd and rivaGan."""
@@ -131,6 +150,8 @@ def contenders(weights: str, calibration_images: int, before_calibration: str | 
 
     out = [Contender("dwtDctSvd", watermark.get("dwtDctSvd"), classical),
            Contender("rivaGan", watermark.get("rivaGan"), classical)]
+    if imwatermark:  # the same marks and null; the bits from the reference decoder
+        out.insert(1, Contender("dwtDctSvd, imwatermark's decoder", ImwatermarkDecoding(), classical))
     if weights and Path(weights).is_file():
         from provenance.watermark.learned.calibrate import calibrate, calibration_path, decode_learned
 
@@ -145,6 +166,9 @@ def contenders(weights: str, calibration_images: int, before_calibration: str | 
               f"max {entry['max_matches']}/64, threshold at 1e-6: {entry['threshold_at_1e-6']}/64 "
               f"before the x{learned.trials} view correction")
         out.insert(0, Contender("learned", learned, lambda bgr, scheme: decode_learned(bgr, scheme, [KEY], cal)[0]))
+        if hard:  # the same weights and views, deciding on hard sync-bit matches (the calibrated null)
+            out.insert(1, Contender("learned, hard decisions", watermark.get("learned", weights=weights, soft=False),
+                                    lambda bgr, scheme: decode_learned(bgr, scheme, [KEY], cal)[0]))
         if before_calibration is not None:  # the same weights without registration: the fixed 3x3 crop grid
             grid = watermark.get("learned", weights=weights, search=True, registration=None)
             path = Path(before_calibration) if before_calibration else Path(tempfile.mkdtemp()) / "grid.json"
@@ -255,6 +279,10 @@ def main(argv: list[str] | None = None) -> None:
                              "this calibration file of theirs (none given: calibrate one)")
     parser.add_argument("--compare", default=None, metavar="WEIGHTS",
                         help="other learned weights (with their .calibration.json) to run side by side")
+    parser.add_argument("--hard", action="store_true",
+                        help="also decide the learned mark on hard sync-bit matches (the decision before soft votes)")
+    parser.add_argument("--imwatermark", action="store_true",
+                        help="also read dwtDctSvd with imwatermark's own decoder (slow at 1080p)")
     parser.add_argument("--waves-strengths", default="0.2,0.4,0.6",
                         help="WAVES relative strengths in [0, 1], comma-separated ('' skips the WAVES table)")
     args = parser.parse_args(argv if argv is not None else [])
@@ -264,7 +292,7 @@ def main(argv: list[str] | None = None) -> None:
     print(machine_line(), "|", cpu_line())
     started = time.perf_counter()
     strengths = [float(v) for v in args.waves_strengths.split(",") if v.strip()]
-    schemes = contenders(args.weights, args.calibration_images, args.before, args.compare)
+    schemes = contenders(args.weights, args.calibration_images, args.before, args.compare, args.hard, args.imwatermark)
     for size, n in (((512, 512), args.images), ((1920, 1080), args.images_1080)):
         if n <= 0:
             continue

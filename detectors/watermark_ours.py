@@ -1,7 +1,9 @@
 """Our keyed invisible watermark (learned, dwtDct and dwtDctSvd by default, rivaGan on request).
 
-Decision: the calibrated p-value of the sync-bit matches, Bonferroni-corrected by the number of
-(scheme, key) tests, at <= 1e-6 (see ``provenance.watermark.null_model``). The BCH-protected ID
+Decision: a p-value for the sync bits, Bonferroni-corrected by the number of (scheme, key) tests
+(and the learned scheme's views), at <= 1e-6: the calibrated null of the match count for the
+classical schemes (``provenance.watermark.null_model``), the exact weighted sign test of the
+decoder's confidences for the learned one (``provenance.watermark.soft_sync``). The BCH-protected ID
 is read only once the mark is detected, and never decides.
 """
 from __future__ import annotations
@@ -58,6 +60,7 @@ class KeyedWatermarkDetector(Detector):
             "scheme": top.scheme,
             "matches": top.matches,
             "bits": top.sync_bits,
+            "statistic": top.statistic,
             "id": top.id_text,
             "keys_tried": [decision.key_label(k) for k in self.keys],
             "schemes_tried": [s.name for s in self.schemes],
@@ -71,13 +74,13 @@ class KeyedWatermarkDetector(Detector):
             public = "; the key is the public default, so anyone could have added this mark" if top.key.startswith("default") else ""
             return self.evidence(
                 Signal.SYNTHETIC, Strength.STRONG,
-                f"keyed invisible watermark found ({top.scheme}, {top.matches}/{top.sync_bits} sync bits, "
+                f"keyed invisible watermark found ({top.scheme}, {top.evidence_text}, "
                 f"corrected p = {top.corrected_p:.1e}; {top.id_text}){public}",
                 p_value=top.corrected_p, details=details,
             )
         return self.evidence(
             Signal.NONE, Strength.NONE,
-            f"no keyed invisible watermark found (best: {top.scheme}, {top.matches}/{top.sync_bits} sync bits, "
+            f"no keyed invisible watermark found (best: {top.scheme}, {top.evidence_text}, "
             f"corrected p = {top.corrected_p:.2g}); a missing mark is not proof of authenticity, "
             "since cropping, rotation or heavy re-encoding removes it",
             p_value=top.corrected_p, details=details,

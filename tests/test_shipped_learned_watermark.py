@@ -87,3 +87,16 @@ def test_silent_on_unmarked_photos():
     scheme = watermark.get("learned", search=True)
     for name in ("coffee", "chelsea", "astronaut"):
         assert not _decide(scheme, photo_bgr(name)).detected, name
+
+
+def test_soft_votes_read_a_crop_the_hard_count_misses(marked):
+    """A crop to 42% of the area: registration puts it back, but the bits of the missing region
+    read as coin flips; weighting bits by the decoder's confidence still finds the mark."""
+    scheme, bgr, out = marked
+    side = round(512 * 0.42 ** 0.5)
+    x, y = round((512 - side) * 0.8), round((512 - side) * 0.3)
+    soft = _decide(scheme, out[y:y + side, x:x + side])
+    hard = _decide(watermark.get("learned", soft=False), out[y:y + side, x:x + side])
+    assert soft.detected and soft.statistic == "weighted-sign"
+    assert not hard.detected and hard.statistic == "matches" and hard.matches == soft.matches
+    assert not _decide(scheme, bgr[y:y + side, x:x + side]).detected

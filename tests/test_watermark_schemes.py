@@ -119,3 +119,13 @@ def test_a_word_with_too_many_errors_never_reads_as_another_id():
         wm_id, _ = payload.read_id(damaged, "k", "learned", 128)
         wrong += wm_id is not None and wm_id != right
     assert wrong <= 20  # about 12% would be wrong IDs with 3 corrections allowed; 0.5% at most here
+
+
+def test_no_id_is_read_from_a_word_whose_sync_bits_are_this_damaged():
+    right = payload.WatermarkId(2, 777)
+    word = payload.encode_payload("k", "learned", 128, right)
+    damaged = word.copy()
+    damaged[: payload.ID_MAX_SYNC_ERRORS] ^= True  # the ID bits intact
+    assert payload.read_id(damaged, "k", "learned", 128) == (right, 0)
+    damaged[payload.ID_MAX_SYNC_ERRORS] ^= True  # one more: the code bits are likely as damaged
+    assert payload.read_id(damaged, "k", "learned", 128) == (None, -1)

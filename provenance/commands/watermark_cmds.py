@@ -73,7 +73,7 @@ def embed_cmd(src, out, scheme, key, generator, serial, quality, as_json):
         emit_json(record)
         return
     click.echo(f"{out}: {scheme} mark, {wm_id or 'no ID'}, PSNR {record['psnr_db']:.1f} dB; "
-               f"read back {check.matches}/{check.sync_bits} sync bits"
+               f"read back {check.evidence_text}"
                + ("" if check.detected else " (NOT detectable after writing; try PNG or a higher --quality)"))
 
 
@@ -111,7 +111,7 @@ def decode_cmd(src, schemes, keys, as_json):
         return
     for r in results:
         verdict = "DETECTED" if r.detected else "not detected"
-        click.echo(f"{src}: {r.scheme:9s} {r.key}: {r.matches}/{r.sync_bits} sync bits, corrected p = "
+        click.echo(f"{src}: {r.scheme:9s} {r.key}: {r.evidence_text}, corrected p = "
                    f"{r.corrected_p:.2g} ({r.tests} tests): {verdict}" + (f"; {r.id_text}" if r.detected else ""))
 
 

@@ -41,6 +41,13 @@ class DecodeResult:
     carries_id: bool
     watermark_id: payload.WatermarkId | None = None
     id_errors_corrected: int = -1
+    statistic: str = "matches"  # what p is computed from: the hard match count, or soft_sync.STATISTIC
+
+    @property
+    def evidence_text(self) -> str:
+        """The decision's basis, e.g. "50/64 sync bits" (", confidence-weighted" for a soft test)."""
+        weighted = ", confidence-weighted" if self.statistic != "matches" else ""
+        return f"{self.matches}/{self.sync_bits} sync bits{weighted}"
 
     @property
     def id_text(self) -> str:
@@ -59,6 +66,7 @@ class DecodeResult:
             "p_value": self.p_value,
             "corrected_p": self.corrected_p,
             "tests": self.tests,
+            "statistic": self.statistic,
             "detected": self.detected,
             "id": None,
             "id_text": self.id_text,

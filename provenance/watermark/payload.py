@@ -38,6 +38,13 @@ BCH_T, BCH_M = 3, 6
 # our GAN's output, 7 of 87 decoded IDs were wrong, all at 3 corrections, none at 2 or fewer
 # (session-5 report). Unreadable is better than a wrong generator or serial.
 ID_MAX_CORRECTIONS = 2
+# Nor is an ID read from a word whose sync bits show more than this many errors (of 64): at that bit
+# error rate (> 12.5%) the 58 code bits hold 2 or fewer errors about 0.1% of the time, less often
+# than such a word miscorrects to another ID (about 0.5%), so a decoded ID would more likely be
+# wrong than right. Soft decisions find marks in words this damaged; on our GAN's cropped output
+# the one wrong ID read came from a word with 9 sync errors, and correct ones from at most 8
+# (session-9 report).
+ID_MAX_SYNC_ERRORS = 8
 
 
 # Our assigned values of the ID's 8-bit generator field; unknown values are shown as numbers.
@@ -138,12 +145,17 @@ def sync_matches(bits: np.ndarray, key: str, scheme: str, capacity: int | None) 
 
 
 def read_id(bits: np.ndarray, key: str, scheme: str, capacity: int | None) -> tuple[WatermarkId | None, int]:
-    """(ID, bit errors corrected) from decoded ``bits``; (None, -1) when BCH cannot decode.
+    """(ID, bit errors corrected) from decoded ``bits``; (None, -1) when BCH cannot decode, needs
+    more than :data:`ID_MAX_CORRECTIONS` corrections, or the word's sync bits hold more than
+    :data:`ID_MAX_SYNC_ERRORS` errors.
 
     A readable ID means nothing unless the sync bits already established the mark.
     """
     layout = layout_for(capacity)
     if not layout.has_id:
+        return None, -1
+    sync_errors = layout.sync_bits - sync_matches(bits, key, scheme, capacity)[0]
+    if sync_errors > ID_MAX_SYNC_ERRORS:
         return None, -1
     n_id = layout.length - layout.sync_bits
     block = np.asarray(bits[layout.sync_bits : layout.length], dtype=bool) ^ _id_mask(key, scheme, n_id)

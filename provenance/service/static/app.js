@@ -129,7 +129,8 @@ function renderWatermark(card, evidence) {
   if (!evidence) return;
   $(".watermark", card).hidden = false;
   const d = evidence.details;
-  $(".watermark-id", card).textContent = d.id + " (" + d.scheme + ", " + d.matches + "/" + d.bits + " sync bits)";
+  const weighted = d.statistic && d.statistic !== "matches" ? ", confidence-weighted" : "";
+  $(".watermark-id", card).textContent = d.id + " (" + d.scheme + ", " + d.matches + "/" + d.bits + " sync bits" + weighted + ")";
 }
 
 function renderC2pa(card, evidence) {

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from ..marking import MarkingError
-from .. import payload
+from .. import payload, soft_sync
 from ..null_model import TARGET_FPR, Calibration
 from ..payload import PAYLOAD_BITS
 from ..schemes import SCHEMES, WatermarkScheme
@@ -90,13 +90,15 @@ class LearnedScheme(WatermarkScheme):
     capacity: ClassVar[int] = PAYLOAD_BITS
 
     def __init__(self, weights: str | Path | None = None, strength: float = 1.0, search: bool = True,
-                 backend: str = "auto", registration: RegistrationConfig | None = RegistrationConfig()):
+                 backend: str = "auto", registration: RegistrationConfig | None = RegistrationConfig(),
+                 soft: bool = True):
         if backend not in ("auto", "torch", "onnx"):
             raise ValueError(f"backend must be auto, torch or onnx, not {backend!r}")
         self.weights = Path(weights) if weights else SHIPPED_WEIGHTS
         self.strength = float(strength)
         self.search = search
         self.backend = backend
+        self.soft = soft  # decide on confidence-weighted sync bits (exact test), not hard matches
         self.registration = registration if search else None  # None: read the fixed crop grid instead
         self._encoder = self._decoder = self._onnx = self._net = self._registration = None
         self._target_rms = None
@@ -281,28 +283,42 @@ class LearnedScheme(WatermarkScheme):
         """Hard words of every searched view, (trials, 128) bool: score each, then correct by trials."""
         return self._logits(bgr) > 0
 
+    def decode_logits(self, bgr: np.ndarray) -> np.ndarray:
+        """Logits of every searched view, (trials, 128) float64 (> 0 reads a 1)."""
+        return self._logits(bgr)
+
 
 def decode_learned(bgr: np.ndarray, scheme: LearnedScheme, keys: Sequence[str] = (payload.DEFAULT_KEY,),
                    calibration: Calibration | None = None, other_tests: int = 1,
                    level: float = TARGET_FPR, tests: int | None = None) -> list[DecodeResult]:
-    """One result per key: the best view's word, p corrected for views x keys x ``other_tests``
-    (or views x ``tests``, where a caller has already counted keys and schemes). The null is the
-    one calibrated for ``scheme``'s weights (:mod:`.calibrate`)."""
+    """One result per key from the best view, p corrected for views x keys x ``other_tests`` (or
+    views x ``tests``, where a caller has already counted keys and schemes).
+
+    With ``scheme.soft`` (the default) p is the exact weighted sign test of :mod:`..soft_sync` on the
+    sync bits' logits; otherwise the hard match count read against the null calibrated for
+    ``scheme``'s weights (:mod:`.calibrate`)."""
     from ..decision import DecodeResult, key_label
 
-    calibration = calibration or Calibration(calibration_path(scheme.weights))
-    null = calibration.null(TEST_NAME)
-    words = scheme.decode_all(bgr)
+    logits = scheme.decode_logits(bgr)
+    words = logits > 0
     tests = scheme.trials * (tests if tests is not None else len(keys) * other_tests)
+    layout = payload.layout_for(scheme.capacity)
+    patterns = payload.sync_patterns(keys, scheme.name, layout.sync_bits)
+    matches = (words[None, :, : layout.sync_bits] == patterns[:, None, :]).sum(axis=2)  # (keys, views)
+    if scheme.soft:
+        votes = soft_sync.signed_weights(logits[:, : layout.sync_bits])
+        views, p_values = soft_sync.best_view_p_values(votes, patterns)
+    else:
+        null = (calibration or Calibration(calibration_path(scheme.weights))).null(TEST_NAME)
+        views = np.argmax(matches, axis=1)
+        p_values = [null.p_value(int(matches[k, v])) for k, v in enumerate(views)]
     results = []
-    for key in keys:
-        scored = [payload.sync_matches(word, key, scheme.name, scheme.capacity) for word in words]
-        view = int(np.argmax([m for m, _ in scored]))
-        matches, n = scored[view]
-        p = null.p_value(matches)
+    for k, key in enumerate(keys):
+        view, p = int(views[k]), float(p_values[k])
         corrected = min(1.0, p * tests)
         detected = corrected <= level
         wm_id, errors = payload.read_id(words[view], key, scheme.name, scheme.capacity) if detected else (None, -1)
-        results.append(DecodeResult(scheme.name, key_label(key), matches, n, p, corrected, tests, detected, True,
-                                    wm_id, errors))
+        results.append(DecodeResult(scheme.name, key_label(key), int(matches[k, view]), layout.sync_bits, p,
+                                    corrected, tests, detected, True, wm_id, errors,
+                                    statistic=soft_sync.STATISTIC if scheme.soft else "matches"))
     return results
