@@ -40,10 +40,13 @@ def statistic(votes: np.ndarray, pattern: np.ndarray) -> int:
     return int(np.where(np.asarray(pattern, dtype=bool), votes, -votes).sum())
 
 
-def z_score(votes: np.ndarray, pattern: np.ndarray) -> float:
-    """T over its null standard deviation (about; for ranking views, not for deciding)."""
-    scale = math.sqrt(float((votes.astype(np.float64) ** 2).sum()))
-    return statistic(votes, pattern) / scale if scale > 0 else 0.0
+def z_scores(votes: np.ndarray, patterns: np.ndarray) -> np.ndarray:
+    """T over its null standard deviation (about; for ranking views, not for deciding), for each
+    pattern (K, n) and view of ``votes`` (V, n): (K, V)."""
+    votes = np.atleast_2d(np.asarray(votes, dtype=np.float64))
+    signed = np.where(np.atleast_2d(np.asarray(patterns, dtype=bool)), 1.0, -1.0)
+    scale = np.sqrt((votes ** 2).sum(axis=1))
+    return (signed @ votes.T) / np.where(scale > 0, scale, np.inf)
 
 
 def balanced_subset_sums(values: np.ndarray, chosen: int) -> tuple[np.ndarray, int]:
@@ -92,10 +95,7 @@ def best_view_p_values(votes: np.ndarray, patterns: np.ndarray) -> tuple[np.ndar
     rate (Bonferroni), so the view is picked by the cheap z and only its tail is computed."""
     votes = np.atleast_2d(np.asarray(votes, dtype=np.int64))
     patterns = np.atleast_2d(np.asarray(patterns, dtype=bool))
-    signed = np.where(patterns, 1.0, -1.0)  # (K, n)
-    scale = np.sqrt((votes.astype(np.float64) ** 2).sum(axis=1))  # (V,)
-    z = (signed @ votes.T.astype(np.float64)) / np.where(scale > 0, scale, np.inf)  # (K, V)
-    views = np.argmax(z, axis=1)
+    views = np.argmax(z_scores(votes, patterns), axis=1)
     p = np.ones(len(patterns))
     for view in np.unique(views):
         chosen = views == view
