@@ -131,6 +131,7 @@ def export_inference(folder: str | Path, write_card: bool = True, calibration: I
             # its threshold holds for the int8 graph calibrated on the corpus, not for another
             raise ValueError(f"{folder}: a corpus classifier's int8 graph is calibrated on its corpus; "
                              "export it with `provenance train detector corpus --family cnn`")
+        corpus_note = " (a corpus classifier: `train detector corpus --family cnn`)" if calibration else ""
         tiles = _check_tiles(model.tile)
         difference = model.export_onnx(folder / ONNX_FILE, tiles)
         calibration = calibration or Int8Calibration(*_calibration_tiles(model.tile))
@@ -145,12 +146,12 @@ def export_inference(folder: str | Path, write_card: bool = True, calibration: I
             f"- `check` runs `{ONNX_FILE}` with onnxruntime (float32, no torch or timm import), or its int8 "
             f"form `{ONNX_INT8_FILE}` where the CPU has VNNI (`PROVENANCE_PRECISION=fp32|int8` overrides); "
             f"`{CLASSIFIER_WEIGHTS_FILES['cnn']}` stays the source of truth for training and re-export.",
-            f"- Exported by `provenance train detector export` (a corpus classifier: `train detector corpus --family cnn`) with torch {torch.__version__} "
+            f"- Exported by `provenance train detector export`{corpus_note} with torch {torch.__version__} "
             f"(dynamo exporter, onnx {onnx.__version__}, {platform.machine()}); the graph records the "
             "sha256 of the weights it came from and is ignored if they differ.",
             f"- Max |tile logit difference| against the torch model in float32 on {len(tiles)} tiles "
             f"(real photos and noise): {difference:.1e} (refused above 1e-3).",
-            f"- `{ONNX_INT8_FILE}`: the convolutions quantised by onnxruntime (weights int8 per channel in a "
+            f"- `{ONNX_INT8_FILE}`: the whole backbone (convolutions, ReLUs, residual adds, pooling) quantised by onnxruntime (weights int8 per channel in a "
             f"7-bit range, activations uint8, {ranges} over {len(calibration.tiles)} calibration tiles: "
             f"{calibration.source}); the NPR input and the head stay float32. Against the float graph on "
             f"{len(photos)} photo tiles: max |tile logit difference| {int8['max']:.2f}, mean {int8['mean']:.2f}, "
