@@ -100,3 +100,19 @@ def test_soft_votes_read_a_crop_the_hard_count_misses(marked):
     assert soft.detected and soft.statistic == "weighted-sign"
     assert not hard.detected and hard.statistic == "matches" and hard.matches == soft.matches
     assert not _decide(scheme, bgr[y:y + side, x:x + side]).detected
+
+
+def test_registration_runs_only_when_the_fixed_views_decide_nothing(marked, monkeypatch):
+    """An uncropped marked image is decided on the fixed views alone (the search is most of a
+    decode's cost); an unmarked one and a crop read every view; both are corrected for all views."""
+    scheme, bgr, out = marked
+    searched = []
+    original = type(scheme).registered_views
+    monkeypatch.setattr(type(scheme), "registered_views",
+                        lambda self, *args, **kwargs: searched.append(1) or original(self, *args, **kwargs))
+    whole = _decide(scheme, out)
+    assert whole.detected and whole.watermark_id == WM_ID and not searched
+    assert whole.tests == scheme.trials
+    assert not _decide(scheme, bgr).detected and len(searched) == 1
+    side = round(512 * 0.5 ** 0.5)
+    assert _decide(scheme, out[:side, -side:]).detected and len(searched) == 2

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Sequence
+from typing import TYPE_CHECKING, ClassVar, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -34,6 +34,14 @@ if TYPE_CHECKING:
 
 SHIPPED_WEIGHTS = Path(__file__).with_name("weights") / "learned.safetensors"
 TEST_NAME = "learned/uint8"  # the null's name in a calibration file beside the weights
+
+@dataclass(frozen=True)
+class _Reading:
+    bgr: np.ndarray
+    base: np.ndarray  # RGB uint8 at the working size
+    search_base: np.ndarray | None  # RGB uint8 at twice it, for registration
+    aspect: float  # width / height before resizing
+
 
 @dataclass(frozen=True)
 class View:
@@ -228,17 +236,26 @@ class LearnedScheme(WatermarkScheme):
 
     def views(self, bgr: np.ndarray) -> np.ndarray:
         """(N, 3, size, size) float32 RGB in [0, 1]: the views one decode reads (``trials`` of them)."""
-        chosen = list(self.fixed_views)
-        if self.registration:  # one resize of the (possibly large) image serves both
-            if self._registration is None:
-                self._registration = self._new_registration()
-            search_base = self._registration.base(bgr)
-            size = self._net.size
-            base = np.ascontiguousarray(cv2.resize(search_base, (size, size), interpolation=cv2.INTER_AREA))
-            chosen += self.registered_views(bgr, base, search_base)
-        else:
-            base = self._resized_rgb(bgr)
-        return self._warp(base, chosen, bgr.shape[1] / bgr.shape[0])
+        reading = self._reading(bgr)
+        return self._warp(reading.base, list(self.fixed_views) + self._registered(reading), reading.aspect)
+
+    def _reading(self, bgr: np.ndarray) -> "_Reading":
+        """The image at the working size (and, when registering, twice it): one resize of a possibly
+        large image serves the fixed views and the search."""
+        aspect = bgr.shape[1] / bgr.shape[0]
+        if not self.registration:
+            return _Reading(bgr, self._resized_rgb(bgr), None, aspect)
+        if self._registration is None:
+            self._registration = self._new_registration()
+        search_base = self._registration.base(bgr)
+        size = self._net.size
+        base = np.ascontiguousarray(cv2.resize(search_base, (size, size), interpolation=cv2.INTER_AREA))
+        return _Reading(bgr, base, search_base, aspect)
+
+    def _registered(self, reading: "_Reading") -> list[View]:
+        if not self.registration:
+            return []
+        return self.registered_views(reading.bgr, reading.base, reading.search_base)
 
     def _warp(self, base: np.ndarray, chosen: Sequence[View], aspect: float) -> np.ndarray:
         size = self._net.size
@@ -252,10 +269,18 @@ class LearnedScheme(WatermarkScheme):
         return np.stack(out).transpose(0, 3, 1, 2).astype(np.float32) / 255
 
     def _logits(self, bgr: np.ndarray) -> np.ndarray:
+        return np.concatenate(list(self.staged_logits(bgr)))
+
+    def staged_logits(self, bgr: np.ndarray) -> Iterator[np.ndarray]:
+        """Logits of the fixed views, then (when searching crops) of the registered views: a caller
+        whose decision is already made on the first can skip the search, the costly part."""
         self.check_image(bgr)
         if not (self.backend != "torch" and self._load_onnx()):
             self._load_torch()
-        return self._run(self.views(bgr))
+        reading = self._reading(bgr)
+        yield self._run(self._warp(reading.base, self.fixed_views, reading.aspect))
+        if self.registration:
+            yield self._run(self._warp(reading.base, self._registered(reading), reading.aspect))
 
     def _run(self, views: np.ndarray) -> np.ndarray:
         """Logits (N, bits) of views (N, 3, size, size), on onnxruntime where loaded, else torch."""
@@ -296,20 +321,35 @@ def decode_learned(bgr: np.ndarray, scheme: LearnedScheme, keys: Sequence[str] =
 
     With ``scheme.soft`` (the default) p is the exact weighted sign test of :mod:`..soft_sync` on the
     sync bits' logits; otherwise the hard match count read against the null calibrated for
-    ``scheme``'s weights (:mod:`.calibrate`)."""
+    ``scheme``'s weights (:mod:`.calibrate`).
+
+    The fixed views are read first; crop registration, most of the cost, runs only when no key is
+    detected on them. The correction always counts every view, so stopping early changes no
+    false-positive bound: a view passing the corrected level decides whatever the others read."""
+    tests = scheme.trials * (tests if tests is not None else len(keys) * other_tests)
+    null = None if scheme.soft else (calibration or Calibration(calibration_path(scheme.weights))).null(TEST_NAME)
+    read: list[np.ndarray] = []
+    for logits in scheme.staged_logits(bgr):
+        read.append(logits)
+        results = _decisions(np.concatenate(read), scheme, keys, tests, level, null)
+        if any(r.detected for r in results):
+            break
+    return results
+
+
+def _decisions(logits: np.ndarray, scheme: LearnedScheme, keys: Sequence[str], tests: int, level: float,
+               null) -> list[DecodeResult]:
+    """Per key, the best of the views read so far (``logits``: views x bits), p corrected by ``tests``."""
     from ..decision import DecodeResult, key_label
 
-    logits = scheme.decode_logits(bgr)
     words = logits > 0
-    tests = scheme.trials * (tests if tests is not None else len(keys) * other_tests)
     layout = payload.layout_for(scheme.capacity)
     patterns = payload.sync_patterns(keys, scheme.name, layout.sync_bits)
     matches = (words[None, :, : layout.sync_bits] == patterns[:, None, :]).sum(axis=2)  # (keys, views)
-    if scheme.soft:
+    if null is None:
         votes = soft_sync.signed_weights(logits[:, : layout.sync_bits])
         views, p_values = soft_sync.best_view_p_values(votes, patterns)
     else:
-        null = (calibration or Calibration(calibration_path(scheme.weights))).null(TEST_NAME)
         views = np.argmax(matches, axis=1)
         p_values = [null.p_value(int(matches[k, v])) for k, v in enumerate(views)]
     results = []
