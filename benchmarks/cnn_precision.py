@@ -36,6 +36,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--real", action="append", type=Path, required=True)
     parser.add_argument("--synthetic", action="append", type=Path, default=[])
     parser.add_argument("--limit", type=int, default=0, help="at most this many images per DIR (0: all)")
+    parser.add_argument("--time-also", action="append", default=[], metavar="NAME=GRAPH",
+                        help="another ONNX graph of the same network timed in the same run (e.g. an earlier "
+                             "release's, from `git show REV:detectors/weights/cnn/cnn.int8.onnx > old.onnx`)")
     args = parser.parse_args(argv)
 
     model = load_classifier(args.classifier)
@@ -73,15 +76,16 @@ def main(argv: list[str]) -> int:
                  "max P change"], rows)
 
     tiles = np.random.default_rng(0).integers(0, 256, (model.max_tiles, model.tile, model.tile, 3), dtype=np.uint8)
-    timing = []
-    for name, graph in graphs.items():
+    timed = {**graphs, **{name: OnnxTileModel(Path(path)) for name, path in (a.split("=", 1) for a in args.time_also)}}
+    runs: dict[str, list[float]] = {name: [] for name in timed}
+    for graph in timed.values():
         graph(tiles)
-        runs = []
-        for _ in range(15):
+    for _ in range(15):  # interleaved: a burst of load falls on every graph alike
+        for name, graph in timed.items():
             start = time.perf_counter()
             graph(tiles)
-            runs.append(time.perf_counter() - start)
-        timing.append([name, len(tiles), f"{statistics.median(runs) * 1000:.1f}", f"{min(runs) * 1000:.1f}"])
+            runs[name].append(time.perf_counter() - start)
+    timing = [[name, len(tiles), f"{statistics.median(r) * 1000:.1f}", f"{min(r) * 1000:.1f}"] for name, r in runs.items()]
     fp32_ms = float(timing[0][2])
     for row in timing:
         row.append(f"{fp32_ms / float(row[2]):.2f}x")

@@ -44,23 +44,56 @@ class ClassifierDetector(Detector):
 
     def detect(self, image: LoadedImage) -> Evidence:
         skipped = self._skip_reason(image)
-        return skipped if skipped is not None else self.from_logits(self._tile_logits(image))
+        return skipped if skipped is not None else self.from_logits(*self._tile_logits(image))
 
-    def _tile_logits(self, image: LoadedImage) -> np.ndarray:
+    def _tile_logits(self, image: LoadedImage) -> tuple[np.ndarray, int]:
+        """The image's tile logits and how many of its tiles an early stop left unscored."""
         model = self.model
         key = model.shared_features_key()
-        if key is None:
-            return model.score_tiles(image.rgb)[0]
         from detectors.learned.tiles import cut_tiles
 
+        if key is None:
+            return self._score_staged([cut_tiles(image.rgb, model.tile, model.max_tiles)[0]])[0]
         # another classifier of the family may already have computed them for this image
         features = image.derived(key, lambda: model.tile_features(cut_tiles(image.rgb, model.tile, model.max_tiles)[0]))
-        return model.logits_from_features(features)
+        return model.logits_from_features(features), 0
+
+    def _score_staged(self, tile_sets: list[np.ndarray]) -> list[tuple[np.ndarray, int]]:
+        """Logits of each image's tiles, in two model calls at most for the whole list: the first
+        half of every full budget (and every smaller image whole), then the rest of those whose first
+        half does not stop early (:class:`~detectors.learned.calibration.EarlyStop`)."""
+        from detectors.learned.calibration import EarlyStop
+
+        model = self.model
+        stop, point = model.early_stop, model.operating_point
+        staged = [stop is not None and point is not None and model.calibration is not None
+                  and len(tiles) == model.max_tiles >= 2 for tiles in tile_sets]
+        first_index = [EarlyStop.first_half(len(t)) if s else np.arange(len(t)) for t, s in zip(tile_sets, staged)]
+        first = self._score_together([t[i] for t, i in zip(tile_sets, first_index)])
+        more = [k for k, s in enumerate(staged) if s and not stop.stops(first[k], model.calibration, point.band_low)]
+        rest_index = {k: np.setdiff1d(np.arange(len(tile_sets[k])), first_index[k]) for k in more}
+        rest = dict(zip(more, self._score_together([tile_sets[k][rest_index[k]] for k in more])))
+        out = []
+        for k, tiles in enumerate(tile_sets):
+            if k in rest:  # the whole budget, in grid order
+                logits = np.empty(len(tiles), first[k].dtype)
+                logits[first_index[k]], logits[rest_index[k]] = first[k], rest[k]
+                out.append((logits, 0))
+            else:
+                out.append((first[k], len(tiles) - len(first[k])))
+        return out
+
+    def _score_together(self, tile_sets: list[np.ndarray]) -> list[np.ndarray]:
+        if not tile_sets:
+            return []
+        logits = np.asarray(self.model.tile_logits(np.concatenate(tile_sets))).ravel()
+        return np.split(logits, np.cumsum([len(t) for t in tile_sets])[:-1])
 
     def detect_batch(self, images: Sequence[LoadedImage]) -> list[Evidence]:
-        """Every image's tiles scored in one model call (chunked by the model): fewer, larger ONNX
-        runs. If the batched call fails, each image is scored alone so one bad file stays one error.
-        Families that share features between detectors score image by image, through the share."""
+        """Every image's tiles scored in one model call (two with early stops; chunked by the model):
+        fewer, larger ONNX runs. If the batched call fails, each image is scored alone so one bad file
+        stays one error. Families that share features between detectors score image by image, through
+        the share."""
         if len(images) < 2 or not (self.weights / CLASSIFIER_META_FILE).is_file() \
                 or self.model.shared_features_key() is not None:
             return super().detect_batch(images)
@@ -71,13 +104,11 @@ class ClassifierDetector(Detector):
             out: list[Evidence | None] = [self._skip_reason(image) for image in images]
             cut = {i: cut_tiles(image.rgb, model.tile, model.max_tiles)[0]
                    for i, image in enumerate(images) if out[i] is None}
-            logits = model.tile_logits(np.concatenate(list(cut.values()))) if cut else np.zeros(0)
+            scored = self._score_staged(list(cut.values()))
         except Exception:  # noqa: BLE001 - retried image by image, where errors become evidence
             return super().detect_batch(images)
-        start = 0
-        for i, tiles in cut.items():
-            out[i] = self.from_logits(logits[start:start + len(tiles)])
-            start += len(tiles)
+        for i, (logits, unscored) in zip(cut, scored):
+            out[i] = self.from_logits(logits, unscored)
         return out  # type: ignore[return-value]
 
     def _skip_reason(self, image: LoadedImage) -> Evidence | None:
@@ -94,12 +125,14 @@ class ClassifierDetector(Detector):
     def score(self, rgb: np.ndarray) -> Evidence:
         return self.from_logits(self.model.score_tiles(rgb)[0])
 
-    def from_logits(self, logits: np.ndarray) -> Evidence:
-        """The evidence of one image's tile logits (their mean, calibrated)."""
+    def from_logits(self, logits: np.ndarray, unscored: int = 0) -> Evidence:
+        """The evidence of one image's tile logits (their mean, calibrated); ``unscored``: tiles of its
+        budget an early stop left out."""
         model = self.model
         probability = float(model.probability(np.array([logits.mean()]))[0])
         return self.judge(probability, {"tiles": len(logits), "tile_logit_mean": float(logits.mean()),
-                                        "tile_logit_min": float(logits.min()), "tile_logit_max": float(logits.max())})
+                                        "tile_logit_min": float(logits.min()), "tile_logit_max": float(logits.max()),
+                                        **({"tiles_unscored": unscored} if unscored else {})})
 
     def judge(self, probability: float, details: dict | None = None) -> Evidence:
         """The evidence a calibrated probability amounts to at this classifier's operating point."""
@@ -108,6 +141,9 @@ class ClassifierDetector(Detector):
                    "target_fpr": point.target_fpr, "weights": str(self.weights.name), "backend": self.model.backend,
                    "scope": self.model.training.get("scope", OWN_GENERATORS_SCOPE)}
         tiles = f" over {details['tiles']} tiles" if "tiles" in details else ""
+        if details.get("tiles_unscored"):
+            tiles = (f" over {details['tiles']} of {details['tiles'] + details['tiles_unscored']} tiles (stopped early: "
+                     "further below the uncertain band than the other half has ever lifted an image)")
         where = (f"{self.name} classifier: calibrated P(synthetic) = {_probability_text(probability)}{tiles} "
                  f"(threshold {_probability_text(point.threshold)}, set for <= {point.target_fpr:.0%} false positives on held-out real photos)")
         if probability >= point.threshold:

@@ -102,3 +102,59 @@ def test_the_corpus_command_refuses_an_option_of_the_other_family(tmp_path, fami
                                        "--out", str(tmp_path / "run"), *option])
     assert result.exit_code == 2 and "--family" in result.output
     assert not (tmp_path / "run").exists()
+
+
+def _budget_of_16(run, tmp_path, early_stop: dict | None = None):
+    """A copy of the tiny run whose budget (16 tiles) a 260 px image fills: only full budgets stop early."""
+    import shutil
+
+    folder = tmp_path / "cnn-16"
+    shutil.copytree(run, folder, ignore=shutil.ignore_patterns("crops-*", "checkpoint*", "scores.npz"))
+    meta = json.loads((folder / "classifier.json").read_text())
+    meta["config"]["max_tiles"] = 16
+    meta.pop("early_stop", None)
+    if early_stop:
+        meta["early_stop"] = early_stop
+    (folder / "classifier.json").write_text(json.dumps(meta))
+    return folder
+
+
+@pytest.mark.parametrize("margin", [-100.0, 100.0])
+def test_an_early_stop_scores_half_the_tiles_only_below_its_margin(tiny_cnn, tmp_path, margin):
+    """Margin -100: every image stops after every other tile; +100: none does, and every score is
+    the whole budget's. The batched path agrees with the one-image path."""
+    _, run, samples, _ = tiny_cnn
+    plain = create("cnn-corpus", weights=str(_budget_of_16(run, tmp_path / "plain")))
+    staged = create("cnn-corpus", weights=str(_budget_of_16(run, tmp_path / "staged",
+                                                             {"margin": margin, "images": 1, "measured_on": "test"})))
+    images = [load_image(s.image.path) for s in samples[:6]]
+    batch = staged.detect_batch(images)
+    for image, batched in zip(images, batch):
+        whole, evidence = plain.detect(image), staged.detect(image)
+        assert evidence.probability == pytest.approx(batched.probability, abs=1e-6)
+        if margin > 0:
+            assert evidence.details["tiles"] == 16 and "tiles_unscored" not in evidence.details
+            assert evidence.probability == pytest.approx(whole.probability, abs=1e-6)
+        else:
+            first_half = plain.model.score_tiles(image.rgb)[0][::2]
+            assert evidence.details["tiles"] == 8 and evidence.details["tiles_unscored"] == 8
+            assert evidence.details["tile_logit_mean"] == pytest.approx(float(np.mean(first_half)), abs=1e-5)
+            assert "stopped early" in evidence.summary and evidence.signal == Signal.NONE
+
+
+def test_the_early_stop_margin_is_the_largest_rise_off_the_test_split(tiny_cnn, tmp_path):
+    from provenance.early_stop import EARLY_STOP_HEADING, measure_early_stop, tile_means
+
+    _, run, samples, _ = tiny_cnn
+    folder = _budget_of_16(run, tmp_path)
+    (folder / "MODEL_CARD.md").write_text("# card\n")
+    record = measure_early_stop(folder, samples)
+    model = load_classifier(folder)
+    means = tile_means(model, samples)
+    rises = {s.key: means[s.key][1] - means[s.key][0] for s in samples}
+    assert model.early_stop.margin == pytest.approx(max(r for s, r in zip(samples, rises.values()) if s.split != "test"))
+    assert record.measured_images == sum(s.split != "test" for s in samples)
+    assert record.test_images == sum(s.split == "test" for s in samples)
+    assert 0 <= record.test_changed <= record.test_stopped <= record.test_images
+    measure_early_stop(folder, samples)  # a re-run replaces the card's section
+    assert (folder / "MODEL_CARD.md").read_text().count(EARLY_STOP_HEADING) == 1

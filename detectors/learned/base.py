@@ -23,7 +23,7 @@ import numpy as np
 from provenance.registry import Registry
 from provenance.shipped import CLASSIFIER_META_FILE as META_FILE
 
-from .calibration import OperatingPoint, PlattCalibration
+from .calibration import EarlyStop, OperatingPoint, PlattCalibration
 from .tiles import cut_tiles
 
 CLASSIFIERS: Registry[type["ImageClassifier"]] = Registry("classifier")
@@ -37,6 +37,7 @@ class ImageClassifier:
         self.config = self.Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.items()})
         self.calibration: PlattCalibration | None = None
         self.operating_point: OperatingPoint | None = None
+        self.early_stop: EarlyStop | None = None  # measured for these weights, or none: every tile scored
         self.training: dict = {}
         self._fitted = False  # trained weights, from fit() or a saved folder
 
@@ -146,6 +147,7 @@ class ImageClassifier:
         meta = {"family": self.family, "config": asdict(self.config),
                 "calibration": self.calibration.to_dict() if self.calibration else None,
                 "operating_point": self.operating_point.to_dict() if self.operating_point else None,
+                **({"early_stop": self.early_stop.to_dict()} if self.early_stop else {}),
                 "training": self.training}
         (directory / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
         return directory
@@ -165,5 +167,7 @@ def load_classifier(directory: str | Path) -> ImageClassifier:
         model.calibration = PlattCalibration(**meta["calibration"])
     if meta.get("operating_point"):
         model.operating_point = OperatingPoint(**meta["operating_point"])
+    if meta.get("early_stop"):
+        model.early_stop = EarlyStop(**meta["early_stop"])
     model.training = meta.get("training", {})
     return model

@@ -77,3 +77,25 @@ class OperatingPoint:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class EarlyStop:
+    """Score every other tile of an image's budget first, and stop there when the mean logit of that
+    half is lower than the uncertain band by more than ``margin``: the largest rise from the first
+    half's mean to the whole budget's measured on ``images`` images (``measured_on``). A full budget
+    only (smaller images are scored whole), so the rise is the one measured."""
+    margin: float
+    images: int
+    measured_on: str
+
+    @staticmethod
+    def first_half(n_tiles: int) -> np.ndarray:
+        """Indices of the first half (every other tile of the evenly spread grid: spread too)."""
+        return np.arange(0, n_tiles, 2)
+
+    def stops(self, first_logits: np.ndarray, calibration: "PlattCalibration", band_low: float) -> bool:
+        return bool(calibration(np.array([float(np.mean(first_logits)) + self.margin]))[0] < band_low)
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -7,6 +7,7 @@
     train detector export           ship a classifier with its test-split evaluation
     train detector corpus           fit and ship a classifier (spectral or cnn) on the public corpus
     train detector tighten          raise shipped thresholds to <= 1% FPR on every corpus real source
+    train detector early-stop       let check stop a tile classifier after half its tiles, margin measured on the corpus
 
 Each command parses its options and calls the library (provenance.generators.training,
 provenance.detector_training, the model-card exporters); per-family choices live with the families.
@@ -367,6 +368,38 @@ def tighten_command(names, corpus: Path, target_fpr: float, as_json: bool) -> No
             r = records[name]
             click.echo(f"{name}: threshold {r['threshold_before']:.4f} -> {r['threshold']:.4f} "
                        f"({r['validation_reals']} validation reals)")
+    if as_json:
+        emit_json(records)
+
+
+@detector_group.command("early-stop")
+@click.argument("names", nargs=-1, required=True)
+@click.option("--corpus", required=True, type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="The public corpus, as `provenance dataset corpus rebuild --out` wrote it.")
+@click.option("--own", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Our generators' output: OWN/<generator>/*.png (measured too).")
+@json_option
+def early_stop_command(names, corpus: Path, own: Path | None, as_json: bool) -> None:
+    """Let `check` stop a tile classifier (NAMES: shipped names or folders) after half its tiles when that
+    half is further below the uncertain band than the other half has ever lifted a training or validation
+    image of the corpus; the test split shows what it changes."""
+    from provenance.corpus_detector import corpus_samples, own_samples
+    from provenance.early_stop import as_dict, measure_early_stop
+    from provenance.shipped import classifier_dir
+
+    samples = corpus_samples(corpus) + (own_samples(own) if own else [])
+    records = {}
+    for name in names:
+        try:
+            record = measure_early_stop(classifier_dir(name), samples,
+                                        lambda line, name=name: click.echo(f"{name}: {line}", err=True))
+        except (FileNotFoundError, ValueError, KeyError) as exc:
+            fail(name, first_line(exc), EXIT_FAILED)
+        records[name] = as_dict(record)
+        if not as_json:
+            click.echo(f"{name}: margin {record.margin:.3f} over {record.measured_images} images; test: "
+                       f"{record.test_stopped}/{record.test_images} stop early, {record.test_changed} would have "
+                       f"reached the uncertain band; {record.share_stopped:.0%} of all stop early")
     if as_json:
         emit_json(records)
 
