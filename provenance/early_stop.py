@@ -69,7 +69,7 @@ def measure_early_stop(folder: str | Path, samples: Sequence,
     measured = [whole - first for key, (first, whole) in means.items() if split[key] != "test"]
     if not measured:
         raise ValueError(f"{folder}: no training or validation image with a full budget of {model.max_tiles} tiles")
-    stop = EarlyStop(margin=float(max(measured)), images=len(measured),
+    stop = EarlyStop(margin=max(0.0, float(max(measured))), images=len(measured),
                      measured_on="training and validation images of the public corpus (and our generators' output)")
     band = model.operating_point.band_low
     stopped = {key for key, (first, _) in means.items() if stop.stops(np.array([first]), model.calibration, band)}

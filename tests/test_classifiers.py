@@ -416,3 +416,16 @@ def test_a_threshold_just_under_one_is_not_printed_as_one():
 
     assert _probability_text(0.9969) == "0.9969" and _probability_text(0.68) == "0.68"
     assert _probability_text(1.0) == "1.00" and _probability_text(0.001) == "0.00"
+
+
+def test_an_early_stop_needs_a_rise_and_a_rising_calibration():
+    from detectors.learned.calibration import EarlyStop, PlattCalibration
+
+    with pytest.raises(ValueError, match=">= 0"):
+        EarlyStop(-0.5, 10, "test")
+    stop = EarlyStop(1.0, 10, "test")
+    rising, falling = PlattCalibration(1.0, 0.0), PlattCalibration(-1.0, 0.0)
+    assert stop.stops(np.array([-5.0, -4.0]), rising, band_low=0.5)  # -4.5 + 1 is still below 0
+    assert not stop.stops(np.array([-0.5, -0.5]), rising, band_low=0.5)  # within the margin of the band
+    assert not stop.stops(np.array([-5.0, -4.0]), falling, band_low=0.5)  # turned around: never stops
+    assert list(EarlyStop.first_half(32)) == list(range(0, 32, 2))

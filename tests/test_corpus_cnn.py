@@ -119,27 +119,36 @@ def _budget_of_16(run, tmp_path, early_stop: dict | None = None):
     return folder
 
 
-@pytest.mark.parametrize("margin", [-100.0, 100.0])
+@pytest.mark.parametrize("margin", [0.0, 100.0])
 def test_an_early_stop_scores_half_the_tiles_only_below_its_margin(tiny_cnn, tmp_path, margin):
-    """Margin -100: every image stops after every other tile; +100: none does, and every score is
-    the whole budget's. The batched path agrees with the one-image path."""
+    """The uncertain band set at the median first-half score of six images: with margin 0 those
+    below it stop after every other tile, the rest are scored whole; with margin 100 none stops.
+    The batched path agrees with the one-image path, and a stop never reads above the band."""
     _, run, samples, _ = tiny_cnn
     plain = create("cnn-corpus", weights=str(_budget_of_16(run, tmp_path / "plain")))
-    staged = create("cnn-corpus", weights=str(_budget_of_16(run, tmp_path / "staged",
-                                                             {"margin": margin, "images": 1, "measured_on": "test"})))
     images = [load_image(s.image.path) for s in samples[:6]]
+    model = plain.model
+    first_means = [float(model.score_tiles(image.rgb)[0][::2].mean()) for image in images]
+    band = float(np.median(model.probability(np.array(first_means))))
+    folder = _budget_of_16(run, tmp_path / "staged", {"margin": margin, "images": 1, "measured_on": "test"})
+    meta = json.loads((folder / "classifier.json").read_text())
+    meta["operating_point"].update(band_low=band, threshold=max(band, meta["operating_point"]["threshold"]))
+    (folder / "classifier.json").write_text(json.dumps(meta))
+    staged = create("cnn-corpus", weights=str(folder))
     batch = staged.detect_batch(images)
-    for image, batched in zip(images, batch):
+    stopped = 0
+    for image, batched, first_mean in zip(images, batch, first_means):
         whole, evidence = plain.detect(image), staged.detect(image)
         assert evidence.probability == pytest.approx(batched.probability, abs=1e-6)
-        if margin > 0:
+        if margin == 0 and model.probability(np.array([first_mean]))[0] < band:
+            stopped += 1
+            assert evidence.details["tiles"] == 8 and evidence.details["tiles_unscored"] == 8
+            assert evidence.details["tile_logit_mean"] == pytest.approx(first_mean, abs=1e-5)
+            assert "stopped early" in evidence.summary and evidence.signal == Signal.NONE
+        else:
             assert evidence.details["tiles"] == 16 and "tiles_unscored" not in evidence.details
             assert evidence.probability == pytest.approx(whole.probability, abs=1e-6)
-        else:
-            first_half = plain.model.score_tiles(image.rgb)[0][::2]
-            assert evidence.details["tiles"] == 8 and evidence.details["tiles_unscored"] == 8
-            assert evidence.details["tile_logit_mean"] == pytest.approx(float(np.mean(first_half)), abs=1e-5)
-            assert "stopped early" in evidence.summary and evidence.signal == Signal.NONE
+    assert stopped >= 1 if margin == 0 else stopped == 0
 
 
 def test_the_early_stop_margin_is_the_largest_rise_off_the_test_split(tiny_cnn, tmp_path):

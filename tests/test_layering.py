@@ -54,6 +54,7 @@ LAYERS: dict[str, int] = {
     "provenance.corpus_detector": ORCHESTRATION,  # trains the spectral-corpus classifier on the public corpus
     "provenance.corpus_card": ORCHESTRATION,
     "provenance.corpus_cnn": ORCHESTRATION,  # trains the cnn-corpus classifier
+    "provenance.early_stop": ORCHESTRATION,  # measures a tile classifier's early stop on the corpus
     "provenance.generators.model_card": ORCHESTRATION,
     "provenance.generation": ORCHESTRATION,
     "provenance.heatmap": ORCHESTRATION,

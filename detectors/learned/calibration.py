@@ -89,12 +89,18 @@ class EarlyStop:
     images: int
     measured_on: str
 
+    def __post_init__(self):
+        if not self.margin >= 0:
+            raise ValueError(f"an early stop's margin is a rise, >= 0, not {self.margin}")
+
     @staticmethod
     def first_half(n_tiles: int) -> np.ndarray:
         """Indices of the first half (every other tile of the evenly spread grid: spread too)."""
         return np.arange(0, n_tiles, 2)
 
     def stops(self, first_logits: np.ndarray, calibration: "PlattCalibration", band_low: float) -> bool:
+        if calibration.a <= 0:  # a calibration falling with the logit would turn "below" around
+            return False
         return bool(calibration(np.array([float(np.mean(first_logits)) + self.margin]))[0] < band_low)
 
     def to_dict(self) -> dict:
