@@ -143,7 +143,7 @@ class ClassifierDetector(Detector):
         tiles = f" over {details['tiles']} tiles" if "tiles" in details else ""
         if details.get("tiles_unscored"):
             tiles = (f" over {details['tiles']} of {details['tiles'] + details['tiles_unscored']} tiles (stopped early: "
-                     "further below the uncertain band than the other half has ever lifted an image)")
+                     "the other half has never lifted a corpus image this far below the uncertain band into it)")
         where = (f"{self.name} classifier: calibrated P(synthetic) = {_probability_text(probability)}{tiles} "
                  f"(threshold {_probability_text(point.threshold)}, set for <= {point.target_fpr:.0%} false positives on held-out real photos)")
         if probability >= point.threshold:
