@@ -234,11 +234,6 @@ class LearnedScheme(WatermarkScheme):
         scorer, stride = self._placement_scorer()
         return Registration(self._net, scorer, self.registration, stride)
 
-    def views(self, bgr: np.ndarray) -> np.ndarray:
-        """(N, 3, size, size) float32 RGB in [0, 1]: the views one decode reads (``trials`` of them)."""
-        reading = self._reading(bgr)
-        return self._warp(reading.base, list(self.fixed_views) + self._registered(reading), reading.aspect)
-
     def _reading(self, bgr: np.ndarray) -> "_Reading":
         """The image at the working size (and, when registering, twice it): one resize of a possibly
         large image serves the fixed views and the search."""
