@@ -444,6 +444,7 @@ def tighten_threshold(folder: Path, corpus: Path, target_fpr: float = 0.01) -> d
     files, and the hash the ONNX graph records of them, are untouched) and the card's section on it."""
     from detectors.learned import load_classifier
     from provenance.files import write_atomically
+    from provenance.markdown import with_last_section
     from provenance.metrics import threshold_for_fpr
     from provenance.shipped import CLASSIFIER_META_FILE, MODEL_CARD_FILE
 
@@ -466,14 +467,9 @@ def tighten_threshold(folder: Path, corpus: Path, target_fpr: float = 0.01) -> d
     write_atomically(folder / CLASSIFIER_META_FILE, json.dumps(meta, indent=2) + "\n")
     card_path = folder / MODEL_CARD_FILE
     if card_path.is_file():
-        card = card_path.read_text()
-        start = card.find(TIGHTENED_HEADING)
-        if start >= 0:
-            end = card.find("\n## ", start + len(TIGHTENED_HEADING))
-            card = card[:start].rstrip("\n") + "\n" + (card[end:] if end >= 0 else "")
         old_fp = record["false_positives_at_old_threshold"]
         flagged = ", ".join(f"{k} {v}/{record['photos'][k]}" for k, v in old_fp.items() if v) or "none"
-        card = card.rstrip("\n") + "\n\n" + "\n".join([
+        card = with_last_section(card_path.read_text(), TIGHTENED_HEADING, [
             TIGHTENED_HEADING, "",
             f"Trained on our own generators only, this classifier also flagged real photos of the public corpus: at "
             f"its own threshold {before:.4f}, {sum(old_fp.values())} of {len(reals)} validation photos "

@@ -8,7 +8,7 @@ output where given). The test split stays out of the margin and shows what the s
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -88,12 +88,10 @@ def measure_early_stop(folder: str | Path, samples: Sequence,
 
 
 def _with_card_section(card: str, record: EarlyStopRecord, budget: int) -> str:
-    start = card.find(EARLY_STOP_HEADING)
-    if start >= 0:
-        end = card.find("\n## ", start + len(EARLY_STOP_HEADING))
-        card = card[:start].rstrip("\n") + "\n" + (card[end:] if end >= 0 else "")
+    from provenance.markdown import with_last_section
+
     half = budget // 2
-    return card.rstrip("\n") + "\n\n" + "\n".join([
+    return with_last_section(card, EARLY_STOP_HEADING, [
         EARLY_STOP_HEADING, "",
         f"`check` scores every other tile of a full budget first ({half} of {budget}) and stops there when their mean "
         f"logit is below the uncertain band by more than {record.margin:.3f}: the largest rise from that half's mean to "
@@ -103,7 +101,3 @@ def _with_card_section(card: str, record: EarlyStopRecord, budget: int) -> str:
         f"{record.test_largest_rise:.3f}); over all full-budget images {record.share_stopped:.0%} stop early. "
         "Smaller images are scored whole. Set by `provenance train detector early-stop`; the evidence says when "
         "a check stopped early.", ""])
-
-
-def as_dict(record: EarlyStopRecord) -> dict:
-    return asdict(record)

@@ -16,3 +16,13 @@ def markdown_table(headers: list[str], rows: list[list[object]]) -> str:
 def code_section(heading: str, lines: list[str]) -> list[str]:
     """A card section holding one fenced code block (e.g. the commands that reproduce a model)."""
     return [heading, "", "```", *lines, "```", ""]
+
+
+def with_last_section(card: str, heading: str, lines: list[str]) -> str:
+    """``card`` with its section under ``heading`` (to the next ``## `` heading) removed and ``lines``
+    (starting with that heading) appended at the end: a re-run replaces what a run wrote."""
+    start = card.find(heading)
+    if start >= 0:
+        end = card.find("\n## ", start + len(heading))
+        card = card[:start].rstrip("\n") + "\n" + (card[end:] if end >= 0 else "")
+    return card.rstrip("\n") + "\n\n" + "\n".join(lines)

@@ -383,8 +383,10 @@ def early_stop_command(names, corpus: Path, own: Path | None, as_json: bool) -> 
     """Let `check` stop a tile classifier (NAMES: shipped names or folders) after half its tiles when that
     half is further below the uncertain band than the other half has ever lifted a training or validation
     image of the corpus; the test split shows what it changes."""
+    from dataclasses import asdict
+
     from provenance.corpus_detector import corpus_samples, own_samples
-    from provenance.early_stop import as_dict, measure_early_stop
+    from provenance.early_stop import measure_early_stop
     from provenance.shipped import classifier_dir
 
     samples = corpus_samples(corpus) + (own_samples(own) if own else [])
@@ -395,7 +397,7 @@ def early_stop_command(names, corpus: Path, own: Path | None, as_json: bool) -> 
                                         lambda line, name=name: click.echo(f"{name}: {line}", err=True))
         except (FileNotFoundError, ValueError, KeyError) as exc:
             fail(name, first_line(exc), EXIT_FAILED)
-        records[name] = as_dict(record)
+        records[name] = asdict(record)
         if not as_json:
             click.echo(f"{name}: margin {record.margin:.3f} over {record.measured_images} images; test: "
                        f"{record.test_stopped}/{record.test_images} stop early, {record.test_changed} would have "
