@@ -7,7 +7,11 @@ combinations) at the relative strengths given by ``--waves-strengths``.
     python -m benchmarks.watermark_learned --weights RUN/weights.safetensors --real PHOTO_DIR
 
 Held-out photos are the training run's held-out split of ``--real`` (same seeded group split);
-several crops of each make up the image count. Without learned weights only the baselines run.
+several crops of each make up the image count. ``--photos DIR`` takes distinct photos instead, one
+image per photo, from a folder the weights never saw (e.g. the real photos of the detection corpus,
+``provenance dataset corpus rebuild``): seeded, spread over its sub-folders (sources), and only
+photos large enough to cover each size without upscaling. Without learned weights only the
+baselines run.
 """
 from __future__ import annotations
 
@@ -56,6 +60,7 @@ def _crop_anywhere(area: float) -> "waves.Attack":
     return crop
 
 
+UNMARKED = "unmarked image (a detection is a false positive)"
 CROPS_ANYWHERE = {f"crop to {round(100 * a)}% area, random position": _crop_anywhere(a) for a in (0.81, 0.64, 0.5)}
 
 
@@ -100,6 +105,64 @@ def held_out_images(real: str, n: int, size: tuple[int, int], seed: int = 0) -> 
         y, x = (resized.shape[0] - size[1]) // 2, (resized.shape[1] - size[0]) // 2
         out.append(np.ascontiguousarray(resized[y:y + size[1], x:x + size[0]]))
     return out, len(held)
+
+
+def _cover(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The centred crop of ``rgb`` with the aspect of ``size`` (w, h), area-resized to it."""
+    h, w = rgb.shape[:2]
+    scale = max(size[0] / w, size[1] / h)
+    cw, ch = min(w, round(size[0] / scale)), min(h, round(size[1] / scale))
+    top, left = (h - ch) // 2, (w - cw) // 2
+    crop = np.ascontiguousarray(rgb[top:top + ch, left:left + cw])
+    return cv2.resize(crop, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+
+
+def distinct_photos(folder: str, n: int, size: tuple[int, int], seed: int = 0) -> tuple[list[np.ndarray], list[str]]:
+    """Up to ``n`` RGB images of ``size`` (w, h), one per photo under ``folder``: photos that cover
+    ``size`` upright without upscaling (the width at least w, the height at least h), in a seeded order that takes
+    one photo from each sub-folder in turn, so every source is represented; and their paths."""
+    from PIL import Image
+
+    from provenance.generators.photos import IMAGE_SUFFIXES
+    from provenance.imageio import ImageLoadError, load_image
+
+    root = Path(folder)
+    by_source: dict[str, list[Path]] = {}
+    for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
+        try:
+            with Image.open(path) as im:
+                w, h = im.size
+        except OSError:
+            continue
+        if min(w, h) >= min(size) and max(w, h) >= max(size):
+            by_source.setdefault(path.relative_to(root).parts[0], []).append(path)
+    rng = np.random.default_rng(seed)
+    queues = [list(rng.permutation(np.array(paths, dtype=object))) for _, paths in sorted(by_source.items())]
+    order = []
+    while any(queues):
+        order += [q.pop(0) for q in queues if q]
+    out, names = [], []
+    for path in order:
+        if len(out) == n:
+            break
+        try:
+            rgb = load_image(path).rgb
+        except ImageLoadError:
+            continue
+        if rgb.shape[1] < size[0] or rgb.shape[0] < size[1]:  # upright (EXIF) too narrow or too short
+            continue
+        out.append(_cover(rgb, size))
+        names.append(str(path.relative_to(root)))
+    return out, names
+
+
+def test_images(real: str, photos: str | None, n: int, size: tuple[int, int]) -> tuple[list[np.ndarray], int, str]:
+    """The images of one size and a description of where they come from."""
+    if photos:
+        images, names = distinct_photos(photos, n, size)
+        return images, len(names), f"{len(names)} distinct photos of {photos!r} (none seen in training)"
+    images, count = held_out_images(real, n, size)
+    return images, count, f"{n} images from {count} held-out photos of {real!r}"
 
 
 class Contender:
@@ -204,13 +267,16 @@ def robustness(images: list[np.ndarray], schemes: list[Contender], riva_images: 
 
     from provenance.watermark.marking import psnr
 
-    stats = {(c.name, a): [0, 0.0, 0] for c in schemes for a in attacks}  # detected, bit acc sum, n
+    stats = {(c.name, a): [0, 0.0, 0] for c in schemes for a in (UNMARKED, *attacks)}  # detected, bit acc sum, n
     quality = {c.name: [] for c in schemes}
     similarity = {c.name: [] for c in schemes}
     for index, rgb in enumerate(images):
         for c in schemes:
             if c.name == "rivaGan" and index >= riva_images:
                 continue
+            false_positive = stats[c.name, UNMARKED]
+            false_positive[0] += bool(c.decide(np.ascontiguousarray(rgb[:, :, ::-1]), c.scheme).detected)
+            false_positive[2] += 1
             bits = c.payload()
             marked_bgr = c.scheme.embed(np.ascontiguousarray(rgb[:, :, ::-1]), bits)
             marked = np.ascontiguousarray(marked_bgr[:, :, ::-1])
@@ -273,6 +339,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.watermark_learned")
     parser.add_argument("--weights", default=DEFAULT_WEIGHTS, help="learned weights (.safetensors)")
     parser.add_argument("--real", default="default", help="photo folder the run trained on, or 'default'")
+    parser.add_argument("--photos", default=None, metavar="DIR",
+                        help="distinct photos the weights never saw, one image each (instead of crops of --real's held-out split)")
     parser.add_argument("--images", type=int, default=16, help="held-out images at 512 px")
     parser.add_argument("--images-1080", type=int, default=6, help="held-out images at 1920x1080")
     parser.add_argument("--rivagan-images", type=int, default=6, help="rivaGan is seconds per image: fewer")
@@ -300,24 +368,25 @@ def main(argv: list[str] | None = None) -> None:
     for size, n in (((512, 512), args.images), ((1920, 1080), args.images_1080)):
         if n <= 0:
             continue
-        images, n_photos = held_out_images(args.real, n, size)
+        images, _, origin = test_images(args.real, args.photos, n, size)
         base = {**{name: _seeded(edit) for name, edit in ATTACKS.items()}, **CROPS_ANYWHERE}
         attacks = {**base, **waves.attacks(strengths)}
         stats, quality, similarity = robustness(images, schemes, args.rivagan_images if size[0] <= 512 else 0, attacks)
-        print(f"\n{size[0]}x{size[1]}: {n} images from {n_photos} held-out photos of {args.real!r}; "
+        print(f"\n{size[0]}x{size[1]}: {origin}; "
               "cell = detected at the calibrated threshold (FPR 1e-6) / mean bit accuracy")
         shown = [c for c in schemes if stats[c.name, "none"][2]]
 
         def cells(names):
-            return [[attack] + [f"{stats[c.name, attack][0]}/{stats[c.name, attack][2]} / "
-                                f"{stats[c.name, attack][1] / stats[c.name, attack][2]:.2f}" for c in shown]
-                    for attack in names]
+            def cell(name, attack):
+                detected, accuracy, count = stats[name, attack]
+                return f"{detected}/{count}" + ("" if attack == UNMARKED else f" / {accuracy / count:.2f}")
+            return [[attack] + [cell(c.name, attack) for c in shown] for attack in names]
 
         def total(label, names):
             return [label] + [f"{sum(stats[c.name, a][0] for a in names)}/{sum(stats[c.name, a][2] for a in names)}"
                               for c in shown]
 
-        rows = cells(base) + [total("detected, all attacks", base)]
+        rows = cells(base) + [total("detected, all attacks", base)] + cells([UNMARKED])
         rows.append(["PSNR dB mean (min)"] + [f"{np.mean(quality[c.name]):.1f} ({np.min(quality[c.name]):.1f})"
                                                for c in shown])
         rows.append(["SSIM mean (min)"] + [f"{np.mean(similarity[c.name]):.4f} ({np.min(similarity[c.name]):.4f})"
@@ -329,8 +398,11 @@ def main(argv: list[str] | None = None) -> None:
             rows = cells(named) + [total(f"detected, all WAVES s={s:g}", [a for a in named if f" s={s:g} " in a])
                                    for s in strengths]
             print_table(["WAVES attack"] + [c.name for c in shown], rows)
-    timing_images = {"512": held_out_images(args.real, args.timing_images, (512, 512))[0],
-                     "1080p": held_out_images(args.real, args.timing_images, (1920, 1080))[0]}
+    if args.timing_images <= 0:
+        print(f"\ntotal {time.perf_counter() - started:.0f} s")
+        return
+    timing_images = {"512": test_images(args.real, args.photos, args.timing_images, (512, 512))[0],
+                     "1080p": test_images(args.real, args.photos, args.timing_images, (1920, 1080))[0]}
     views = ", ".join(f"{c.name} reads {c.scheme.trials} views" for c in schemes if c.name.startswith("learned"))
     print(f"\nmedian ms (embed / decide incl. decode of the marked image / of its centred crop to 64% of the area / "
           f"median over {args.timing_images} unmarked images (rivaGan: 1); {views})")

@@ -116,3 +116,22 @@ def test_registration_runs_only_when_the_fixed_views_decide_nothing(marked, monk
     assert not _decide(scheme, bgr).detected and len(searched) == 1
     side = round(512 * 0.5 ** 0.5)
     assert _decide(scheme, out[:side, -side:]).detected and len(searched) == 2
+
+
+def test_the_chosen_views_reuse_the_logits_the_search_decoded(marked, monkeypatch):
+    """On a crop the search decodes its candidates' real views to rank them; the chosen ones are
+    not decoded again, and their logits are what a fresh decode of those views gives."""
+    scheme, _, out = marked
+    side = round(512 * 0.64 ** 0.5)
+    crop = np.ascontiguousarray(out[40:40 + side, 90:90 + side])
+    reading = scheme._reading(crop)
+    decoded = []
+    original = type(scheme)._run
+    monkeypatch.setattr(type(scheme), "_run", lambda self, views: decoded.append(len(views)) or original(self, views))
+    logits = scheme._registered_logits(reading)
+    monkeypatch.undo()
+    views = scheme.registered_views(reading.bgr, reading.base, reading.search_base)
+    fresh = scheme._run(scheme._warp(reading.base, views, reading.aspect))
+    assert logits.shape == (scheme.registration.candidates, scheme.capacity)
+    np.testing.assert_allclose(logits, fresh, atol=1e-5)
+    assert len(decoded) == 2  # the shortlist and one round of nudges: no third decode of the chosen views

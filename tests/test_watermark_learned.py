@@ -1,5 +1,6 @@
 """The learned watermark: plumbing with tiny untrained networks, attack layer gradients, safe weights,
 training resume, and the scheme contract shared with the classical schemes."""
+from dataclasses import replace
 import io
 import pickle
 
@@ -322,3 +323,21 @@ def test_a_fine_tune_starts_from_the_given_weights_with_extra_images(tiny_weight
     assert trainer.step == 1 and (tmp_path / "run" / "weights.safetensors").is_file()
     with pytest.raises(ValueError, match="differs"):
         WatermarkTrainer(tmp_path / "other", config, NetConfig(size=32, width=8, message_grid=4, decoder_blocks=4))
+
+
+def test_a_decoder_only_fine_tune_leaves_the_encoder_and_so_every_mark_as_it_was(tiny_weights, tmp_path):
+    from provenance.watermark.learned.training import TrainConfig, WatermarkTrainer
+    from provenance.watermark.learned.weights import load_networks
+
+    config = TrainConfig(steps=2, batch_size=2, log_every=1, sample_every=2, checkpoint_every=1, eval_images=2,
+                         init_weights=str(tiny_weights), start_progress=0.9, registered_crop_p=0.5, decoder_only=True)
+    trainer = WatermarkTrainer(tmp_path / "run", config, TINY)
+    trainer.run()
+    encoder, decoder, _ = load_networks(tmp_path / "run" / "weights.safetensors")
+    before_encoder, before_decoder, _ = load_networks(tiny_weights)
+    for name, value in before_encoder.state_dict().items():
+        torch.testing.assert_close(encoder.state_dict()[name], value, rtol=0, atol=0, msg=name)
+    assert any(not torch.equal(decoder.state_dict()[name], value)
+               for name, value in before_decoder.state_dict().items() if value.is_floating_point())
+    with pytest.raises(ValueError, match="decoder_only"):  # a run resumes only as the kind of run it is
+        WatermarkTrainer(tmp_path / "run", replace(config, decoder_only=False), TINY)

@@ -32,6 +32,8 @@ from .progress import training_progress  # noqa: E402
 @click.option("--start-progress", default=0.0, show_default=True, help="Curriculum point a fine-tune starts at (0-1).")
 @click.option("--registered-crops", "registered_crop_p", default=0.0, show_default=True,
               help="Share of batches showing crops as registration reads them back (in place, black around).")
+@click.option("--decoder-only", is_flag=True,
+              help="Fine-tune the decoder alone: the encoder, image quality and marks already made stay as they are.")
 @click.option("--extra-train", type=click.Path(file_okay=False, exists=True), default=None,
               help="More training images (never held out), e.g. our generators' output.")
 @click.option("--lr", default=1e-3, show_default=True, help="Adam learning rate (a fine-tune wants less).")
@@ -42,7 +44,7 @@ from .progress import training_progress  # noqa: E402
 @click.option("--onnx/--no-onnx", "export_onnx", default=True, show_default=True,
               help="Export the decoder to ONNX (weights.decoder.onnx) at the end.")
 def watermark_command(real, out, steps, seed, batch_size, size, width, warmup_steps, ramp_steps, max_rotation, max_crop,
-                      init_weights, start_progress, registered_crop_p, extra_train, lr, threads, checkpoint_every, sample_every,
+                      init_weights, start_progress, registered_crop_p, decoder_only, extra_train, lr, threads, checkpoint_every, sample_every,
                       log_every, export_onnx) -> None:
     """Train the learned watermark's encoder/decoder through a differentiable attack layer."""
     import torch
@@ -56,7 +58,8 @@ def watermark_command(real, out, steps, seed, batch_size, size, width, warmup_st
                          ramp_steps=ramp_steps, checkpoint_every=checkpoint_every, sample_every=sample_every,
                          log_every=log_every, max_rotation=max_rotation, max_crop=max_crop,
                          init_weights=str(init_weights or ""), start_progress=start_progress,
-                         registered_crop_p=registered_crop_p, extra_train=str(extra_train or ""), lr=lr)
+                         registered_crop_p=registered_crop_p, decoder_only=decoder_only, extra_train=str(extra_train or ""),
+                         lr=lr)
     try:
         trainer = WatermarkTrainer(out, config, NetConfig(size=size, width=width))
     except (ValueError, FileNotFoundError) as exc:

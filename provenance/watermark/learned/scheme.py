@@ -186,19 +186,24 @@ class LearnedScheme(WatermarkScheme):
         return np.ascontiguousarray(small[:, :, ::-1])
 
     def registered_views(self, bgr: np.ndarray, base: np.ndarray | None = None,
-                         search_base: np.ndarray | None = None) -> list[View]:
+                         search_base: np.ndarray | None = None,
+                         read: dict[View, np.ndarray] | None = None) -> list[View]:
         """Exactly ``registration.candidates`` crop views placed by :class:`.Registration`, chosen by
         the decoder's confidence (no key). ``base``/``search_base``: the image at the working size /
-        twice it, where the caller has them."""
+        twice it, where the caller has them; ``read``, where given, receives the logits of every
+        view the search decoded, so the chosen ones need not be decoded again."""
         if self._registration is None:
             self._registration = self._new_registration()
         size = self._net.size
         search_base = self._registration.base(bgr) if search_base is None else search_base
         base = self._resized_rgb(bgr) if base is None else base
+        read = {} if read is None else read
 
         def confidence(placements) -> np.ndarray:  # key-free: how sure the decoder is, whatever the word
             views = [View(keep=p.keep, at=p.view_at(size)) for p in placements]
-            return np.abs(self._run(self._warp(base, views, bgr.shape[1] / bgr.shape[0]))).mean(axis=1)
+            logits = self._run(self._warp(base, views, bgr.shape[1] / bgr.shape[0]))
+            read.update(zip(views, logits))
+            return np.abs(logits).mean(axis=1)
 
         placements = self._registration.select(bgr, confidence, search_base)
         views = [View(keep=p.keep, at=p.view_at(size)) for p in placements]
@@ -247,10 +252,14 @@ class LearnedScheme(WatermarkScheme):
         base = np.ascontiguousarray(cv2.resize(search_base, (size, size), interpolation=cv2.INTER_AREA))
         return _Reading(bgr, base, search_base, aspect)
 
-    def _registered(self, reading: "_Reading") -> list[View]:
-        if not self.registration:
-            return []
-        return self.registered_views(reading.bgr, reading.base, reading.search_base)
+    def _registered_logits(self, reading: "_Reading") -> np.ndarray:
+        """Logits of the registered views: those the search already decoded are not decoded again."""
+        read: dict[View, np.ndarray] = {}
+        views = self.registered_views(reading.bgr, reading.base, reading.search_base, read)
+        missing = list(dict.fromkeys(v for v in views if v not in read))
+        if missing:
+            read.update(zip(missing, self._run(self._warp(reading.base, missing, reading.aspect))))
+        return np.stack([read[v] for v in views])
 
     def _warp(self, base: np.ndarray, chosen: Sequence[View], aspect: float) -> np.ndarray:
         size = self._net.size
@@ -275,7 +284,7 @@ class LearnedScheme(WatermarkScheme):
         reading = self._reading(bgr)
         yield self._run(self._warp(reading.base, self.fixed_views, reading.aspect))
         if self.registration:
-            yield self._run(self._warp(reading.base, self._registered(reading), reading.aspect))
+            yield self._registered_logits(reading)
 
     def _run(self, views: np.ndarray) -> np.ndarray:
         """Logits (N, bits) of views (N, 3, size, size), on onnxruntime where loaded, else torch."""

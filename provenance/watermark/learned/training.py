@@ -45,7 +45,7 @@ CHECKPOINT_FILE = "checkpoint.pt"
 WEIGHTS_FILE = "weights.safetensors"
 CONFIG_FILE = "config.json"
 SAMPLES_DIR = "samples"
-_RESUME_MUST_MATCH = ("real", "seed", "batch_size", "holdout_seed", "extra_train")
+_RESUME_MUST_MATCH = ("real", "seed", "batch_size", "holdout_seed", "extra_train", "decoder_only")
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,9 @@ class TrainConfig:
     # generators' output, whose texture the photos lack
     extra_train: str = ""
     registered_crop_p: float = 0.0
+    # train the decoder alone: the encoder, and so every mark made so far and the image quality,
+    # stay exactly as they were (a fine-tune of the reading side only)
+    decoder_only: bool = False
     log_every: int = 25
     sample_every: int = 250
     checkpoint_every: int = 100
@@ -179,7 +182,8 @@ class WatermarkTrainer:
         with torch.random.fork_rng():
             torch.manual_seed(config.seed)
             self.encoder, self.decoder = build(net)
-        self.optimizer = torch.optim.Adam([*self.encoder.parameters(), *self.decoder.parameters()], lr=config.lr)
+        trained = [*self.decoder.parameters()] if config.decoder_only else [*self.encoder.parameters(), *self.decoder.parameters()]
+        self.optimizer = torch.optim.Adam(trained, lr=config.lr)
         if checkpoint is not None:
             self.encoder.load_state_dict(checkpoint["encoder"])
             self.decoder.load_state_dict(checkpoint["decoder"])
@@ -220,7 +224,7 @@ class WatermarkTrainer:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
         stored = json.loads(checkpoint["train_config"])
         mine = json.loads(json.dumps(asdict(self.config)))
-        differ = [k for k in _RESUME_MUST_MATCH if stored[k] != mine[k]]
+        differ = [k for k in _RESUME_MUST_MATCH if stored.get(k, getattr(TrainConfig(), k)) != mine[k]]
         if differ:
             raise ValueError(f"{self.out} holds a run with different {', '.join(differ)}; "
                              "resume with the same settings or use another --out")
@@ -233,9 +237,14 @@ class WatermarkTrainer:
         cover = self.sampler.batch(c.batch_size, rng)
         bits = torch.from_numpy(rng.integers(0, 2, (c.batch_size, self.net.bits))).float()
         plan = schedule(c, self.progress)
-        self.encoder.train()
         self.decoder.train()
-        residual = self.encoder(cover, bits, plan["rms"])
+        if c.decoder_only:
+            self.encoder.eval()
+            with torch.no_grad():
+                residual = self.encoder(cover, bits, plan["rms"])
+        else:
+            self.encoder.train()
+            residual = self.encoder(cover, bits, plan["rms"])
         marked = (cover + residual).clamp(0, 1)
         attacked = self.attack(marked, plan["strength"], generator)
         logits = self.decoder(attacked)
@@ -245,7 +254,8 @@ class WatermarkTrainer:
             clean = F.binary_cross_entropy_with_logits(self.decoder(attacks.quantise_uint8(marked)), bits)
             loss = loss + c.clean_weight * clean
         perceptual = ssim_loss(cover, marked)
-        loss = loss + plan["perceptual"] * 100 * perceptual
+        if not c.decoder_only:  # a constant when the encoder is frozen
+            loss = loss + plan["perceptual"] * 100 * perceptual
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
