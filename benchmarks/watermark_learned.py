@@ -156,7 +156,7 @@ def distinct_photos(folder: str, n: int, size: tuple[int, int], seed: int = 0) -
     return out, names
 
 
-def test_images(real: str, photos: str | None, n: int, size: tuple[int, int]) -> tuple[list[np.ndarray], int, str]:
+def benchmark_images(real: str, photos: str | None, n: int, size: tuple[int, int]) -> tuple[list[np.ndarray], int, str]:
     """The images of one size and a description of where they come from."""
     if photos:
         images, names = distinct_photos(photos, n, size)
@@ -368,7 +368,7 @@ def main(argv: list[str] | None = None) -> None:
     for size, n in (((512, 512), args.images), ((1920, 1080), args.images_1080)):
         if n <= 0:
             continue
-        images, _, origin = test_images(args.real, args.photos, n, size)
+        images, _, origin = benchmark_images(args.real, args.photos, n, size)
         base = {**{name: _seeded(edit) for name, edit in ATTACKS.items()}, **CROPS_ANYWHERE}
         attacks = {**base, **waves.attacks(strengths)}
         stats, quality, similarity = robustness(images, schemes, args.rivagan_images if size[0] <= 512 else 0, attacks)
@@ -401,8 +401,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.timing_images <= 0:
         print(f"\ntotal {time.perf_counter() - started:.0f} s")
         return
-    timing_images = {"512": test_images(args.real, args.photos, args.timing_images, (512, 512))[0],
-                     "1080p": test_images(args.real, args.photos, args.timing_images, (1920, 1080))[0]}
+    timing_images = {"512": benchmark_images(args.real, args.photos, args.timing_images, (512, 512))[0],
+                     "1080p": benchmark_images(args.real, args.photos, args.timing_images, (1920, 1080))[0]}
     views = ", ".join(f"{c.name} reads {c.scheme.trials} views" for c in schemes if c.name.startswith("learned"))
     print(f"\nmedian ms (embed / decide incl. decode of the marked image / of its centred crop to 64% of the area / "
           f"median over {args.timing_images} unmarked images (rivaGan: 1); {views})")
