@@ -107,23 +107,13 @@ def held_out_images(real: str, n: int, size: tuple[int, int], seed: int = 0) -> 
     return out, len(held)
 
 
-def _cover(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """The centred crop of ``rgb`` with the aspect of ``size`` (w, h), area-resized to it."""
-    h, w = rgb.shape[:2]
-    scale = max(size[0] / w, size[1] / h)
-    cw, ch = min(w, round(size[0] / scale)), min(h, round(size[1] / scale))
-    top, left = (h - ch) // 2, (w - cw) // 2
-    crop = np.ascontiguousarray(rgb[top:top + ch, left:left + cw])
-    return cv2.resize(crop, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
-
-
 def distinct_photos(folder: str, n: int, size: tuple[int, int], seed: int = 0) -> tuple[list[np.ndarray], list[str]]:
     """Up to ``n`` RGB images of ``size`` (w, h), one per photo under ``folder``: photos that cover
     ``size`` upright without upscaling (the width at least w, the height at least h), in a seeded order that takes
     one photo from each sub-folder in turn, so every source is represented; and their paths."""
     from PIL import Image
 
-    from provenance.generators.photos import IMAGE_SUFFIXES
+    from provenance.generators.photos import IMAGE_SUFFIXES, cover
     from provenance.imageio import ImageLoadError, load_image
 
     root = Path(folder)
@@ -151,7 +141,7 @@ def distinct_photos(folder: str, n: int, size: tuple[int, int], seed: int = 0) -
             continue
         if rgb.shape[1] < size[0] or rgb.shape[0] < size[1]:  # upright (EXIF) too narrow or too short
             continue
-        out.append(_cover(rgb, size))
+        out.append(cover(rgb, size))
         names.append(str(path.relative_to(root)))
     return out, names
 

@@ -135,3 +135,21 @@ def test_the_chosen_views_reuse_the_logits_the_search_decoded(marked, monkeypatc
     assert logits.shape == (scheme.registration.candidates, scheme.capacity)
     np.testing.assert_allclose(logits, fresh, atol=1e-5)
     assert len(decoded) == 2  # the shortlist and one round of nudges: no third decode of the chosen views
+
+
+def test_shipped_registration_ranks_with_its_distilled_scorer():
+    """The shipped scorer is bound to these weights, its export gives the torch scorer's scores, and the
+    shipped scheme ranks with it (a marked crop is still found: the registration tests above)."""
+    import onnxruntime
+    import torch
+
+    from provenance.watermark.learned.scorer import load_scorer, scorer_metadata, scorer_onnx_path, scorer_path
+
+    session = onnxruntime.InferenceSession(str(scorer_onnx_path(SHIPPED_WEIGHTS)), providers=["CPUExecutionProvider"])
+    assert session.get_modelmeta().custom_metadata_map == {"stride": "4", "scorer": "distilled"}
+    scorer = load_scorer(scorer_path(SHIPPED_WEIGHTS), SHIPPED_WEIGHTS)  # refuses a scorer of other weights
+    assert scorer_metadata(scorer_path(SHIPPED_WEIGHTS))["photos"]
+    canvas = np.random.default_rng(0).random((2, 3, 148, 156), dtype=np.float32)
+    with torch.inference_mode():
+        assert np.allclose(session.run(None, {"canvases": canvas})[0], scorer(torch.from_numpy(canvas)).numpy(), atol=1e-4)
+    assert watermark.get("learned").new_registration().fast is not None

@@ -81,3 +81,54 @@ def watermark_command(real, out, steps, seed, batch_size, size, width, warmup_st
         except ImportError as exc:  # torch.onnx.export needs the onnx package
             click.echo(f"{out}: ONNX export skipped ({exc}); pip install onnx, or pass --no-onnx", err=True)
     click.echo(f"{out}: step {trainer.step}; weights in {weights}", err=True)
+
+
+@click.command("watermark-scorer")
+@click.option("--weights", default=None, type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Learned watermark weights to distil (default: the shipped ones).")
+@click.option("--photos", required=True, type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Folder of photos (recursively), e.g. the detection corpus's real/ folder.")
+@click.option("--exclude", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="File of paths under --photos never to use, one per line (e.g. a benchmark's photos).")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Run directory: samples.npz, checkpoint.pt, scorer.safetensors, config.json, log.jsonl.")
+@click.option("--samples", default=3000, show_default=True, help="Edited photos (marked and not) to distil on (new runs only).")
+@click.option("--steps", default=5000, show_default=True, help="Total steps (a resumed run counts earlier ones).")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--batch-size", default=32, show_default=True)
+@click.option("--width", default=24, show_default=True, help="Channels of the student's trunk (new runs only).")
+@click.option("--threads", type=int, default=2, show_default=True, help="Torch CPU threads.")
+@click.option("--install", is_flag=True,
+              help="At the end, put the scorer beside --weights and export it as their placements.onnx, "
+                   "so registration ranks placements with it.")
+def watermark_scorer_command(weights, photos, exclude, out, samples, steps, seed, batch_size, width, threads, install) -> None:
+    """Distil the learned mark's crop-registration scores into a narrow, faster network."""
+    import torch
+
+    from provenance.watermark.learned.scheme import SHIPPED_WEIGHTS
+    from provenance.watermark.learned.scorer import SCORER_FILE, ScorerConfig, ScorerTrainConfig, ScorerTrainer
+
+    from .progress import progress_bar
+
+    torch.set_num_threads(threads)
+    excluded = tuple(line.strip() for line in exclude.read_text().splitlines() if line.strip()) if exclude else ()
+    config = ScorerTrainConfig(weights=str(weights or SHIPPED_WEIGHTS), photos=str(photos), exclude=excluded,
+                               samples=samples, steps=steps, seed=seed, batch_size=batch_size,
+                               scorer=ScorerConfig(width=width))
+    try:
+        with progress_bar("editing photos", total=samples) as bar:
+            trainer = ScorerTrainer(out, config, on_sample_built=lambda k: bar.advance(k))
+    except (ValueError, FileNotFoundError) as exc:
+        fail(out, str(exc).splitlines()[0], EXIT_FAILED)
+    if trainer.step >= steps:
+        click.echo(f"{out}: already at step {trainer.step} of {steps}; nothing to do", err=True)
+    else:
+        params = sum(p.numel() for p in trainer.student.parameters())
+        click.echo(f"placement scorer: {params / 1e3:.0f}k parameters, {len(trainer.train_index)} training samples, "
+                   f"{len(trainer.validation_index)} validation; step {trainer.step} to {steps}; {threads} threads", err=True)
+        with training_progress(steps, trainer.step) as on_log:
+            trainer.run(on_log=on_log)
+    click.echo(f"{out}: step {trainer.step}; validation {trainer.validation}; scorer in {Path(out) / SCORER_FILE}", err=True)
+    if install:
+        scorer, graph = trainer.install()
+        click.echo(f"installed {scorer} and {graph}", err=True)

@@ -101,6 +101,19 @@ def cap_side(photo: Photo, max_side: int | None) -> Photo:
     return Photo(photo.name, photo.group, rescale(photo.rgb, max_side / long_side))
 
 
+def cover(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The centred crop of ``rgb`` with the aspect of ``size`` (w, h), resized to it (area-averaged
+    when shrinking)."""
+    import cv2
+
+    h, w = rgb.shape[:2]
+    scale = max(size[0] / w, size[1] / h)
+    cw, ch = min(w, round(size[0] / scale)), min(h, round(size[1] / scale))
+    top, left = (h - ch) // 2, (w - cw) // 2
+    crop = np.ascontiguousarray(rgb[top:top + ch, left:left + cw])
+    return cv2.resize(crop, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+
+
 def load_photos(source: str | Path, max_side: int | None = MAX_SIDE) -> list[Photo]:
     photos = default_photos() if str(source) == DEFAULT_SOURCE else folder_photos(source)
     return [cap_side(p, max_side) for p in photos]

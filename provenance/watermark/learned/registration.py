@@ -21,6 +21,11 @@ off the true placement, hence the dense grid. Because the score ignores the key,
 are, on an unmarked image, as good as any fixed views for a random key: each is one more test in the
 Bonferroni correction, no more (the calibration reads them too).
 
+The trunk passes are most of a search's cost. Where a distilled scorer sits beside the weights
+(:mod:`.scorer`: a narrow trunk trained here to reproduce these scores, the same read-out), its
+export ranks the placements instead; the shortlist is still re-scored on real views by the real
+decoder, and the scorer sees no key either, so the bound above stands whichever ranks.
+
 Measured (benchmarks/watermark_learned.py, RESUME.md session 4): see the model card.
 """
 from __future__ import annotations
@@ -46,6 +51,9 @@ class RegistrationConfig:
     nudges: tuple[tuple[float, float], ...] = ((1.0, 0.01),)  # per round: +-px each axis, +-scale fraction
     candidates: int = 4  # views read; each one counts in the correction
     separation: float = 4.0  # two picked placements differ by more than this many working px or 3% in scale
+    exact_above: float | None = 1.3  # with a fast (distilled) scorer: where its coarse best reaches this,
+    # the search is redone on the exact scores, so a crop that looks marked is placed as without it;
+    # None: the fast scores alone (cheaper, fewer crops found: model card)
 
     def scales(self) -> np.ndarray:
         """Crop scales searched, largest first (1, the whole frame, is the plain view)."""
@@ -74,10 +82,12 @@ class Registration:
     :class:`.networks.PlacementScores`, on onnxruntime (``learned.placements.onnx``) or torch."""
 
     def __init__(self, net, score_canvases: Callable[[np.ndarray], np.ndarray],
-                 config: RegistrationConfig = RegistrationConfig(), stride: int | None = None):
+                 config: RegistrationConfig = RegistrationConfig(), stride: int | None = None,
+                 fast: Callable[[np.ndarray], np.ndarray] | None = None):
         if net.decoder_head != "flatten":
             raise ValueError("registration needs the positional (flatten) decoder head")
         self.config, self.size, self.score_canvases = config, net.size, score_canvases
+        self.fast = fast  # a cheaper scorer with the same windows (:mod:`.scorer`): ranks first
         # px between the scorer's windows: the trunk's stride as Decoder builds it, or half of it for
         # the dense (a-trous) scorer, which covers the half-cell phases in one pass
         self.stride = stride or 2 ** (1 + sum(1 for i in range(net.decoder_blocks - 1) if i in (0, 2)))
@@ -87,19 +97,34 @@ class Registration:
         kept = [p for p in offsets if p < self.stride]
         return [(px, py) for py in kept for px in kept]
 
-    def _scores(self, small: np.ndarray, phases: list[tuple[int, int]]) -> list[tuple[float, float, float]]:
-        """(score, x, y) of every placement of ``small`` (RGB float, h x w) at the given sub-cell phases."""
+    def canvases(self, small: np.ndarray, phases: list[tuple[int, int]]) -> np.ndarray:
+        """(phases, 3, H, W) float32: ``small`` (RGB float, h x w) on empty canvases, at the last whole-
+        window offset plus each sub-window phase, so the scorer's windows are its placements."""
         size, cell = self.size, self.stride
         h, w = small.shape[:2]
         nx, ny = (size - w) // cell, (size - h) // cell
         canvas = np.zeros((len(phases), 3, size + cell * ny, size + cell * nx), np.float32)
-        for i, (px, py) in enumerate(phases):  # crop at the last whole-cell offset plus the phase
+        for i, (px, py) in enumerate(phases):
             y0, x0 = cell * ny + py, cell * nx + px
             part = small[: canvas.shape[2] - y0, : canvas.shape[3] - x0]
             canvas[i, :, y0:y0 + part.shape[0], x0:x0 + part.shape[1]] = part.transpose(2, 0, 1)
+        return canvas
+
+    def crop_scales(self, base: np.ndarray) -> dict[float, np.ndarray]:
+        """The search base (RGB float) resized to every crop scale searched, largest first."""
+        return {keep: cv2.resize(base, (max(self.stride, round(self.size * keep)),) * 2, interpolation=cv2.INTER_AREA)
+                for keep in self.config.scales()}
+
+    def _scores(self, small: np.ndarray, phases: list[tuple[int, int]],
+                scorer: Callable[[np.ndarray], np.ndarray] | None = None) -> list[tuple[float, float, float]]:
+        """(score, x, y) of every placement of ``small`` (RGB float, h x w) at the given sub-cell phases,
+        by ``scorer`` (default: the exact one)."""
+        size, cell = self.size, self.stride
+        h, w = small.shape[:2]
+        nx, ny = (size - w) // cell, (size - h) // cell
         # (phases, ny + 1, nx + 1): window start (ny - cy, nx - cx); a dense scorer adds one more window
         # per axis that would start past the crop's corner
-        score = self.score_canvases(canvas)[:, : ny + 1, : nx + 1]
+        score = (scorer or self.score_canvases)(self.canvases(small, phases))[:, : ny + 1, : nx + 1]
         out = []
         for i, (px, py) in enumerate(phases):
             for j in range(ny + 1):
@@ -148,21 +173,32 @@ class Registration:
     def placements(self, bgr: np.ndarray, count: int, base: np.ndarray | None = None) -> list[Placement]:
         """The ``count`` best-scoring (by the trunk's windows), mutually distinct placements of ``bgr``
         (``base``: its :meth:`base`, where the caller has it)."""
-        config, size = self.config, self.size
+        config = self.config
         base = (self.base(bgr) if base is None else base).astype(np.float32) / 255
-        smalls = {}
-        coarse = []
+        smalls = self.crop_scales(base)
         first = self._phases(config.coarse_phases)
-        for keep in config.scales():
-            side = max(self.stride, round(size * keep))
-            smalls[keep] = cv2.resize(base, (side, side), interpolation=cv2.INTER_AREA)
-            found = self._scores(smalls[keep], first)
+        scorer = self.fast  # None: the exact scores
+        coarse = self._coarse(smalls, first, scorer)
+        if scorer is not None and config.exact_above is not None and coarse and coarse[0][0] >= config.exact_above:
+            scorer, coarse = None, self._coarse(smalls, first, None)  # looks marked: place it exactly
+        return self._refined(coarse, smalls, first, count, scorer)
+
+    def _coarse(self, smalls: dict[float, np.ndarray], first: list[tuple[int, int]], scorer) -> list[tuple]:
+        """(best score, scale, placements) per crop scale, best scale first."""
+        coarse = []
+        for keep, small in smalls.items():
+            found = self._scores(small, first, scorer)
             coarse.append((max(s for s, _, _ in found), keep, found))
-        coarse.sort(key=lambda item: -item[0])
+        return sorted(coarse, key=lambda item: -item[0])
+
+    def _refined(self, coarse: list[tuple], smalls: dict[float, np.ndarray], first: list[tuple[int, int]], count: int,
+                 scorer) -> list[Placement]:
+        """The coarse placements and, where the best is confident, the best scales' finer phases."""
+        config = self.config
         found = [Placement(s, keep, x, y) for _, keep, scored in coarse for s, x, y in scored]
         extra = [phase for phase in self._phases(config.phases) if phase not in first]
         refined = coarse[: config.refine_scales] if coarse and coarse[0][0] >= config.refine_above else []
         for _, keep, _ in refined:
             if extra:
-                found += [Placement(s, keep, x, y) for s, x, y in self._scores(smalls[keep], extra)]
+                found += [Placement(s, keep, x, y) for s, x, y in self._scores(smalls[keep], extra, scorer)]
         return self._distinct(found, count)

@@ -99,7 +99,7 @@ class LearnedScheme(WatermarkScheme):
 
     def __init__(self, weights: str | Path | None = None, strength: float = 1.0, search: bool = True,
                  backend: str = "auto", registration: RegistrationConfig | None = RegistrationConfig(),
-                 soft: bool = True):
+                 soft: bool = True, distilled: bool = True):
         if backend not in ("auto", "torch", "onnx"):
             raise ValueError(f"backend must be auto, torch or onnx, not {backend!r}")
         self.weights = Path(weights) if weights else SHIPPED_WEIGHTS
@@ -108,6 +108,7 @@ class LearnedScheme(WatermarkScheme):
         self.backend = backend
         self.soft = soft  # decide on confidence-weighted sync bits (exact test), not hard matches
         self.registration = registration if search else None  # None: read the fixed crop grid instead
+        self.distilled = distilled  # rank placements with the distilled scorer beside the weights, if any
         self._encoder = self._decoder = self._onnx = self._net = self._registration = None
         self._target_rms = None
 
@@ -193,7 +194,7 @@ class LearnedScheme(WatermarkScheme):
         twice it, where the caller has them; ``read``, where given, receives the logits of every
         view the search decoded, so the chosen ones need not be decoded again."""
         if self._registration is None:
-            self._registration = self._new_registration()
+            self._registration = self.new_registration()
         size = self._net.size
         search_base = self._registration.base(bgr) if search_base is None else search_base
         base = self._resized_rgb(bgr) if base is None else base
@@ -215,29 +216,39 @@ class LearnedScheme(WatermarkScheme):
         (the dense form)."""
         path = placements_onnx_path(self.weights)
         if self.backend != "torch" and path.is_file():
-            import onnxruntime
-
-            options = onnxruntime.SessionOptions()
-            options.intra_op_num_threads = 1
-            session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-            name = session.get_inputs()[0].name
-            stride = int(session.get_modelmeta().custom_metadata_map.get("stride", 0)) or None  # older exports: plain
-            return (lambda canvases: session.run(None, {name: canvases})[0]), stride
-        import torch
-
+            return _onnx_scorer(path)
         from .networks import PlacementScores
 
         self._load_torch()
-        scores = PlacementScores(self._decoder, dense=True).eval()
+        return _torch_scorer(PlacementScores(self._decoder, dense=True).eval())
 
-        def run(canvases: np.ndarray) -> np.ndarray:
-            with torch.inference_mode():
-                return scores(torch.from_numpy(canvases)).numpy()
-        return run, scores.stride
+    def _distilled_scorer(self):
+        """The distilled scorer beside the weights (:mod:`.scorer`) as (canvases -> scores, stride), on
+        onnxruntime or torch like the decoder; None where there is none (or ``distilled`` is off)."""
+        from .scorer import scorer_onnx_path, scorer_path
 
-    def _new_registration(self) -> Registration:
+        if not self.distilled or not scorer_path(self.weights).is_file():
+            return None
+        if self.backend != "torch" and scorer_onnx_path(self.weights).is_file():
+            return _onnx_scorer(scorer_onnx_path(self.weights))
+        from .scorer import load_scorer
+
+        return _torch_scorer(load_scorer(scorer_path(self.weights), self.weights))
+
+    def _load(self) -> None:
+        """The decoder on onnxruntime where it can be, else torch."""
+        if not (self.backend != "torch" and self._load_onnx()):
+            self._load_torch()
+
+    def new_registration(self) -> Registration:
+        """Crop registration for these weights, with their placement scorer (:meth:`_placement_scorer`)."""
+        if self._net is None:
+            self._load()
         scorer, stride = self._placement_scorer()
-        return Registration(self._net, scorer, self.registration, stride)
+        distilled = self._distilled_scorer()
+        if distilled is not None and distilled[1] != stride:  # an older plain export: windows 8 px apart
+            distilled = None
+        return Registration(self._net, scorer, self.registration, stride, fast=distilled[0] if distilled else None)
 
     def _reading(self, bgr: np.ndarray) -> "_Reading":
         """The image at the working size (and, when registering, twice it): one resize of a possibly
@@ -246,7 +257,7 @@ class LearnedScheme(WatermarkScheme):
         if not self.registration:
             return _Reading(bgr, self._resized_rgb(bgr), None, aspect)
         if self._registration is None:
-            self._registration = self._new_registration()
+            self._registration = self.new_registration()
         search_base = self._registration.base(bgr)
         size = self._net.size
         base = np.ascontiguousarray(cv2.resize(search_base, (size, size), interpolation=cv2.INTER_AREA))
@@ -279,8 +290,7 @@ class LearnedScheme(WatermarkScheme):
         """Logits of the fixed views, then (when searching crops) of the registered views: a caller
         whose decision is already made on the first can skip the search, the costly part."""
         self.check_image(bgr)
-        if not (self.backend != "torch" and self._load_onnx()):
-            self._load_torch()
+        self._load()
         reading = self._reading(bgr)
         yield self._run(self._warp(reading.base, self.fixed_views, reading.aspect))
         if self.registration:
@@ -315,6 +325,27 @@ class LearnedScheme(WatermarkScheme):
     def decode_logits(self, bgr: np.ndarray) -> np.ndarray:
         """Logits of every searched view, (trials, 128) float64 (> 0 reads a 1)."""
         return self._logits(bgr)
+
+
+def _onnx_scorer(path: Path):
+    """(canvases -> scores, window spacing from the graph's ``stride`` metadata) on onnxruntime, 1 thread."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    stride = int(session.get_modelmeta().custom_metadata_map.get("stride", 0)) or None  # older exports: plain
+    return (lambda canvases: session.run(None, {name: canvases})[0]), stride
+
+
+def _torch_scorer(module):
+    import torch
+
+    def run(canvases: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return module(torch.from_numpy(canvases)).numpy()
+    return run, module.stride
 
 
 def decode_learned(bgr: np.ndarray, scheme: LearnedScheme, keys: Sequence[str] = (payload.DEFAULT_KEY,),
