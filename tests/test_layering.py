@@ -37,6 +37,7 @@ LAYERS: dict[str, int] = {
     "provenance.c2pa": LEAF,
     "provenance.watermark": LEAF,
     "provenance.watermark.learned.training": MODELS,  # trains like our generators (shares their loop helpers)
+    "provenance.watermark.learned.scorer_training": MODELS,  # distils registration's scorer (the same loop)
     "provenance.datasets.perturbations": LEAF,
     "provenance.datasets.layout": LEAF,
     "provenance.datasets.reading": LEAF,

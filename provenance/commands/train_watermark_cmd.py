@@ -99,14 +99,15 @@ def watermark_command(real, out, steps, seed, batch_size, size, width, warmup_st
 @click.option("--width", default=24, show_default=True, help="Channels of the student's trunk (new runs only).")
 @click.option("--threads", type=int, default=2, show_default=True, help="Torch CPU threads.")
 @click.option("--install", is_flag=True,
-              help="At the end, put the scorer beside --weights and export it as their placements.onnx, "
+              help="At the end, put the scorer beside --weights (.scorer.safetensors and .scorer.onnx), "
                    "so registration ranks placements with it.")
 def watermark_scorer_command(weights, photos, exclude, out, samples, steps, seed, batch_size, width, threads, install) -> None:
     """Distil the learned mark's crop-registration scores into a narrow, faster network."""
     import torch
 
     from provenance.watermark.learned.scheme import SHIPPED_WEIGHTS
-    from provenance.watermark.learned.scorer import SCORER_FILE, ScorerConfig, ScorerTrainConfig, ScorerTrainer
+    from provenance.watermark.learned.scorer import ScorerConfig
+    from provenance.watermark.learned.scorer_training import SCORER_FILE, ScorerTrainConfig, ScorerTrainer
 
     from .progress import progress_bar
 
