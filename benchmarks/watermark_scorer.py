@@ -49,8 +49,8 @@ def main(argv: list[str] | None = None) -> None:
     from provenance.watermark import payload
     from provenance.watermark.learned.calibrate import decode_learned
     from provenance.watermark.learned.registration import RegistrationConfig
-    from provenance.watermark.learned.scheme import SHIPPED_WEIGHTS, LearnedScheme
-    from provenance.watermark.learned.scorer import scorer_metadata, scorer_path
+    from provenance.watermark.learned.scheme import SHIPPED_WEIGHTS, LearnedScheme, scorer_path
+    from provenance.watermark.learned.scorer import scorer_metadata
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks watermark_scorer")
     parser.add_argument("--photos", required=True, help="folder of photos (the detection corpus's real/)")

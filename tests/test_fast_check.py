@@ -61,6 +61,22 @@ def test_check_on_a_jpeg_imports_no_torch_timm_or_scipy(photo_jpeg, tmp_path):
     assert code == 0 and imported == [] and (tmp_path / "map.png").stat().st_size > 0
 
 
+def test_the_detectors_themselves_import_no_torch(photo_jpeg):
+    """The CLI's parent process above reads no image (a forked worker does), so the detectors' own
+    imports are checked here, in one fresh process running every default detector on the JPEG."""
+    script = (
+        "import sys, json\n"
+        "from provenance.check import check\n"
+        f"verdict = check([{str(photo_jpeg)!r}])[0]\n"
+        f"print(json.dumps([verdict.label, sorted(m for m in {list(HEAVY)!r} if m in sys.modules)]))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300,
+                            env={**__import__("os").environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 0, result.stderr
+    label, imported = json.loads(result.stdout.strip().splitlines()[-1])
+    assert label and imported == []
+
+
 def test_shipped_cnn_runs_its_onnx_graph_and_gives_the_torch_scores(monkeypatch):
     monkeypatch.setenv(precision.PRECISION_ENV, "fp32")
     model = load_classifier(SHIPPED_WEIGHTS / "cnn")

@@ -143,7 +143,8 @@ def test_shipped_registration_ranks_with_its_distilled_scorer():
     import onnxruntime
     import torch
 
-    from provenance.watermark.learned.scorer import load_scorer, scorer_metadata, scorer_onnx_path, scorer_path
+    from provenance.watermark.learned.scheme import scorer_onnx_path, scorer_path
+    from provenance.watermark.learned.scorer import load_scorer, scorer_metadata
 
     session = onnxruntime.InferenceSession(str(scorer_onnx_path(SHIPPED_WEIGHTS)), providers=["CPUExecutionProvider"])
     assert session.get_modelmeta().custom_metadata_map == {"stride": "4", "scorer": "distilled"}

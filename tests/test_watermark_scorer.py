@@ -12,8 +12,9 @@ import torch
 from provenance import watermark
 from provenance.watermark.learned.networks import NetConfig, PlacementScores, build
 from provenance.watermark.learned.registration import RegistrationConfig
+from provenance.watermark.learned.scheme import scorer_onnx_path, scorer_path
 from provenance.watermark.learned.scorer import (DistilledScores, ScorerConfig, build_scorer, export_scorer, load_scorer,
-                                                 save_scorer, scorer_onnx_path, scorer_path, teacher_of)
+                                                 save_scorer, teacher_of)
 from provenance.watermark.learned.scorer_training import ScorerTrainConfig, ScorerTrainer
 from provenance.watermark.learned.weights import WeightsError, save_weights
 from tests.watermark_helpers import photo_bgr

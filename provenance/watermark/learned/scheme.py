@@ -88,6 +88,16 @@ def placements_onnx_path(weights: str | Path) -> Path:
     return Path(weights).with_suffix(".placements.onnx")
 
 
+def scorer_path(weights: str | Path) -> Path:
+    """Where a distilled placement scorer (:mod:`.scorer`) for learned weights ``weights`` sits."""
+    return Path(weights).with_suffix(".scorer.safetensors")
+
+
+def scorer_onnx_path(weights: str | Path) -> Path:
+    """Its ONNX export, which the scheme runs on onnxruntime (no torch)."""
+    return Path(weights).with_suffix(".scorer.onnx")
+
+
 def calibration_path(weights: str | Path) -> Path:
     return Path(weights).with_suffix(".calibration.json")
 
@@ -225,8 +235,6 @@ class LearnedScheme(WatermarkScheme):
     def _distilled_scorer(self):
         """The distilled scorer beside the weights (:mod:`.scorer`) as (canvases -> scores, stride), on
         onnxruntime or torch like the decoder; None where there is none (or ``distilled`` is off)."""
-        from .scorer import scorer_onnx_path, scorer_path
-
         if not self.distilled or not scorer_path(self.weights).is_file():
             return None
         if self.backend != "torch" and scorer_onnx_path(self.weights).is_file():

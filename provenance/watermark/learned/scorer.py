@@ -43,16 +43,6 @@ class ScorerConfig:
         return cls(**{**values, "dilations": tuple(values.get("dilations", cls.dilations))})
 
 
-def scorer_path(weights: str | Path) -> Path:
-    """Where a distilled scorer for learned weights ``weights`` sits: beside them."""
-    return Path(weights).with_suffix(".scorer.safetensors")
-
-
-def scorer_onnx_path(weights: str | Path) -> Path:
-    """Its ONNX export, which the scheme runs on onnxruntime."""
-    return Path(weights).with_suffix(".scorer.onnx")
-
-
 def _digest(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 

@@ -20,7 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .scorer import ScorerConfig, build_scorer, export_scorer, save_scorer, scorer_onnx_path, scorer_path, teacher_of
+from .scheme import scorer_onnx_path, scorer_path
+from .scorer import ScorerConfig, build_scorer, export_scorer, save_scorer, teacher_of
 
 SCORER_FILE = "scorer.safetensors"
 SAMPLES_FILE = "samples.npz"
