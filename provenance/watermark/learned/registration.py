@@ -92,6 +92,15 @@ class Registration:
         # the dense (a-trous) scorer, which covers the half-cell phases in one pass
         self.stride = stride or 2 ** (1 + sum(1 for i in range(net.decoder_blocks - 1) if i in (0, 2)))
 
+    def coarse_phases(self) -> list[tuple[int, int]]:
+        """(x, y) sub-window offsets every crop scale is scored at."""
+        return self._phases(self.config.coarse_phases)
+
+    def refinement_phases(self) -> list[tuple[int, int]]:
+        """The further offsets the best scales are scored at where the coarse search is confident."""
+        first = self.coarse_phases()
+        return [phase for phase in self._phases(self.config.phases) if phase not in first]
+
     def _phases(self, offsets: tuple[int, ...]) -> list[tuple[int, int]]:
         """(x, y) sub-window offsets to place a crop at: a window spacing or more is covered already."""
         kept = [p for p in offsets if p < self.stride]
@@ -176,12 +185,12 @@ class Registration:
         config = self.config
         base = (self.base(bgr) if base is None else base).astype(np.float32) / 255
         smalls = self.crop_scales(base)
-        first = self._phases(config.coarse_phases)
+        first = self.coarse_phases()
         scorer = self.fast  # None: the exact scores
         coarse = self._coarse(smalls, first, scorer)
         if scorer is not None and config.exact_above is not None and coarse and coarse[0][0] >= config.exact_above:
             scorer, coarse = None, self._coarse(smalls, first, None)  # looks marked: place it exactly
-        return self._refined(coarse, smalls, first, count, scorer)
+        return self._refined(coarse, smalls, count, scorer)
 
     def _coarse(self, smalls: dict[float, np.ndarray], first: list[tuple[int, int]], scorer) -> list[tuple]:
         """(best score, scale, placements) per crop scale, best scale first."""
@@ -191,12 +200,11 @@ class Registration:
             coarse.append((max(s for s, _, _ in found), keep, found))
         return sorted(coarse, key=lambda item: -item[0])
 
-    def _refined(self, coarse: list[tuple], smalls: dict[float, np.ndarray], first: list[tuple[int, int]], count: int,
-                 scorer) -> list[Placement]:
+    def _refined(self, coarse: list[tuple], smalls: dict[float, np.ndarray], count: int, scorer) -> list[Placement]:
         """The coarse placements and, where the best is confident, the best scales' finer phases."""
         config = self.config
         found = [Placement(s, keep, x, y) for _, keep, scored in coarse for s, x, y in scored]
-        extra = [phase for phase in self._phases(config.phases) if phase not in first]
+        extra = self.refinement_phases()
         refined = coarse[: config.refine_scales] if coarse and coarse[0][0] >= config.refine_above else []
         for _, keep, _ in refined:
             if extra:

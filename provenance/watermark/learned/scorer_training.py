@@ -54,7 +54,7 @@ def edited_sample(scheme, rgb: np.ndarray, rng: np.random.Generator, marked: boo
 SIZES = ((512, 512), (1920, 1080), (1080, 1080), (1280, 720), (768, 1024), (640, 480))
 
 
-def build_samples(scheme, photo_paths: list[Path], n: int, seed: int, marked_share: float = 0.75,
+def build_samples(scheme, registration, photo_paths: list[Path], n: int, seed: int, marked_share: float = 0.75,
                   on_progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
     """``n`` search bases (registration's 256 px RGB uint8 view) of photos drawn from ``photo_paths``,
     each at one of :data:`SIZES`, edited by :func:`edited_sample`; with whether each is marked and the
@@ -63,7 +63,6 @@ def build_samples(scheme, photo_paths: list[Path], n: int, seed: int, marked_sha
     from provenance.imageio import ImageLoadError, load_image
 
     rng = np.random.default_rng([seed, 7])
-    registration = scheme.new_registration()
     bases, marked, photo = [], [], []
     while len(bases) < n:
         index = int(rng.integers(len(photo_paths)))
@@ -102,7 +101,6 @@ class ScorerTrainConfig:
     scorer: ScorerConfig = field(default_factory=ScorerConfig)
 
 
-_PHASES = ((2, 0), (0, 2), (2, 2))
 _RESUME_MUST_MATCH = ("weights", "photos", "exclude", "samples", "marked_share", "validation_share", "seed",
                       "batch_size", "scorer")
 
@@ -111,13 +109,20 @@ class ScorerTrainer:
     """Distils the learned mark's dense placement scores into :class:`DistilledScores` (module doc)."""
 
     def __init__(self, out: str | Path, config: ScorerTrainConfig, on_sample_built: Callable[[int], None] | None = None):
-        from . import scheme as scheme_module
+        from .registration import Registration, RegistrationConfig
+        from .scheme import LearnedScheme
+        from .weights import read_metadata
 
         self.out, self.config = Path(out), config
         self.out.mkdir(parents=True, exist_ok=True)
-        self.scheme = scheme_module.LearnedScheme(config.weights, backend="torch")
-        self.registration = self.scheme.new_registration()
+        self.scheme = LearnedScheme(config.weights, backend="torch")  # marks the samples
         self.teacher = teacher_of(config.weights)
+        # canvases exactly as the scheme's registration builds them; the trainer does its own scoring
+        def score(canvases: np.ndarray) -> np.ndarray:
+            with torch.no_grad():
+                return self.teacher(torch.from_numpy(canvases)).numpy()
+
+        self.registration = Registration(read_metadata(config.weights)[0], score, RegistrationConfig(), self.teacher.stride)
         torch.manual_seed(config.seed)
         self.student = build_scorer(self.teacher, config.scorer)
         self.optimizer = torch.optim.AdamW(self.student.parameters(), config.lr, weight_decay=1e-4)
@@ -155,7 +160,7 @@ class ScorerTrainer:
         if path.is_file():
             with np.load(path) as data:
                 return {k: data[k] for k in data.files}
-        samples = build_samples(self.scheme, self.photo_paths, self.config.samples, self.config.seed,
+        samples = build_samples(self.scheme, self.registration, self.photo_paths, self.config.samples, self.config.seed,
                                 self.config.marked_share, on_sample_built)
         def write(target: Path) -> None:
             with open(target, "wb") as handle:
@@ -187,7 +192,8 @@ class ScorerTrainer:
             base = self.samples["bases"][i].astype(np.float32) / 255
             side = max(self.registration.stride, round(self.registration.size * scale))
             small = cv2.resize(base, (side, side), interpolation=cv2.INTER_AREA)
-            phase = _PHASES[int(rng.integers(3))] if rng.random() < self.config.extra_phase_p else (0, 0)
+            phases = self.registration.refinement_phases() if rng.random() < self.config.extra_phase_p else []
+            phase = phases[int(rng.integers(len(phases)))] if phases else self.registration.coarse_phases()[0]
             out.append(self.registration.canvases(small, [phase])[0])
         return np.stack(out)
 
