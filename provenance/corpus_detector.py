@@ -34,6 +34,8 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from provenance.files import file_sha256
+
 SIZE = 224  # crop side; the corpus's smallest fakes are 256px
 QUALITY = (70, 95)  # final JPEG quality range, both classes
 SPLIT_EDGES = (0.6, 0.8)  # train < 0.6 <= validation < 0.8 <= test
@@ -104,7 +106,7 @@ def own_samples(folder: Path, size: int = SIZE) -> list[Sample]:
     for sub in sorted(p for p in Path(folder).iterdir() if p.is_dir()):
         images, _ = scan_source(f"ours-{sub.name}", "synthetic", sub, size)
         for image in images:
-            key = hashlib.sha256(Path(image.path).read_bytes()).hexdigest()
+            key = file_sha256(image.path)
             out.append(Sample(key, 1, image.source, image.source, f"{image.source}:{image.relative}", image))
     return out
 

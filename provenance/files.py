@@ -38,6 +38,13 @@ def write_atomically(path: str | Path, data: bytes | str, mode: int = 0o644) -> 
     return save_atomically(path, lambda temporary: temporary.write_bytes(payload), mode)
 
 
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes (what a weights file is identified by)."""
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def provenance_home() -> Path | None:
     """``$PROVENANCE_HOME``, where keys and the trust store live when set (else ~/.config/provenance)."""
     home = os.environ.get("PROVENANCE_HOME")

@@ -21,7 +21,7 @@ import numpy as np
 
 from .c2pa.signing import C2paSigner, SigningError
 from .errors import first_line
-from .files import write_atomically
+from .files import file_sha256, write_atomically
 from .imageio import encode_image
 from .watermark import payload
 from .watermark.marking import DEFAULT_SCHEME, Mark, embed_mark
@@ -100,7 +100,7 @@ class ImageMaker:
         self.options = options
         self._check_size()
         self.model_name = f"provenance-{Path(directory).name}"
-        weights_hash = hashlib.sha256((Path(directory) / WEIGHTS_FILE).read_bytes()).hexdigest()
+        weights_hash = file_sha256(Path(directory) / WEIGHTS_FILE)
         self.model_version = weights_hash[:12]
         self.watermark_code = WATERMARK_CODES.get(self.generator.family, 255)
         self._signer: C2paSigner | None = None

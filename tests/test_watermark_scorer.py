@@ -13,7 +13,7 @@ from provenance import watermark
 from provenance.watermark.learned.networks import NetConfig, PlacementScores, build
 from provenance.watermark.learned.registration import RegistrationConfig
 from provenance.watermark.learned.scheme import scorer_onnx_path, scorer_path
-from provenance.watermark.learned.scorer import (DistilledScores, ScorerConfig, build_scorer, export_scorer, load_scorer,
+from provenance.watermark.learned.scorer import (DistilledScores, ScorerConfig, export_scorer, load_scorer,
                                                  save_scorer, teacher_of)
 from provenance.watermark.learned.scorer_training import ScorerTrainConfig, ScorerTrainer
 from provenance.watermark.learned.weights import WeightsError, save_weights
@@ -54,7 +54,7 @@ def test_the_student_keeps_the_teachers_contract(config, shape):
     torch.manual_seed(0)
     _, decoder = build(NetConfig())
     teacher = PlacementScores(decoder, dense=True).eval()
-    student = build_scorer(teacher, config).eval()
+    student = DistilledScores(teacher, config).eval()
     canvas = torch.rand(shape)
     with torch.inference_mode():
         assert student(canvas).shape == teacher(canvas).shape
@@ -94,7 +94,7 @@ def test_saved_scorer_loads_without_code_for_its_teacher_only_and_exports_the_sa
     weights, _ = setup
     teacher = teacher_of(weights)
     torch.manual_seed(1)
-    student = build_scorer(teacher, SMALL).eval()
+    student = DistilledScores(teacher, SMALL).eval()
     for p in student.parameters():
         p.data.normal_(0, 0.3)
     path = tmp_path / "s.safetensors"

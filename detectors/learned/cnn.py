@@ -22,7 +22,7 @@ from typing import Callable
 
 import numpy as np
 
-from provenance.files import save_atomically
+from provenance.files import file_sha256, save_atomically
 from provenance.shipped import CLASSIFIER_WEIGHTS_FILES
 
 from .base import CLASSIFIERS, ImageClassifier
@@ -399,7 +399,7 @@ class CNNClassifier(ImageClassifier):
             return
         from provenance.precision import use_int8
 
-        digest = _file_digest(directory / WEIGHTS_FILE)
+        digest = file_sha256(directory / WEIGHTS_FILE)
         for name in ((ONNX_INT8_FILE, ONNX_FILE) if use_int8() else (ONNX_FILE,)):
             if (directory / name).is_file():
                 runtime = OnnxTileModel(directory / name)
@@ -412,14 +412,8 @@ class CNNClassifier(ImageClassifier):
 WEIGHTS_DIGEST_KEY = "provenance.weights_sha256"
 
 
-def _file_digest(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _weights_digest(network) -> str:
-    """sha256 of the safetensors file these weights save to (what :func:`_file_digest` reads back)."""
+    """sha256 of the safetensors file these weights save to (what :func:`provenance.files.file_sha256` reads back)."""
     import hashlib
 
     from safetensors.torch import save

@@ -110,6 +110,11 @@ class Encoder(nn.Module):
         return raw / rms * target_rms
 
 
+def detail(image: torch.Tensor) -> torch.Tensor:
+    """What the decoder reads: the image minus its local (7 px) mean, times 8 (the residual lives in detail)."""
+    return (image - F.avg_pool2d(image, 7, 1, 3, count_include_pad=False)) * 8
+
+
 class Decoder(nn.Module):
     def __init__(self, config: NetConfig):
         super().__init__()
@@ -132,8 +137,7 @@ class Decoder(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """Bit logits (B, bits) for images in [0, 1] at the working size."""
-        x = image - F.avg_pool2d(image, 7, 1, 3, count_include_pad=False)  # the residual lives in detail
-        features = self.features(x * 8)
+        features = self.features(detail(image))
         votes = self.votes(features)
         if self.partner is not None:
             votes = votes * self.partner(features)
@@ -168,10 +172,13 @@ class PlacementScores(nn.Module):
         self.register_buffer("weight", linear.weight.detach().reshape(linear.out_features, -1, cells, cells).clone())
         self.register_buffer("bias", linear.bias.detach().clone())
 
+    def reduced(self, canvas: torch.Tensor) -> torch.Tensor:
+        """(N, 8, H/stride, W/stride): the trunk's reduced feature map, which the read-out reads."""
+        return self.reduce(self.features(detail(canvas)))
+
     def logits(self, canvas: torch.Tensor) -> torch.Tensor:
         """(N, bits, rows, cols): the read-out of every window (``stride`` px apart)."""
-        x = canvas - F.avg_pool2d(canvas, 7, 1, 3, count_include_pad=False)  # as Decoder.forward
-        return F.conv2d(self.reduce(self.features(x * 8)), self.weight, self.bias, dilation=self.dilation)
+        return F.conv2d(self.reduced(canvas), self.weight, self.bias, dilation=self.dilation)
 
     def forward(self, canvas: torch.Tensor) -> torch.Tensor:
         return self.logits(canvas).abs().mean(dim=1)

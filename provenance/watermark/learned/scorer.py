@@ -18,7 +18,6 @@ Training: :mod:`.scorer_training` (``provenance train watermark-scorer``).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,7 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .networks import PlacementScores
+from provenance.files import file_sha256
+
+from .networks import PlacementScores, detail
 
 FORMAT = "provenance-placement-scorer-v1"
 
@@ -41,10 +42,6 @@ class ScorerConfig:
     @classmethod
     def from_dict(cls, values: dict) -> "ScorerConfig":
         return cls(**{**values, "dilations": tuple(values.get("dilations", cls.dilations))})
-
-
-def _digest(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 class DistilledScores(nn.Module):
@@ -65,9 +62,8 @@ class DistilledScores(nn.Module):
         self.stride, self.dilation, self.config = teacher.stride, teacher.dilation, config
 
     def reduced(self, canvas: torch.Tensor) -> torch.Tensor:
-        """The 8-channel map the read-out reads, as the teacher's ``reduce(features(...))``."""
-        x = canvas - F.avg_pool2d(canvas, 7, 1, 3, count_include_pad=False)  # as Decoder.forward
-        return self.reduce(self.features(x * 8))
+        """The 8-channel map the read-out reads, as the teacher's :meth:`~.networks.PlacementScores.reduced`."""
+        return self.reduce(self.features(detail(canvas)))
 
     def read_out(self, reduced: torch.Tensor) -> torch.Tensor:
         return F.conv2d(reduced, self.weight, self.bias, dilation=self.dilation).abs().mean(dim=1)
@@ -79,10 +75,6 @@ class DistilledScores(nn.Module):
 def _block(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
     # ReLU, not the teacher's GELU: onnxruntime fuses it into the convolution
     return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, dilation, dilation=dilation), nn.BatchNorm2d(cout), nn.ReLU())
-
-
-def build_scorer(teacher: PlacementScores, config: ScorerConfig = ScorerConfig()) -> DistilledScores:
-    return DistilledScores(teacher, config)
 
 
 def teacher_of(weights: str | Path) -> PlacementScores:
@@ -98,7 +90,7 @@ def save_scorer(path: str | Path, scorer: DistilledScores, teacher_weights: str 
 
     tensors = {k: v.detach().contiguous() for k, v in scorer.state_dict().items() if k not in ("weight", "bias")}
     metadata = {"format": FORMAT, "config": json.dumps(asdict(scorer.config)),
-                "teacher_sha256": _digest(teacher_weights), "extra": json.dumps(extra or {})}
+                "teacher_sha256": file_sha256(teacher_weights), "extra": json.dumps(extra or {})}
     save_file(tensors, str(path), metadata=metadata)
 
 
@@ -122,9 +114,9 @@ def load_scorer(path: str | Path, teacher_weights: str | Path) -> DistilledScore
         metadata = handle.metadata() or {}
     if metadata.get("format") != FORMAT:
         raise WeightsError(f"{path}: not a placement scorer (format {metadata.get('format')!r})")
-    if metadata.get("teacher_sha256") != _digest(teacher_weights):
+    if metadata.get("teacher_sha256") != file_sha256(teacher_weights):
         raise WeightsError(f"{path}: distilled from other learned weights than {teacher_weights}")
-    scorer = build_scorer(teacher_of(teacher_weights), ScorerConfig.from_dict(json.loads(metadata["config"])))
+    scorer = DistilledScores(teacher_of(teacher_weights), ScorerConfig.from_dict(json.loads(metadata["config"])))
     state = {**load_file(str(path)), "weight": scorer.weight, "bias": scorer.bias}
     scorer.load_state_dict(state)
     return scorer.eval()

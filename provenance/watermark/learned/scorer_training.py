@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from .scheme import scorer_onnx_path, scorer_path
-from .scorer import ScorerConfig, build_scorer, export_scorer, save_scorer, teacher_of
+from .scorer import DistilledScores, ScorerConfig, export_scorer, save_scorer, teacher_of
 
 SCORER_FILE = "scorer.safetensors"
 SAMPLES_FILE = "samples.npz"
@@ -124,7 +124,7 @@ class ScorerTrainer:
 
         self.registration = Registration(read_metadata(config.weights)[0], score, RegistrationConfig(), self.teacher.stride)
         torch.manual_seed(config.seed)
-        self.student = build_scorer(self.teacher, config.scorer)
+        self.student = DistilledScores(self.teacher, config.scorer)
         self.optimizer = torch.optim.AdamW(self.student.parameters(), config.lr, weight_decay=1e-4)
         self.step, self.elapsed = 0, 0.0
         previous = self._load_checkpoint()
@@ -201,7 +201,7 @@ class ScorerTrainer:
         """The teacher's reduced feature map and window scores for ``canvases``."""
         with torch.no_grad():
             x = torch.from_numpy(canvases)
-            reduced = self.teacher.reduce(self.teacher.features((x - F.avg_pool2d(x, 7, 1, 3, count_include_pad=False)) * 8))
+            reduced = self.teacher.reduced(x)
             return reduced, self.student.read_out(reduced)
 
     def _feature_rms(self) -> float:
