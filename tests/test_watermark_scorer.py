@@ -15,7 +15,7 @@ from provenance.watermark.learned.registration import RegistrationConfig
 from provenance.watermark.learned.scheme import scorer_onnx_path, scorer_path
 from provenance.watermark.learned.scorer import (DistilledScores, ScorerConfig, export_scorer, load_scorer,
                                                  save_scorer, teacher_of)
-from provenance.watermark.learned.scorer_training import ScorerTrainConfig, ScorerTrainer
+from provenance.watermark.learned.scorer_training import ScorerTrainConfig, ScorerTrainer, peak_mismatch
 from provenance.watermark.learned.weights import WeightsError, save_weights
 from tests.watermark_helpers import photo_bgr
 
@@ -64,8 +64,7 @@ def test_the_student_keeps_the_teachers_contract(config, shape):
 
 def test_training_learns_resumes_and_refuses_another_run(setup, tmp_path):
     trainer = ScorerTrainer(tmp_path / "run", _config(setup, steps=40, sample_every=40, checkpoint_every=20))
-    used = {p.name for p in trainer.photo_paths}
-    assert used == {"chelsea.png", "astronaut.png"}  # the excluded photo is never read
+    assert set(trainer.photo_names) == {"a/chelsea.png", "a/astronaut.png"}  # the excluded photo is never read
     assert len(trainer.train_index) and len(trainer.validation_index)
     assert not set(trainer.samples["photo"][trainer.train_index]) & set(trainer.samples["photo"][trainer.validation_index])
     losses = [trainer.train_step()["feature_loss"] for trainer.step in range(40)]
@@ -88,6 +87,34 @@ def test_training_learns_resumes_and_refuses_another_run(setup, tmp_path):
     assert info["step"] == 6 and "best_window_agreement" in info["validation"] and info["hardware"]["cpu_capability"]
     with pytest.raises(ValueError, match="seed"):
         ScorerTrainer(tmp_path / "parts", _config(setup, seed=1))
+
+
+def test_a_run_resumes_from_its_samples_without_the_photos(setup, tmp_path):
+    """The samples file names its photos, so a run moves to another machine (a GPU) without them."""
+    import shutil
+
+    weights, photos = setup
+    copied = tmp_path / "photos"
+    shutil.copytree(photos, copied)
+    first = ScorerTrainer(tmp_path / "run", _config(setup, photos=str(copied)))
+    shutil.rmtree(copied)
+    second = ScorerTrainer(tmp_path / "run", _config(setup, photos=str(copied), peak_loss=0.0))
+    assert second.photo_names == first.photo_names
+    second.run()
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["photos"] == ["a/astronaut.png", "a/chelsea.png"]
+    with pytest.raises(ValueError, match="peak_loss"):
+        ScorerTrainer(tmp_path / "run", _config(setup, photos=str(copied), peak_loss=1.0))
+
+
+def test_peak_mismatch_compares_each_canvas_best_window():
+    target = torch.zeros(2, 3, 4)
+    target[0, 1, 2], target[1, 0, 0] = 2.0, 1.5
+    assert peak_mismatch(target.clone(), target).item() == 0
+    elsewhere = target.clone()
+    elsewhere[0, 1, 2], elsewhere[0, 2, 3] = 0.0, 2.0  # the same height, at another window
+    assert peak_mismatch(elsewhere, target).item() == pytest.approx(2.0 ** 2 / 2)
+    flat = target * 0.5  # the right window, too low
+    assert peak_mismatch(flat, target).item() == pytest.approx(2 * (1.0 ** 2 + 0.75 ** 2) / 2)
 
 
 def test_saved_scorer_loads_without_code_for_its_teacher_only_and_exports_the_same_scores(setup, tmp_path):

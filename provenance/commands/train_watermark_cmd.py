@@ -97,11 +97,15 @@ def watermark_command(real, out, steps, seed, batch_size, size, width, warmup_st
 @click.option("--seed", default=0, show_default=True)
 @click.option("--batch-size", default=32, show_default=True)
 @click.option("--width", default=24, show_default=True, help="Channels of the student's trunk (new runs only).")
+@click.option("--peak-loss", default=0.0, show_default=True,
+              help="Weight of matching each canvas's best window score, which picks the crop scale (new runs only).")
 @click.option("--threads", type=int, default=2, show_default=True, help="Torch CPU threads.")
+@click.option("--device", default="cpu", show_default=True, help="Torch device for training, e.g. cuda.")
 @click.option("--install", is_flag=True,
               help="At the end, put the scorer beside --weights (.scorer.safetensors and .scorer.onnx), "
                    "so registration ranks placements with it.")
-def watermark_scorer_command(weights, photos, exclude, out, samples, steps, seed, batch_size, width, threads, install) -> None:
+def watermark_scorer_command(weights, photos, exclude, out, samples, steps, seed, batch_size, width, peak_loss,
+                             threads, device, install) -> None:
     """Distil the learned mark's crop-registration scores into a narrow, faster network."""
     import torch
 
@@ -114,11 +118,11 @@ def watermark_scorer_command(weights, photos, exclude, out, samples, steps, seed
     torch.set_num_threads(threads)
     excluded = tuple(line.strip() for line in exclude.read_text().splitlines() if line.strip()) if exclude else ()
     config = ScorerTrainConfig(weights=str(weights or SHIPPED_WEIGHTS), photos=str(photos), exclude=excluded,
-                               samples=samples, steps=steps, seed=seed, batch_size=batch_size,
+                               samples=samples, steps=steps, seed=seed, batch_size=batch_size, peak_loss=peak_loss,
                                scorer=ScorerConfig(width=width))
     try:
         with progress_bar("editing photos", total=samples) as bar:
-            trainer = ScorerTrainer(out, config, on_sample_built=lambda k: bar.advance(k))
+            trainer = ScorerTrainer(out, config, on_sample_built=lambda k: bar.advance(k), device=device)
     except (ValueError, FileNotFoundError) as exc:
         fail(out, str(exc).splitlines()[0], EXIT_FAILED)
     if trainer.step >= steps:
@@ -126,7 +130,8 @@ def watermark_scorer_command(weights, photos, exclude, out, samples, steps, seed
     else:
         params = sum(p.numel() for p in trainer.student.parameters())
         click.echo(f"placement scorer: {params / 1e3:.0f}k parameters, {len(trainer.train_index)} training samples, "
-                   f"{len(trainer.validation_index)} validation; step {trainer.step} to {steps}; {threads} threads", err=True)
+                   f"{len(trainer.validation_index)} validation; step {trainer.step} to {steps}; {threads} threads, {device}",
+                   err=True)
         with training_progress(steps, trainer.step) as on_log:
             trainer.run(on_log=on_log)
     click.echo(f"{out}: step {trainer.step}; validation {trainer.validation}; scorer in {Path(out) / SCORER_FILE}", err=True)

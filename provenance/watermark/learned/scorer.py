@@ -88,7 +88,7 @@ def teacher_of(weights: str | Path) -> PlacementScores:
 def save_scorer(path: str | Path, scorer: DistilledScores, teacher_weights: str | Path, extra: dict | None = None) -> None:
     from safetensors.torch import save_file
 
-    tensors = {k: v.detach().contiguous() for k, v in scorer.state_dict().items() if k not in ("weight", "bias")}
+    tensors = {k: v.detach().cpu().contiguous() for k, v in scorer.state_dict().items() if k not in ("weight", "bias")}
     metadata = {"format": FORMAT, "config": json.dumps(asdict(scorer.config)),
                 "teacher_sha256": file_sha256(teacher_weights), "extra": json.dumps(extra or {})}
     save_file(tensors, str(path), metadata=metadata)

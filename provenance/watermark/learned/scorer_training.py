@@ -2,7 +2,8 @@
 
 Files in ``out``:
 
-    samples.npz           the search bases (256 px RGB uint8) of the edited photos, built once
+    samples.npz           the search bases (256 px RGB uint8) of the edited photos, built once, with the
+                          names of their photos: a run resumes from it without the photos (another machine)
     checkpoint.pt         full state (tensors only; read back with ``weights_only=True``)
     scorer.safetensors    the student, its config, the teacher's digest and its photos in the metadata
     config.json           configs, step, wall time, hardware, photos, validation agreement
@@ -82,6 +83,16 @@ def build_samples(scheme, registration, photo_paths: list[Path], n: int, seed: i
 
 # -- training --------------------------------------------------------------------------------------
 
+def peak_mismatch(scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """How far each canvas's best window score is from the teacher's, at the student's best window and at
+    the teacher's: registration keeps the crop scale whose best score is highest, so the peaks' heights,
+    not the flat rest of the map, decide which crop it reads."""
+    scores, target = scores.flatten(1), target.flatten(1)
+    best = target.max(dim=1)
+    at_teachers_best = scores.gather(1, best.indices[:, None])[:, 0]
+    return F.mse_loss(scores.max(dim=1).values, best.values) + F.mse_loss(at_teachers_best, best.values)
+
+
 @dataclass(frozen=True)
 class ScorerTrainConfig:
     weights: str  # the learned mark's weights: the teacher, and the read-out the student keeps
@@ -95,6 +106,7 @@ class ScorerTrainConfig:
     batch_size: int = 32
     lr: float = 3e-3
     extra_phase_p: float = 0.45  # share of canvases at a refinement phase (2 px off the coarse grid)
+    peak_loss: float = 0.0  # weight of matching each canvas's best window score (what picks the crop scale)
     log_every: int = 50
     sample_every: int = 1000  # validation agreement
     checkpoint_every: int = 100
@@ -102,18 +114,19 @@ class ScorerTrainConfig:
 
 
 _RESUME_MUST_MATCH = ("weights", "photos", "exclude", "samples", "marked_share", "validation_share", "seed",
-                      "batch_size", "scorer")
+                      "batch_size", "peak_loss", "scorer")
 
 
 class ScorerTrainer:
     """Distils the learned mark's dense placement scores into :class:`DistilledScores` (module doc)."""
 
-    def __init__(self, out: str | Path, config: ScorerTrainConfig, on_sample_built: Callable[[int], None] | None = None):
+    def __init__(self, out: str | Path, config: ScorerTrainConfig, on_sample_built: Callable[[int], None] | None = None,
+                 device: str = "cpu"):
         from .registration import Registration, RegistrationConfig
         from .scheme import LearnedScheme
         from .weights import read_metadata
 
-        self.out, self.config = Path(out), config
+        self.out, self.config, self.device = Path(out), config, torch.device(device)
         self.out.mkdir(parents=True, exist_ok=True)
         self.scheme = LearnedScheme(config.weights, backend="torch")  # marks the samples
         self.teacher = teacher_of(config.weights)
@@ -125,11 +138,13 @@ class ScorerTrainer:
         self.registration = Registration(read_metadata(config.weights)[0], score, RegistrationConfig(), self.teacher.stride)
         torch.manual_seed(config.seed)
         self.student = DistilledScores(self.teacher, config.scorer)
+        self.teacher.to(self.device)
+        self.student.to(self.device)
         self.optimizer = torch.optim.AdamW(self.student.parameters(), config.lr, weight_decay=1e-4)
         self.step, self.elapsed = 0, 0.0
         previous = self._load_checkpoint()
-        self.photo_paths = self._photos()
         self.samples = self._samples(on_sample_built)
+        self.photo_names = [str(name) for name in self.samples["photo_names"]]
         photos = np.unique(self.samples["photo"])
         held = np.random.default_rng([config.seed, 3]).permutation(photos)[: max(1, round(config.validation_share * len(photos)))]
         is_held = np.isin(self.samples["photo"], held)
@@ -160,8 +175,10 @@ class ScorerTrainer:
         if path.is_file():
             with np.load(path) as data:
                 return {k: data[k] for k in data.files}
-        samples = build_samples(self.scheme, self.registration, self.photo_paths, self.config.samples, self.config.seed,
+        photo_paths = self._photos()
+        samples = build_samples(self.scheme, self.registration, photo_paths, self.config.samples, self.config.seed,
                                 self.config.marked_share, on_sample_built)
+        samples["photo_names"] = np.array([str(p.relative_to(self.config.photos)) for p in photo_paths])
         def write(target: Path) -> None:
             with open(target, "wb") as handle:
                 np.savez(handle, **samples)
@@ -173,7 +190,7 @@ class ScorerTrainer:
         path = self.out / CHECKPOINT_FILE
         if not path.is_file():
             return None
-        state = torch.load(path, weights_only=True)
+        state = torch.load(path, weights_only=True, map_location=self.device)
         saved = json.loads(state["config"])
         mine = json.loads(json.dumps(asdict(self.config)))
         changed = [k for k in _RESUME_MUST_MATCH if saved.get(k) != mine.get(k)]
@@ -197,35 +214,46 @@ class ScorerTrainer:
             out.append(self.registration.canvases(small, [phase])[0])
         return np.stack(out)
 
-    def _targets(self, canvases: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """The teacher's reduced feature map and window scores for ``canvases``."""
+    def _targets(self, canvases: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The teacher's reduced feature map and window scores for ``canvases`` (on the trainer's device)."""
         with torch.no_grad():
-            x = torch.from_numpy(canvases)
-            reduced = self.teacher.reduced(x)
+            reduced = self.teacher.reduced(canvases)
             return reduced, self.student.read_out(reduced)
+
+    def _on_device(self, canvases: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(canvases).to(self.device)
 
     def _feature_rms(self) -> float:
         rng = np.random.default_rng([self.config.seed, 5])
         index = rng.choice(self.train_index, min(64, len(self.train_index)), replace=False)
-        reduced, _ = self._targets(self.canvases(index, self.scales[len(self.scales) // 2], rng))
+        reduced, _ = self._targets(self._on_device(self.canvases(index, self.scales[len(self.scales) // 2], rng)))
         return float(reduced.pow(2).mean().sqrt())
 
-    def train_step(self) -> dict[str, float]:
-        rng = np.random.default_rng([self.config.seed, 1, self.step])
-        torch.manual_seed(int(rng.integers(2**31)))
+    def batch(self, step: int) -> tuple[np.ndarray, int]:
+        """Step ``step``'s canvases and torch seed: a function of the step alone (resumable, and buildable
+        ahead in worker processes)."""
+        rng = np.random.default_rng([self.config.seed, 1, step])
+        seed = int(rng.integers(2**31))
         index = rng.choice(self.train_index, min(self.config.batch_size, len(self.train_index)), replace=False)
-        canvases = self.canvases(index, self.scales[int(rng.integers(len(self.scales)))], rng)
+        return self.canvases(index, self.scales[int(rng.integers(len(self.scales)))], rng), seed
+
+    def train_step(self, batch: tuple[np.ndarray, int] | None = None) -> dict[str, float]:
+        canvases, seed = batch if batch is not None else self.batch(self.step)
+        torch.manual_seed(seed)
+        canvases = self._on_device(canvases)
         reduced_target, score_target = self._targets(canvases)
         self.student.train()
-        reduced = self.student.reduced(torch.from_numpy(canvases))
+        reduced = self.student.reduced(canvases)
+        scores = self.student.read_out(reduced)
         feature_loss = F.mse_loss(reduced, reduced_target) / self.feature_scale ** 2
-        score_loss = F.mse_loss(self.student.read_out(reduced), score_target)
+        score_loss = F.mse_loss(scores, score_target)
+        peak_loss = peak_mismatch(scores, score_target)
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate(self.step)
         self.optimizer.zero_grad()
-        (feature_loss + score_loss).backward()
+        (feature_loss + score_loss + self.config.peak_loss * peak_loss).backward()
         self.optimizer.step()
-        return {"feature_loss": feature_loss.item(), "score_loss": score_loss.item()}
+        return {"feature_loss": feature_loss.item(), "score_loss": score_loss.item(), "peak_loss": peak_loss.item()}
 
     def learning_rate(self, step: int) -> float:
         """A tenth of the run warming up, then a cosine to zero at ``steps``: a function of the step alone,
@@ -246,9 +274,9 @@ class ScorerTrainer:
         teacher_all, student_all = [], []
         with torch.inference_mode():
             for scale in self.scales:
-                canvases = self.canvases(index, scale, rng)
+                canvases = self._on_device(self.canvases(index, scale, rng))
                 _, teacher = self._targets(canvases)
-                student = self.student(torch.from_numpy(canvases))
+                teacher, student = teacher.cpu(), self.student(canvases).cpu()
                 teacher_all.append(teacher.flatten().numpy())
                 student_all.append(student.flatten().numpy())
                 cols = teacher.shape[-1]
@@ -282,17 +310,19 @@ class ScorerTrainer:
         save_atomically(self.out / CHECKPOINT_FILE, lambda p: torch.save(checkpoint, p))
         save_atomically(self.out / SCORER_FILE, lambda p: save_scorer(p, self.student, self.config.weights, self._extra()))
         info = {"training": asdict(self.config), "step": self.step, "wall_seconds": round(self.elapsed, 1),
-                "hardware": hardware(), "validation": self.validation,
+                "hardware": hardware(), "device": self._device_name(), "validation": self.validation,
                 "samples": {"total": int(len(self.samples["marked"])), "marked": int(self.samples["marked"].sum()),
                             "train": int(len(self.train_index)), "validation": int(len(self.validation_index))},
                 "photos": self._extra()["photos"]}
         save_atomically(self.out / CONFIG_FILE, lambda p: p.write_text(json.dumps(info, indent=2) + "\n"))
 
+    def _device_name(self) -> str:
+        return torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else str(self.device)
+
     def _extra(self) -> dict:
         """What the scorer's metadata records: its step, validation agreement and every photo its
         samples came from (so a benchmark can show it reads none of them)."""
-        root = Path(self.config.photos)
-        photos = sorted({str(self.photo_paths[i].relative_to(root)) for i in np.unique(self.samples["photo"])})
+        photos = sorted({self.photo_names[i] for i in np.unique(self.samples["photo"])})
         return {"step": self.step, "validation": self.validation, "photos": photos}
 
     def install(self) -> tuple[Path, Path]:
@@ -301,5 +331,6 @@ class ScorerTrainer:
         from provenance.files import save_atomically
 
         target = scorer_path(self.config.weights)
-        save_atomically(target, lambda p: save_scorer(p, self.student, self.config.weights, self._extra()))
-        return target, export_scorer(self.student, scorer_onnx_path(self.config.weights))
+        student = self.student.to("cpu")
+        save_atomically(target, lambda p: save_scorer(p, student, self.config.weights, self._extra()))
+        return target, export_scorer(student, scorer_onnx_path(self.config.weights))
