@@ -1,9 +1,11 @@
 """Crop registration with the distilled placement scorer vs the decoder's own dense trunk (the
 teacher it was distilled from): detections of the learned mark on crops, and decode time, on the
-same images in the same run, contenders interleaved image by image. Three ways to rank placements:
-the teacher alone (the release before the scorer), the shipped cascade (the scorer first, the search
-redone on the teacher's exact scores where the scorer's best reaches ``exact_above``), and the
-scorer alone (``RegistrationConfig(exact_above=None)``).
+same images in the same run, contenders interleaved image by image: the teacher alone (the release
+before the scorer), the cascade (the scorer first, the search redone on the teacher's exact scores
+where the scorer's best reaches ``exact_above``) reading every view as session 13 shipped it, the
+same leaving the registered views unread where the search found nothing confident (shipped since
+session 14, ``read_unconfident=False``), and with ``--scorer-alone`` the scorer alone
+(``exact_above=None``).
 
     python -m benchmarks watermark_scorer --photos CORPUS/real --images 100 --images-1080 60
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -58,6 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--images", type=int, default=100, help="distinct photos at 512 px")
     parser.add_argument("--images-1080", type=int, default=60, help="distinct photos at 1920x1080")
     parser.add_argument("--list", action="store_true", help="print the benchmark's photos (for --exclude) and stop")
+    parser.add_argument("--scorer-alone", action="store_true", help="add the distilled scorer alone (no cascade)")
     args = parser.parse_args(argv if argv is not None else [])
     chosen = {name: distinct_photos(args.photos, n, SIZES[name]) for name, n in (("512", args.images), ("1080p", args.images_1080)) if n}
     if args.list:
@@ -70,9 +74,12 @@ def main(argv: list[str] | None = None) -> None:
     seen = set(scorer_metadata(distilled).get("photos", []))
     print(capability_line(), "| onnxruntime, 1 thread per scheme")
     started = time.perf_counter()
-    contenders = {"teacher alone (before)": LearnedScheme(weights, distilled=False),
-                  "scorer, then teacher (shipped)": LearnedScheme(weights),
-                  "scorer alone": LearnedScheme(weights, registration=RegistrationConfig(exact_above=None))}
+    every_view = RegistrationConfig(read_unconfident=True)
+    contenders = {"teacher alone (session 12)": LearnedScheme(weights, distilled=False, registration=every_view),
+                  "scorer, then teacher (session 13)": LearnedScheme(weights, registration=every_view),
+                  "the same, unconfident searches' views unread (shipped)": LearnedScheme(weights)}
+    if args.scorer_alone:
+        contenders["scorer alone"] = LearnedScheme(weights, registration=replace(every_view, exact_above=None))
     bits = payload.encode_payload(KEY, "learned", LearnedScheme.capacity)
     for size, (images, names) in chosen.items():
         overlap = len(seen & set(names))

@@ -118,6 +118,27 @@ def test_registration_runs_only_when_the_fixed_views_decide_nothing(marked, monk
     assert _decide(scheme, out[:side, -side:]).detected and len(searched) == 2
 
 
+def test_an_unconfident_search_leaves_its_views_unread_and_still_counts_them(marked, monkeypatch):
+    """Where the search finds no placement the decoder is sure of (an unmarked photo), a decision
+    reads the fixed views alone (``read_unconfident=True``: all 8, as before); the correction counts
+    every view either way, and a marked crop, which the search is sure of, is read and found."""
+    from provenance.watermark.learned.registration import RegistrationConfig
+
+    scheme, bgr, out = marked
+    every = watermark.get("learned", search=True, registration=RegistrationConfig(read_unconfident=True))
+    decoded = []
+    original = type(scheme)._run
+    monkeypatch.setattr(type(scheme), "_run", lambda self, views: decoded.append(len(views)) or original(self, views))
+    lazy = _decide(scheme, bgr)
+    assert decoded == [len(scheme.fixed_views)] and not lazy.detected and lazy.tests == scheme.trials
+    decoded.clear()
+    full = _decide(every, bgr)
+    assert decoded == [len(scheme.fixed_views), scheme.registration.candidates] and full.tests == lazy.tests
+    side = round(512 * 0.5 ** 0.5)
+    decoded.clear()
+    assert _decide(scheme, out[:side, -side:]).detected and sum(decoded) > len(scheme.fixed_views)
+
+
 def test_the_chosen_views_reuse_the_logits_the_search_decoded(marked, monkeypatch):
     """On a crop the search decodes its candidates' real views to rank them; the chosen ones are
     not decoded again, and their logits are what a fresh decode of those views gives."""

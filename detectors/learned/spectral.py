@@ -42,9 +42,20 @@ def _grey(tiles: np.ndarray) -> np.ndarray:
 
 
 def _residual(planes: np.ndarray) -> np.ndarray:
-    """x minus the mean of its 4 neighbours (periodic edges), per (n, H, W) plane."""
-    neighbours = (np.roll(planes, 1, -1) + np.roll(planes, -1, -1) + np.roll(planes, 1, -2) + np.roll(planes, -1, -2))
-    return planes - neighbours / 4
+    """x minus the mean of its 4 neighbours (periodic edges), per (..., H, W) plane."""
+    # shifted slices summed in place: np.roll copies the whole array four times (8x slower)
+    out = np.empty_like(planes)
+    out[..., 1:] = planes[..., :-1]
+    out[..., 0] = planes[..., -1]
+    out[..., :-1] += planes[..., 1:]
+    out[..., -1] += planes[..., 0]
+    out[..., 1:, :] += planes[..., :-1, :]
+    out[..., 0, :] += planes[..., -1, :]
+    out[..., :-1, :] += planes[..., 1:, :]
+    out[..., -1, :] += planes[..., 0, :]
+    out *= -0.25
+    out += planes
+    return out
 
 
 def _radial_index(size: int) -> np.ndarray:

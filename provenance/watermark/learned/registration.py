@@ -54,6 +54,9 @@ class RegistrationConfig:
     exact_above: float | None = 1.3  # with a fast (distilled) scorer: where its coarse best reaches this,
     # the search is redone on the exact scores, so a crop that looks marked is placed as without it;
     # None: the fast scores alone (cheaper, fewer crops found: model card)
+    read_unconfident: bool = False  # a decision reads the candidates' views even where the search found
+    # nothing confident (its best under refine_above, so it decoded none of them); False: it reads only
+    # the fixed views there, still correcting for every view (model card: what it costs and saves)
 
     def scales(self) -> np.ndarray:
         """Crop scales searched, largest first (1, the whole frame, is the plain view)."""
