@@ -272,12 +272,12 @@ class LearnedScheme(WatermarkScheme):
         base = np.ascontiguousarray(cv2.resize(search_base, (size, size), interpolation=cv2.INTER_AREA))
         return _Reading(bgr, base, search_base, aspect)
 
-    def _registered_logits(self, reading: "_Reading", unconfident: bool = True) -> np.ndarray:
+    def _registered_logits(self, reading: "_Reading", every_view: bool = True) -> np.ndarray:
         """Logits of the registered views: those the search already decoded are not decoded again;
-        with ``unconfident`` False, none where the search found nothing confident (and decoded none)."""
+        with ``every_view`` False, none where the search found nothing confident (and decoded none)."""
         read: dict[View, np.ndarray] = {}
         views = self.registered_views(reading.bgr, reading.base, reading.search_base, read)
-        if not read and not unconfident:
+        if not read and not every_view:
             return np.empty((0, self.capacity))
         missing = list(dict.fromkeys(v for v in views if v not in read))
         if missing:
@@ -308,7 +308,7 @@ class LearnedScheme(WatermarkScheme):
         reading = self._reading(bgr)
         yield self._run(self._warp(reading.base, self.fixed_views, reading.aspect))
         if self.registration:
-            yield self._registered_logits(reading, unconfident=every_view)
+            yield self._registered_logits(reading, every_view)
 
     def _run(self, views: np.ndarray) -> np.ndarray:
         """Logits (N, bits) of views (N, 3, size, size), on onnxruntime where loaded, else torch."""

@@ -144,7 +144,9 @@ class ScorerTrainer:
         self.step, self.elapsed = 0, 0.0
         previous = self._load_checkpoint()
         self.samples = self._samples(on_sample_built)
-        self.photo_names = [str(name) for name in self.samples["photo_names"]]
+        # runs before session 14 kept no names beside their samples: their photos must still be there
+        self.photo_names = ([str(name) for name in self.samples["photo_names"]] if "photo_names" in self.samples
+                            else [str(p.relative_to(config.photos)) for p in self._photos()])
         photos = np.unique(self.samples["photo"])
         held = np.random.default_rng([config.seed, 3]).permutation(photos)[: max(1, round(config.validation_share * len(photos)))]
         is_held = np.isin(self.samples["photo"], held)
@@ -230,15 +232,14 @@ class ScorerTrainer:
         return float(reduced.pow(2).mean().sqrt())
 
     def batch(self, step: int) -> tuple[np.ndarray, int]:
-        """Step ``step``'s canvases and torch seed: a function of the step alone (resumable, and buildable
-        ahead in worker processes)."""
+        """Step ``step``'s canvases and torch seed: a function of the step alone, so a run resumes exactly."""
         rng = np.random.default_rng([self.config.seed, 1, step])
         seed = int(rng.integers(2**31))
         index = rng.choice(self.train_index, min(self.config.batch_size, len(self.train_index)), replace=False)
         return self.canvases(index, self.scales[int(rng.integers(len(self.scales)))], rng), seed
 
-    def train_step(self, batch: tuple[np.ndarray, int] | None = None) -> dict[str, float]:
-        canvases, seed = batch if batch is not None else self.batch(self.step)
+    def train_step(self) -> dict[str, float]:
+        canvases, seed = self.batch(self.step)
         torch.manual_seed(seed)
         canvases = self._on_device(canvases)
         reduced_target, score_target = self._targets(canvases)
