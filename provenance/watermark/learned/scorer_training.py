@@ -146,7 +146,7 @@ class ScorerTrainer:
         self.samples = self._samples(on_sample_built)
         # runs before session 14 kept no names beside their samples: their photos must still be there
         self.photo_names = ([str(name) for name in self.samples["photo_names"]] if "photo_names" in self.samples
-                            else [str(p.relative_to(config.photos)) for p in self._photos()])
+                            else self._names(self._photos()))
         photos = np.unique(self.samples["photo"])
         held = np.random.default_rng([config.seed, 3]).permutation(photos)[: max(1, round(config.validation_share * len(photos)))]
         is_held = np.isin(self.samples["photo"], held)
@@ -170,6 +170,9 @@ class ScorerTrainer:
             raise ValueError(f"{root}: needs at least two photos (after {len(excluded)} excluded)")
         return paths
 
+    def _names(self, paths: list[Path]) -> list[str]:
+        return [str(p.relative_to(self.config.photos)) for p in paths]
+
     def _samples(self, on_sample_built) -> dict[str, np.ndarray]:
         from provenance.files import save_atomically
 
@@ -180,7 +183,7 @@ class ScorerTrainer:
         photo_paths = self._photos()
         samples = build_samples(self.scheme, self.registration, photo_paths, self.config.samples, self.config.seed,
                                 self.config.marked_share, on_sample_built)
-        samples["photo_names"] = np.array([str(p.relative_to(self.config.photos)) for p in photo_paths])
+        samples["photo_names"] = np.array(self._names(photo_paths))
         def write(target: Path) -> None:
             with open(target, "wb") as handle:
                 np.savez(handle, **samples)
@@ -332,6 +335,8 @@ class ScorerTrainer:
         from provenance.files import save_atomically
 
         target = scorer_path(self.config.weights)
-        student = self.student.to("cpu")
+        import copy
+
+        student = copy.deepcopy(self.student).to("cpu")  # the trainer's own stays on its device
         save_atomically(target, lambda p: save_scorer(p, student, self.config.weights, self._extra()))
         return target, export_scorer(student, scorer_onnx_path(self.config.weights))
