@@ -236,12 +236,14 @@ def throughput_rows(files: list[Path], more_files: list[Path]) -> tuple[list[str
 
 
 def backend_line() -> str:
-    from provenance.shipped import CLASSIFIERS_DIR as SHIPPED_WEIGHTS
     from detectors.learned import load_classifier
     from provenance import precision
+    from provenance.shipped import CLASSIFIERS_DIR as SHIPPED_WEIGHTS
+    from provenance.watermark.learned.scheme import SHIPPED_WEIGHTS as LEARNED, LearnedScheme
 
     cnn = load_classifier(SHIPPED_WEIGHTS / "cnn").backend if (SHIPPED_WEIGHTS / "cnn").is_dir() else "none"
-    return f"{precision.describe()} cnn_backend={cnn}"
+    learned = LearnedScheme(LEARNED).graph_precision if LEARNED.is_file() else "none"
+    return f"{precision.describe()} cnn_backend={cnn} learned_mark_backend={learned}"
 
 
 def main() -> None:

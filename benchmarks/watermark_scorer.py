@@ -1,12 +1,14 @@
 """Crop registration with the distilled placement scorer vs the decoder's own dense trunk (the
-teacher it was distilled from): detections of the learned mark on crops, and decode time, on the
-same images in the same run, contenders interleaved image by image: the teacher alone (the release
-before the scorer), the cascade (the scorer first, the search redone on the teacher's exact scores
-where the scorer's best reaches ``exact_above``) at 1.3 reading every view as session 13 shipped it,
-the shipped one (since session 14: the gate at 1.5, and the registered views left unread where the
-search found nothing confident, ``read_unconfident=False``), and with ``--scorer-alone`` the scorer
-alone (``exact_above=None``). Cells give the median decode time; on unmarked images the mean is what
-a scan pays (the exact redo where the gate opens), so both are printed there.
+teacher it was distilled from), on float32 and int8 graphs: detections of the learned mark on crops,
+and decode time, on the same images in the same run, contenders interleaved image by image: the
+teacher alone, float32 (the release before the scorer); the cascade on float32 graphs as session 14
+shipped it and as CPUs without VNNI still run it (the scorer first, the search redone on the
+teacher's exact scores where the scorer's best reaches ``exact_above`` 1.5, registered views left
+unread where the search found nothing confident); the same cascade on the int8 graphs refining 2
+crop scales; and refining 3 (``int8_refine_scales``), which CPUs with VNNI run by default. With
+``--scorer-alone`` the scorer alone (``exact_above=None``, float32). Cells give the median decode
+time; on unmarked images the mean is what a scan pays (the exact redo where the gate opens), so both
+are printed there.
 
     python -m benchmarks watermark_scorer --photos CORPUS/real --images 100 --images-1080 60
 
@@ -50,10 +52,13 @@ UNMARKED = {"unmarked, crop to 64% area (a detection is a false positive)": CROP
 
 
 def main(argv: list[str] | None = None) -> None:
+    from provenance.onnx_int8 import is_int8, open_session
+    from provenance.precision import use_int8
     from provenance.watermark import payload
     from provenance.watermark.learned.calibrate import decode_learned
     from provenance.watermark.learned.registration import RegistrationConfig
-    from provenance.watermark.learned.scheme import SHIPPED_WEIGHTS, LearnedScheme, scorer_path
+    from provenance.watermark.learned.scheme import (SHIPPED_WEIGHTS, LearnedScheme, onnx_path, placements_onnx_path,
+                                                     scorer_onnx_path, scorer_path)
     from provenance.watermark.learned.scorer import scorer_metadata
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks watermark_scorer")
@@ -76,12 +81,15 @@ def main(argv: list[str] | None = None) -> None:
     print(capability_line(), "| onnxruntime, 1 thread per scheme")
     started = time.perf_counter()
     every_view = RegistrationConfig(read_unconfident=True)
-    session_13 = replace(every_view, exact_above=1.3)
-    contenders = {"teacher alone (session 12)": LearnedScheme(weights, distilled=False, registration=every_view),
-                  "scorer, then teacher at 1.3 (session 13)": LearnedScheme(weights, registration=session_13),
-                  "scorer, then teacher at 1.5, unconfident views unread (shipped)": LearnedScheme(weights)}
+    graphs = {"decoder": onnx_path(weights), "placements": placements_onnx_path(weights), "scorer": scorer_onnx_path(weights)}
+    print("int8 graphs:", ", ".join(f"{name} {'current' if graph.is_file() and is_int8(open_session(graph, True)) else 'missing or stale'}"
+                                    for name, graph in graphs.items()), f"| this CPU runs them by default: {use_int8()}")
+    contenders = {"teacher alone, fp32 (session 12)": LearnedScheme(weights, distilled=False, registration=every_view, int8=False),
+                  "cascade, fp32 (session 14; CPUs without VNNI)": LearnedScheme(weights, int8=False),
+                  "cascade, int8, refine 2 scales": LearnedScheme(weights, int8=True, registration=RegistrationConfig(int8_refine_scales=2)),
+                  "cascade, int8, refine 3 (shipped on VNNI)": LearnedScheme(weights, int8=True)}
     if args.scorer_alone:
-        contenders["scorer alone"] = LearnedScheme(weights, registration=replace(every_view, exact_above=None))
+        contenders["scorer alone, fp32"] = LearnedScheme(weights, registration=replace(every_view, exact_above=None), int8=False)
     bits = payload.encode_payload(KEY, "learned", LearnedScheme.capacity)
     for size, (images, names) in chosen.items():
         overlap = len(seen & set(names))

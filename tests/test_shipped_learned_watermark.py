@@ -83,6 +83,25 @@ def test_registration_reads_a_crop_at_an_arbitrary_position(marked, area, left, 
     assert _decide(grid, out[y:y + side, x:x + side]).matches < 50
 
 
+def test_shipped_int8_graphs_are_current_and_read_a_crop_as_the_float_graphs_do(marked):
+    """Every shipped export has a current int8 form (made from that very float graph); on it the
+    search refines one crop scale more, and a half-area crop is found either way."""
+    from provenance.onnx_int8 import is_int8, open_session
+    from provenance.watermark.learned.scheme import scorer_onnx_path
+
+    for graph in (onnx_path(SHIPPED_WEIGHTS), placements_onnx_path(SHIPPED_WEIGHTS), scorer_onnx_path(SHIPPED_WEIGHTS)):
+        assert is_int8(open_session(graph, int8=True)), graph
+    _, bgr, out = marked
+    side = round(512 * 0.5 ** 0.5)
+    crop = out[40:40 + side, 100:100 + side]
+    for int8 in (False, True):
+        scheme = watermark.get("learned", search=True, int8=int8)
+        assert scheme.graph_precision == f"onnxruntime-{'int8' if int8 else 'fp32'}"
+        result = _decide(scheme, crop)
+        assert result.detected and result.watermark_id in (None, WM_ID), int8  # a half crop may lose the ID's BCH
+        assert not _decide(scheme, bgr[40:40 + side, 100:100 + side]).detected, int8
+
+
 def test_silent_on_unmarked_photos():
     scheme = watermark.get("learned", search=True)
     for name in ("coffee", "chelsea", "astronaut"):
@@ -125,11 +144,13 @@ def test_an_unconfident_search_leaves_its_views_unread_and_still_counts_them(mar
     from provenance.watermark.learned.registration import RegistrationConfig
 
     scheme, bgr, out = marked
-    every = watermark.get("learned", search=True, registration=RegistrationConfig(read_unconfident=True))
+    # nothing is confident at this bar, whichever graphs (float or int8) score the placements
+    unsure = RegistrationConfig(refine_above=float("inf"))
+    every = watermark.get("learned", search=True, registration=RegistrationConfig(refine_above=float("inf"), read_unconfident=True))
     decoded = []
     original = type(scheme)._run
     monkeypatch.setattr(type(scheme), "_run", lambda self, views: decoded.append(len(views)) or original(self, views))
-    lazy = _decide(scheme, bgr)
+    lazy = _decide(watermark.get("learned", search=True, registration=unsure), bgr)
     assert decoded == [len(scheme.fixed_views)] and not lazy.detected and lazy.tests == scheme.trials
     decoded.clear()
     full = _decide(every, bgr)

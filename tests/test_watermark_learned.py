@@ -341,3 +341,40 @@ def test_a_decoder_only_fine_tune_leaves_the_encoder_and_so_every_mark_as_it_was
                for name, value in before_decoder.state_dict().items() if value.is_floating_point())
     with pytest.raises(ValueError, match="decoder_only"):  # a run resumes only as the kind of run it is
         WatermarkTrainer(tmp_path / "run", replace(config, decoder_only=False), TINY)
+
+
+def test_int8_export_is_chosen_where_asked_refines_one_scale_more_and_goes_stale_on_reexport(tiny_weights, tmp_path):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    import shutil
+
+    from provenance.onnx_int8 import int8_path
+    from provenance.watermark.learned.export import export_decoder, export_int8
+    from provenance.watermark.learned.scheme import onnx_path, placements_onnx_path
+
+    weights = tmp_path / "w.safetensors"
+    shutil.copy(tiny_weights, weights)
+    export_decoder(weights)
+    photos = []
+    for name in ("rocket", "coffee", "chelsea"):
+        photos.append(tmp_path / f"{name}.png")
+        Image.fromarray(np.ascontiguousarray(photo_bgr(name)[:, :, ::-1])).save(photos[-1])
+    report = export_int8(weights, photos, samples=4)
+    assert int8_path(onnx_path(weights)).is_file() and int8_path(placements_onnx_path(weights)).is_file()
+    assert set(report) == {"samples", "photos", "w.decoder.int8.onnx", "w.placements.int8.onnx"}  # no distilled scorer here
+    assert all(report[g]["check_inputs"] >= 1 for g in ("w.decoder.int8.onnx", "w.placements.int8.onnx"))
+    quantised = watermark.get("learned", weights=weights, backend="onnx", int8=True)
+    plain = watermark.get("learned", weights=weights, backend="onnx", int8=False)
+    assert (quantised.graph_precision, plain.graph_precision) == ("onnxruntime-int8", "onnxruntime-fp32")
+    assert quantised.new_registration().config.refine_scales == quantised.registration.int8_refine_scales == 3
+    assert plain.new_registration().config.refine_scales == plain.registration.refine_scales == 2
+    bgr = photo_bgr("rocket")
+    a, b = plain._logits(bgr).ravel(), quantised._logits(bgr).ravel()
+    assert np.corrcoef(a, b)[0, 1] > 0.9 and not np.array_equal(a, b)
+    export_decoder(weights)  # the same weights exported again: the same graphs, still current
+    assert watermark.get("learned", weights=weights, backend="onnx", int8=True).graph_precision == "onnxruntime-int8"
+    torch.manual_seed(1)
+    encoder, decoder = build(TINY)
+    save_weights(weights, encoder.eval(), decoder.eval(), TINY, {"target_rms": 0.01})
+    export_decoder(weights)  # retrained weights exported: the int8 forms no longer match and are not run
+    assert watermark.get("learned", weights=weights, backend="onnx", int8=True).graph_precision == "onnxruntime-fp32"

@@ -335,44 +335,22 @@ class CNNClassifier(ImageClassifier):
         percentile of each activation (a few extreme residuals in a diverse set would otherwise
         stretch the ranges and cost every other image its precision). Returns the tile-logit
         differences against the float graph on ``check_tiles``: {"max": ..., "mean": ..., "correlation": ...}."""
-        import onnx
-        from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                              quantize_static)
-        from onnxruntime.quantization.shape_inference import quant_pre_process
+        from provenance.onnx_int8 import quantize_graph
 
         path = Path(path)
-        prepared, temporary = path.with_name(path.name + ".pre"), path.with_name(path.name + ".tmp")
-
+        temporary = path.with_name(path.name + ".tmp")
         batch = 64
         usable = len(calibration_tiles) - len(calibration_tiles) % batch or len(calibration_tiles)
-
-        class Tiles(CalibrationDataReader):  # equal batches: the histogram calibrators stack them
-            def __init__(self):
-                self.batches = iter([{"tiles": calibration_tiles[i:i + batch]} for i in range(0, usable, batch)])
-
-            def get_next(self):
-                return next(self.batches, None)
-
         try:
-            # onnxruntime's symbolic shape inference gives up on the residual's Resize; onnx's own suffices
-            quant_pre_process(str(float_graph), str(prepared), skip_symbolic_shape=True)
-            # the whole backbone (convolutions, ReLUs, residual adds, pooling) so no activation
-            # is requantised between layers; the NPR input residual and the head stay float32
-            quantize_static(str(prepared), str(temporary), Tiles(), quant_format=QuantFormat.QDQ,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
-                            reduce_range=True, op_types_to_quantize=["Conv", "Add", "AveragePool", "Relu"],
-                            **({"calibrate_method": CalibrationMethod.MinMax} if percentile is None else
-                               {"calibrate_method": CalibrationMethod.Percentile,
-                                "extra_options": {"CalibPercentile": percentile}}))
-            source, model = onnx.load(str(float_graph)), onnx.load(str(temporary))
-            del model.metadata_props[:]
-            model.metadata_props.extend(source.metadata_props)  # the weights digest the float graph carries
-            onnx.save(model, str(temporary))
+            # equal batches: the histogram calibrators stack them. The whole backbone (convolutions,
+            # ReLUs, residual adds, pooling) so no activation is requantised between layers; the NPR
+            # input residual and the head stay float32
+            quantize_graph(float_graph, temporary, ({"tiles": calibration_tiles[i:i + batch]} for i in range(0, usable, batch)),
+                           op_types=["Conv", "Add", "AveragePool", "Relu"], percentile=percentile)
             reference = OnnxTileModel(Path(float_graph))(check_tiles).ravel()
             quantised = OnnxTileModel(temporary)(check_tiles).ravel()
             temporary.replace(path)
         finally:
-            prepared.unlink(missing_ok=True)
             temporary.unlink(missing_ok=True)
         difference = np.abs(reference - quantised)
         return {"max": float(difference.max()), "mean": float(difference.mean()),

@@ -435,7 +435,8 @@ def export_detector_command(run: Path, name: str, dest: Path | None, dataset: Pa
     click.echo(f"{folder}: classifier, {'inference format' if inference_only else 'MODEL_CARD.md, eval/, splits.json'}")
 
 
-from .train_watermark_cmd import watermark_command, watermark_scorer_command  # noqa: E402
+from .train_watermark_cmd import watermark_command, watermark_int8_command, watermark_scorer_command  # noqa: E402
 
 train_group.add_command(watermark_command)
 train_group.add_command(watermark_scorer_command)
+train_group.add_command(watermark_int8_command)

@@ -137,4 +137,35 @@ def watermark_scorer_command(weights, photos, exclude, out, samples, steps, seed
     click.echo(f"{out}: step {trainer.step}; validation {trainer.validation}; scorer in {Path(out) / SCORER_FILE}", err=True)
     if install:
         scorer, graph = trainer.install()
-        click.echo(f"installed {scorer} and {graph}", err=True)
+        click.echo(f"installed {scorer} and {graph} (an int8 form of the old scorer is now ignored: "
+                   "`provenance train watermark-int8` writes new ones)", err=True)
+
+
+@click.command("watermark-int8")
+@click.option("--weights", default=None, type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Learned watermark weights whose exported graphs to quantise (default: the shipped ones).")
+@click.option("--photos", required=True, type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Folder of photos (recursively), e.g. the detection corpus's real/ folder.")
+@click.option("--exclude", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="File of paths under --photos never to use, one per line (e.g. a benchmark's photos).")
+@click.option("--samples", default=144, show_default=True, help="Edited photos (marked and not) read to set the ranges.")
+@click.option("--seed", default=0, show_default=True)
+def watermark_int8_command(weights, photos, exclude, samples, seed) -> None:
+    """Write the int8 forms of the learned mark's exported graphs (run where the CPU has VNNI)."""
+    import json
+
+    from provenance.watermark.learned.export import export_int8
+    from provenance.watermark.learned.scheme import SHIPPED_WEIGHTS
+    from provenance.watermark.learned.scorer_training import list_photos
+
+    from .progress import progress_bar
+
+    weights = weights or SHIPPED_WEIGHTS
+    excluded = tuple(line.strip() for line in exclude.read_text().splitlines() if line.strip()) if exclude else ()
+    try:
+        paths = list_photos(photos, excluded)
+        with progress_bar("reading edited photos", total=samples) as bar:
+            report = export_int8(weights, paths, samples=samples, seed=seed, on_progress=bar.advance)
+    except (ValueError, FileNotFoundError) as exc:
+        fail(photos, str(exc).splitlines()[0], EXIT_FAILED)
+    click.echo(json.dumps(report, indent=2))

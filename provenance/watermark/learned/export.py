@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
 
 from .networks import PlacementScores
 from .scheme import onnx_path, placements_onnx_path
@@ -33,3 +36,70 @@ def export_decoder(weights: str | Path, out: str | Path | None = None) -> Path:
         graph.metadata_props.add(key="stride", value=str(scores.stride))
         onnx.save(graph, str(scores_out))
     return out
+
+
+def export_int8(weights: str | Path, photos: Sequence[Path], samples: int = 144, seed: int = 0,
+                on_progress: Callable[[int], None] | None = None) -> dict:
+    """Write the int8 forms (``learned.*.int8.onnx``, :mod:`provenance.onnx_int8`) of the decoder,
+    placement-score and distilled-scorer exports beside ``weights``. Their activation ranges are set
+    on what each float graph is given while the shipped decision reads ``samples`` photos drawn from
+    ``photos`` and edited as registration meets them (:func:`.scorer_training.edited_sample`: three
+    in four marked, most cropped, half re-encoded), so a marked image's large activations lie inside
+    the ranges. Alternate inputs calibrate; the others measure each int8 graph against its float
+    graph. Returns {graph file: {"calibration_inputs", "check_inputs", "max_abs_difference",
+    "correlation"}} plus "samples" and "photos"."""
+    from provenance.imageio import ImageLoadError, load_image
+    from provenance.generators.photos import cover
+    from provenance.onnx_int8 import int8_path, open_session, quantize_graph
+
+    from .calibrate import decode_learned
+    from .scheme import LearnedScheme, scorer_onnx_path
+    from .scorer_training import SIZES, edited_sample
+
+    weights = Path(weights)
+    scheme = LearnedScheme(weights, backend="onnx", int8=False)
+    graphs = {"decoder": onnx_path(weights), "placements": placements_onnx_path(weights), "scorer": scorer_onnx_path(weights)}
+    recorded: dict[str, list[np.ndarray]] = {name: [] for name in graphs}
+    scheme._load()
+    registration = scheme._registration = scheme.new_registration()
+    run, exact, fast = scheme._run, registration.score_canvases, registration.fast
+
+    def recording(name: str, call):
+        def record(inputs: np.ndarray) -> np.ndarray:
+            recorded[name].append(inputs.copy())
+            return call(inputs)
+        return record
+
+    scheme._run = recording("decoder", run)
+    registration.score_canvases = recording("placements", exact)
+    registration.fast = recording("scorer", fast) if fast is not None else None
+    rng = np.random.default_rng([seed, 8])
+    used: set[str] = set()
+    done = 0
+    while done < samples:
+        path = photos[int(rng.integers(len(photos)))]
+        try:
+            rgb = load_image(path).rgb
+        except ImageLoadError:
+            continue
+        rgb = cover(rgb, SIZES[int(rng.integers(len(SIZES)))])
+        decode_learned(edited_sample(scheme, rgb, rng, bool(rng.random() < 0.75)), scheme, ["int8-calibration"])
+        used.add(str(path))
+        done += 1
+        if on_progress:
+            on_progress(1)
+    input_names = {"decoder": "views", "placements": "canvases", "scorer": "canvases"}
+    report: dict = {"samples": samples, "photos": len(used)}
+    for name, graph in graphs.items():
+        inputs = recorded[name]
+        if not graph.is_file() or len(inputs) < 2:
+            continue
+        quantize_graph(graph, int8_path(graph), ({input_names[name]: x} for x in inputs[::2]))
+        check = inputs[1::2]
+        reference, quantised = (open_session(graph, int8) for int8 in (False, True))
+        a = np.concatenate([reference.run(None, {input_names[name]: x})[0].ravel() for x in check])
+        b = np.concatenate([quantised.run(None, {input_names[name]: x})[0].ravel() for x in check])
+        report[int8_path(graph).name] = {"calibration_inputs": len(inputs[::2]), "check_inputs": len(check),
+                                         "max_abs_difference": float(np.abs(a - b).max()),
+                                         "correlation": float(np.corrcoef(a, b)[0, 1])}
+    return report

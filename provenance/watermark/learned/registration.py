@@ -45,6 +45,8 @@ class RegistrationConfig:
     refine_above: float = 1.3  # refine only where the coarse search's best mean |logit| reaches this:
     # on the shipped weights 5% of unmarked crops do, and all but 3% of marked ones (session-4 notes)
     refine_scales: int = 2  # the best scales are refined at the finer phases
+    int8_refine_scales: int = 3  # ... where int8 graphs score placements: their coarser ranking misses
+    # a few half-area crops at 2, which one more scale finds again (model card, "int8 graphs")
     phases: tuple[int, ...] = (0, 2, 4, 6)  # sub-cell offsets (working px, each axis) at the refined scales
     shortlist: int = 6  # placements re-scored on their real views (the trunk's windows are approximate)
     refine: int = 1  # the best of them are nudged, round by round, on real views:

@@ -52,6 +52,20 @@ def edited_sample(scheme, rgb: np.ndarray, rng: np.random.Generator, marked: boo
     return bgr
 
 
+def list_photos(photos: str | Path, exclude: tuple[str, ...] | list[str] = ()) -> list[Path]:
+    """The photos under ``photos`` (recursively, sorted), less those whose path relative to it is in ``exclude``."""
+    from provenance.generators.photos import IMAGE_SUFFIXES
+
+    root = Path(photos)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: not a directory")
+    excluded = set(exclude)
+    paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and str(p.relative_to(root)) not in excluded)
+    if len(paths) < 2:
+        raise ValueError(f"{root}: needs at least two photos (after {len(excluded)} excluded)")
+    return paths
+
+
 SIZES = ((512, 512), (1920, 1080), (1080, 1080), (1280, 720), (768, 1024), (640, 480))
 
 
@@ -158,17 +172,7 @@ class ScorerTrainer:
         self.validation: dict[str, float] = previous.get("validation", {}) if previous else {}
 
     def _photos(self) -> list[Path]:
-        from provenance.generators.photos import IMAGE_SUFFIXES
-
-        root = Path(self.config.photos)
-        if not root.is_dir():
-            raise FileNotFoundError(f"{root}: not a directory")
-        excluded = set(self.config.exclude)
-        paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
-                       and str(p.relative_to(root)) not in excluded)
-        if len(paths) < 2:
-            raise ValueError(f"{root}: needs at least two photos (after {len(excluded)} excluded)")
-        return paths
+        return list_photos(self.config.photos, self.config.exclude)
 
     def _names(self, paths: list[Path]) -> list[str]:
         return [str(p.relative_to(self.config.photos)) for p in paths]
