@@ -34,10 +34,12 @@ LAYERS: dict[str, int] = {
     "provenance.shipped": LEAF,
     "provenance.threads": LEAF,
     "provenance.allocator": LEAF,
+    "provenance.onnx_int8": LEAF,  # int8 forms of exported graphs (CNN classifiers, learned mark)
     "provenance.c2pa": LEAF,
     "provenance.watermark": LEAF,
     "provenance.watermark.learned.training": MODELS,  # trains like our generators (shares their loop helpers)
     "provenance.watermark.learned.scorer_training": MODELS,  # distils registration's scorer (the same loop)
+    "provenance.watermark.learned.export": MODELS,  # exports and quantises the networks (on the scorer's samples)
     "provenance.datasets.perturbations": LEAF,
     "provenance.datasets.layout": LEAF,
     "provenance.datasets.reading": LEAF,
