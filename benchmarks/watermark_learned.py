@@ -188,10 +188,12 @@ class ImwatermarkDecoding:
 
 
 def contenders(weights: str, calibration_images: int, before_calibration: str | None = None,
-               compare: str | None = None, hard: bool = False, imwatermark: bool = False) -> list[Contender]:
+               compare: str | None = None, hard: bool = False, imwatermark: bool = False,
+               int8: bool = False) -> list[Contender]:
     """The learned mark (and, where ``before_calibration`` is given, '' for a fresh one, the same
     weights without crop registration; where ``compare`` names other weights, those too, each with
-    their own null), dwtDctSvd and rivaGan."""
+    their own null; with ``int8``, the learned mark on its float32 and on its int8 graphs side by
+    side), dwtDctSvd and rivaGan."""
     from provenance import watermark
     from provenance.watermark import decision
     from provenance.watermark.null_model import Calibration
@@ -218,7 +220,12 @@ def contenders(weights: str, calibration_images: int, before_calibration: str | 
               f"{entry['keys']} keys), sd {entry['sd']:.2f} (binomial {entry['binomial_sd']:.2f}), "
               f"max {entry['max_matches']}/64, threshold at 1e-6: {entry['threshold_at_1e-6']}/64 "
               f"before the x{learned.trials} view correction")
-        out.insert(0, Contender("learned", learned, lambda bgr, scheme: decode_learned(bgr, scheme, [KEY], cal)[0]))
+        if int8:
+            learned = watermark.get("learned", weights=weights, search=True, int8=False)
+            out.insert(0, Contender("learned, int8 graphs", watermark.get("learned", weights=weights, search=True, int8=True),
+                                    lambda bgr, scheme: decode_learned(bgr, scheme, [KEY], cal)[0]))
+        out.insert(0, Contender("learned, float32 graphs" if int8 else "learned", learned,
+                                lambda bgr, scheme: decode_learned(bgr, scheme, [KEY], cal)[0]))
         if hard:  # the same weights and views, deciding on hard sync-bit matches (the calibrated null)
             out.insert(1, Contender("learned, hard decisions", watermark.get("learned", weights=weights, soft=False),
                                     lambda bgr, scheme: decode_learned(bgr, scheme, [KEY], cal)[0]))
@@ -345,6 +352,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="also decide the learned mark on hard sync-bit matches (the decision before soft votes)")
     parser.add_argument("--imwatermark", action="store_true",
                         help="also read dwtDctSvd with imwatermark's own decoder (slow at 1080p)")
+    parser.add_argument("--int8", action="store_true",
+                        help="the learned mark on its float32 and its int8 graphs side by side (default: as this CPU runs it)")
     parser.add_argument("--waves-strengths", default="0.2,0.4,0.6",
                         help="WAVES relative strengths in [0, 1], comma-separated ('' skips the WAVES table)")
     args = parser.parse_args(argv if argv is not None else [])
@@ -354,7 +363,8 @@ def main(argv: list[str] | None = None) -> None:
     print(machine_line(), "|", cpu_line())
     started = time.perf_counter()
     strengths = [float(v) for v in args.waves_strengths.split(",") if v.strip()]
-    schemes = contenders(args.weights, args.calibration_images, args.before, args.compare, args.hard, args.imwatermark)
+    schemes = contenders(args.weights, args.calibration_images, args.before, args.compare, args.hard, args.imwatermark,
+                         args.int8)
     for size, n in (((512, 512), args.images), ((1920, 1080), args.images_1080)):
         if n <= 0:
             continue

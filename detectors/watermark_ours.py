@@ -66,6 +66,8 @@ class KeyedWatermarkDetector(Detector):
             "schemes_tried": [s.name for s in self.schemes],
             "tests": self.tests,
             "results": [r.to_dict() for r in results],
+            # what read each learned scheme: onnxruntime-int8 where the CPU has VNNI, else float32
+            "backends": {s.name: s.graph_precision for s in self.schemes if hasattr(type(s), "graph_precision")},
         }
         if top.watermark_id is not None:
             details["generator"] = top.watermark_id.generator

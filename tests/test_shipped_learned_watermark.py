@@ -102,6 +102,16 @@ def test_shipped_int8_graphs_are_current_and_read_a_crop_as_the_float_graphs_do(
         assert not _decide(scheme, bgr[40:40 + side, 100:100 + side]).detected, int8
 
 
+def test_check_names_what_read_the_learned_mark(marked):
+    import detectors
+    from provenance.precision import use_int8
+    from tests.watermark_helpers import as_file
+
+    _, _, out = marked
+    evidence = detectors.create("watermark").detect(as_file(out))
+    assert evidence.details["backends"] == {"learned": f"onnxruntime-{'int8' if use_int8() else 'fp32'}"}
+
+
 def test_silent_on_unmarked_photos():
     scheme = watermark.get("learned", search=True)
     for name in ("coffee", "chelsea", "astronaut"):

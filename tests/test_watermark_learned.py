@@ -115,7 +115,9 @@ def test_weights_are_safetensors_and_never_unpickled(tiny_weights, tmp_path, mon
         load_networks(other)
 
 
-def test_onnx_decoder_matches_torch(tiny_weights, tmp_path):
+@pytest.fixture
+def exported(tiny_weights, tmp_path):
+    """A copy of the tiny weights with their ONNX exports beside them."""
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
     import shutil
@@ -125,6 +127,11 @@ def test_onnx_decoder_matches_torch(tiny_weights, tmp_path):
     weights = tmp_path / "w.safetensors"
     shutil.copy(tiny_weights, weights)
     export_decoder(weights)
+    return weights
+
+
+def test_onnx_decoder_matches_torch(exported):
+    weights = exported
     bgr = photo_bgr("rocket")
     # the fixed views (registration picks among near-ties of an untrained net: compared below instead)
     torch_logits = watermark.get("learned", weights=weights, backend="torch", registration=None)._logits(bgr)
@@ -343,18 +350,12 @@ def test_a_decoder_only_fine_tune_leaves_the_encoder_and_so_every_mark_as_it_was
         WatermarkTrainer(tmp_path / "run", replace(config, decoder_only=False), TINY)
 
 
-def test_int8_export_is_chosen_where_asked_refines_one_scale_more_and_goes_stale_on_reexport(tiny_weights, tmp_path):
-    pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnx")
-    import shutil
-
+def test_int8_export_is_chosen_where_asked_refines_one_scale_more_and_goes_stale_on_reexport(exported, tmp_path):
     from provenance.onnx_int8 import int8_path
     from provenance.watermark.learned.export import export_decoder, export_int8
     from provenance.watermark.learned.scheme import onnx_path, placements_onnx_path
 
-    weights = tmp_path / "w.safetensors"
-    shutil.copy(tiny_weights, weights)
-    export_decoder(weights)
+    weights = exported
     photos = []
     for name in ("rocket", "coffee", "chelsea"):
         photos.append(tmp_path / f"{name}.png")
@@ -378,3 +379,25 @@ def test_int8_export_is_chosen_where_asked_refines_one_scale_more_and_goes_stale
     save_weights(weights, encoder.eval(), decoder.eval(), TINY, {"target_rms": 0.01})
     export_decoder(weights)  # retrained weights exported: the int8 forms no longer match and are not run
     assert watermark.get("learned", weights=weights, backend="onnx", int8=True).graph_precision == "onnxruntime-fp32"
+
+
+def test_train_watermark_int8_command_writes_the_forms_and_reports_them(exported, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from provenance.cli import main
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("rocket", "coffee"):
+        Image.fromarray(np.ascontiguousarray(photo_bgr(name)[:, :, ::-1])).save(photos / f"{name}.png")
+    (tmp_path / "exclude.txt").write_text("coffee.png\n")
+    args = ["train", "watermark-int8", "--weights", str(exported), "--photos", str(photos), "--samples", "3"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output[result.output.index("{"):])
+    assert report["samples"] == 3 and report["photos"] <= 2 and "w.decoder.int8.onnx" in report
+    refused = CliRunner().invoke(main, args + ["--exclude", str(tmp_path / "exclude.txt")])  # one photo left
+    assert refused.exit_code != 0 and "needs at least two photos" in refused.output
+    assert "Traceback" not in refused.output

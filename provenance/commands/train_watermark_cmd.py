@@ -83,13 +83,23 @@ def watermark_command(real, out, steps, seed, batch_size, size, width, warmup_st
     click.echo(f"{out}: step {trainer.step}; weights in {weights}", err=True)
 
 
+def photo_options(command):
+    """``--photos`` (a folder read recursively) and ``--exclude`` (a file listing paths under it never to use)."""
+    command = click.option("--exclude", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+                           help="File of paths under --photos never to use, one per line (e.g. a benchmark's photos).")(command)
+    return click.option("--photos", required=True, type=click.Path(file_okay=False, exists=True, path_type=Path),
+                        help="Folder of photos (recursively), e.g. the detection corpus's real/ folder.")(command)
+
+
+def excluded_paths(exclude: Path | None) -> tuple[str, ...]:
+    """The non-empty lines of an ``--exclude`` file."""
+    return tuple(line.strip() for line in exclude.read_text().splitlines() if line.strip()) if exclude else ()
+
+
 @click.command("watermark-scorer")
 @click.option("--weights", default=None, type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="Learned watermark weights to distil (default: the shipped ones).")
-@click.option("--photos", required=True, type=click.Path(file_okay=False, exists=True, path_type=Path),
-              help="Folder of photos (recursively), e.g. the detection corpus's real/ folder.")
-@click.option("--exclude", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
-              help="File of paths under --photos never to use, one per line (e.g. a benchmark's photos).")
+@photo_options
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Run directory: samples.npz, checkpoint.pt, scorer.safetensors, config.json, log.jsonl.")
 @click.option("--samples", default=3000, show_default=True, help="Edited photos (marked and not) to distil on (new runs only).")
@@ -116,7 +126,7 @@ def watermark_scorer_command(weights, photos, exclude, out, samples, steps, seed
     from .progress import progress_bar
 
     torch.set_num_threads(threads)
-    excluded = tuple(line.strip() for line in exclude.read_text().splitlines() if line.strip()) if exclude else ()
+    excluded = excluded_paths(exclude)
     config = ScorerTrainConfig(weights=str(weights or SHIPPED_WEIGHTS), photos=str(photos), exclude=excluded,
                                samples=samples, steps=steps, seed=seed, batch_size=batch_size, peak_loss=peak_loss,
                                scorer=ScorerConfig(width=width))
@@ -144,10 +154,7 @@ def watermark_scorer_command(weights, photos, exclude, out, samples, steps, seed
 @click.command("watermark-int8")
 @click.option("--weights", default=None, type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="Learned watermark weights whose exported graphs to quantise (default: the shipped ones).")
-@click.option("--photos", required=True, type=click.Path(file_okay=False, exists=True, path_type=Path),
-              help="Folder of photos (recursively), e.g. the detection corpus's real/ folder.")
-@click.option("--exclude", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
-              help="File of paths under --photos never to use, one per line (e.g. a benchmark's photos).")
+@photo_options
 @click.option("--samples", default=144, show_default=True, help="Edited photos (marked and not) read to set the ranges.")
 @click.option("--seed", default=0, show_default=True)
 def watermark_int8_command(weights, photos, exclude, samples, seed) -> None:
@@ -161,7 +168,7 @@ def watermark_int8_command(weights, photos, exclude, samples, seed) -> None:
     from .progress import progress_bar
 
     weights = weights or SHIPPED_WEIGHTS
-    excluded = tuple(line.strip() for line in exclude.read_text().splitlines() if line.strip()) if exclude else ()
+    excluded = excluded_paths(exclude)
     try:
         paths = list_photos(photos, excluded)
         with progress_bar("reading edited photos", total=samples) as bar:
