@@ -158,7 +158,10 @@ def watermark_scorer_command(weights, photos, exclude, out, samples, steps, seed
 @click.option("--samples", default=144, show_default=True, help="Edited photos (marked and not) read to set the ranges.")
 @click.option("--seed", default=0, show_default=True)
 def watermark_int8_command(weights, photos, exclude, samples, seed) -> None:
-    """Write the int8 forms of the learned mark's exported graphs (run where the CPU has VNNI)."""
+    """Write the int8 forms of the learned mark's exported graphs (run where the CPU has VNNI).
+
+    About 50 s and 2 GB of memory at the default 144 samples; prints a JSON report of each int8
+    graph's agreement with its float graph."""
     import json
 
     from provenance.watermark.learned.export import export_int8

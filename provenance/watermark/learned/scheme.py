@@ -13,7 +13,7 @@ decide "marked", 64 carry the BCH-protected ID). Weights come from a safetensors
 pickle); the decoder can also run on onnxruntime from an exported ``.onnx`` beside it, so reading
 a mark needs no torch. Where the CPU has VNNI (:func:`provenance.precision.use_int8`) and the
 exports' int8 forms sit beside them (``learned.*.int8.onnx``, written by
-:func:`.export.export_int8`), those run instead: the same search about 1.7x faster (model card).
+:func:`.export.export_int8`), those run instead: the same search about 1.5x faster (model card).
 """
 from __future__ import annotations
 
@@ -274,7 +274,8 @@ class LearnedScheme(WatermarkScheme):
             self._load_torch()
 
     def new_registration(self) -> Registration:
-        """Crop registration for these weights, with their placement scorer (:meth:`_placement_scorer`)."""
+        """Crop registration for these weights, with their placement scorer (:meth:`_placement_scorer`);
+        on an int8 placement graph it refines ``int8_refine_scales`` crop scales."""
         if self._net is None:
             self._load()
         scorer, stride = self._placement_scorer()
