@@ -401,3 +401,11 @@ def test_train_watermark_int8_command_writes_the_forms_and_reports_them(exported
     refused = CliRunner().invoke(main, args + ["--exclude", str(tmp_path / "exclude.txt")])  # one photo left
     assert refused.exit_code != 0 and "needs at least two photos" in refused.output
     assert "Traceback" not in refused.output
+    for name in ("broken.jpg", "empty.png"):  # unreadable files are skipped ...
+        (photos / name).write_bytes(b"not an image" if name == "broken.jpg" else b"")
+    assert CliRunner().invoke(main, args).exit_code == 0
+    for name in ("rocket.png", "coffee.png"):  # ... until none is left: one line, no endless retry
+        (photos / name).unlink()
+    unreadable = CliRunner().invoke(main, args)
+    assert unreadable.exit_code != 0 and "none of the 2 photos could be read" in unreadable.output
+    assert "Traceback" not in unreadable.output

@@ -49,13 +49,12 @@ def export_int8(weights: str | Path, photos: Sequence[Path], samples: int = 144,
     graph. The recorded inputs stay in memory (about 2 GB at the default 144 samples, measured).
     Deterministic for a given seed and photo list. Returns {graph file: {"calibration_inputs",
     "check_inputs", "max_abs_difference", "correlation"}} plus "samples" and "photos"."""
-    from provenance.imageio import ImageLoadError, load_image
     from provenance.generators.photos import cover
     from provenance.onnx_int8 import int8_path, open_session, quantize_graph
 
     from .calibrate import decode_learned
     from .scheme import LearnedScheme, scorer_onnx_path
-    from .scorer_training import SIZES, edited_sample
+    from .scorer_training import SIZES, draw_photo, edited_sample
 
     weights = Path(weights)
     scheme = LearnedScheme(weights, backend="onnx", int8=False)
@@ -74,19 +73,15 @@ def export_int8(weights: str | Path, photos: Sequence[Path], samples: int = 144,
     scheme._run = recording("decoder", run)
     registration.score_canvases = recording("placements", exact)
     registration.fast = recording("scorer", fast) if fast is not None else None
+    photos = list(photos)
     rng = np.random.default_rng([seed, 8])
-    used: set[str] = set()
-    done = 0
-    while done < samples:
-        path = photos[int(rng.integers(len(photos)))]
-        try:
-            rgb = load_image(path).rgb
-        except ImageLoadError:
-            continue
+    used: set[int] = set()
+    unreadable: set[int] = set()
+    for _ in range(samples):
+        index, rgb = draw_photo(photos, rng, unreadable)
         rgb = cover(rgb, SIZES[int(rng.integers(len(SIZES)))])
         decode_learned(edited_sample(scheme, rgb, rng, bool(rng.random() < 0.75)), scheme, ["int8-calibration"])
-        used.add(str(path))
-        done += 1
+        used.add(index)
         if on_progress:
             on_progress(1)
     input_names = {"decoder": "views", "placements": "canvases", "scorer": "canvases"}

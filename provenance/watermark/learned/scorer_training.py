@@ -69,22 +69,34 @@ def list_photos(photos: str | Path, exclude: tuple[str, ...] | list[str] = ()) -
 SIZES = ((512, 512), (1920, 1080), (1080, 1080), (1280, 720), (768, 1024), (640, 480))
 
 
+def draw_photo(photo_paths: list[Path], rng: np.random.Generator, unreadable: set[int]) -> tuple[int, np.ndarray]:
+    """A photo drawn at random from ``photo_paths``: (its index, RGB). Files that cannot be read as
+    images are skipped and remembered in ``unreadable``; ValueError once none of them can be read."""
+    from provenance.imageio import ImageLoadError, load_image
+
+    while len(unreadable) < len(photo_paths):
+        index = int(rng.integers(len(photo_paths)))
+        if index in unreadable:
+            continue
+        try:
+            return index, load_image(photo_paths[index]).rgb
+        except ImageLoadError:
+            unreadable.add(index)
+    raise ValueError(f"none of the {len(photo_paths)} photos could be read as an image")
+
+
 def build_samples(scheme, registration, photo_paths: list[Path], n: int, seed: int, marked_share: float = 0.75,
                   on_progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
     """``n`` search bases (registration's 256 px RGB uint8 view) of photos drawn from ``photo_paths``,
     each at one of :data:`SIZES`, edited by :func:`edited_sample`; with whether each is marked and the
     index of its photo (for a photo-level validation split)."""
     from provenance.generators.photos import cover
-    from provenance.imageio import ImageLoadError, load_image
 
     rng = np.random.default_rng([seed, 7])
     bases, marked, photo = [], [], []
+    unreadable: set[int] = set()
     while len(bases) < n:
-        index = int(rng.integers(len(photo_paths)))
-        try:
-            rgb = load_image(photo_paths[index]).rgb
-        except ImageLoadError:
-            continue
+        index, rgb = draw_photo(photo_paths, rng, unreadable)
         is_marked = bool(rng.random() < marked_share)
         rgb = cover(rgb, SIZES[int(rng.integers(len(SIZES)))])
         bases.append(registration.base(edited_sample(scheme, rgb, rng, is_marked)))
