@@ -5,12 +5,13 @@
 2. warm: per-image latency in a running process (models loaded), per detector, vs Pillow's decode;
    detectors one after another, and side by side on the machine's cores as a one-image ``check`` runs them;
 3. throughput on 512x512 JPEGs: in one process, and as separate ``check`` processes each given a
-   share of the files (what a 2-core machine gains from a second worker); a ``check -j N`` column
-   is added when the CLI has ``-j``.
+   share of the files (what a 2-core machine gains from a second worker); ``check -j 2`` columns
+   are added when the CLI has ``-j``: the scan rate is the median of repeated pairs of runs (3x the
+   files against 1x: start-up cancels out), printed with its range.
 
 Every figure is a median of repeats, taken in interleaved rounds (each contender once per round),
 so that a burst of load on a shared machine falls on the baseline and the check alike; the machine's load and the CPU capability (which precision
-torch work would use, and what runs the CNN) are printed with the tables, since other processes on
+torch work would use, what runs the CNN and the learned mark) are printed with the tables, since other processes on
 a shared machine move these numbers. ``PROVENANCE_BENCH_REPEATS`` and ``PROVENANCE_BENCH_FILES``
 shrink the run.
 """
@@ -223,15 +224,22 @@ def throughput_rows(files: list[Path], more_files: list[Path]) -> tuple[list[str
                f"{two / one:.2f}x"]
         if jobs:
             # the rate of a long scan: the files a run on 3x the files adds, over the time it adds
-            # (process start-up and model loading cancel out)
+            # (process start-up and model loading cancel out); one pair of runs moves by 20% on a
+            # shared host, so the median of REPEATS pairs, with their range
             parallel = cli + extra + ["-j", "2"]
-            short = _run(parallel + [str(f) for f in files])[0]
-            long = _run(parallel + [str(f) for f in more_files])[0]
-            row += [f"{len(files) / short:.1f}", f"{(len(more_files) - len(files)) / max(long - short, 1e-9):.1f}"]
+            shorts, rates = [], []
+            for _ in range(REPEATS):
+                short = _run(parallel + [str(f) for f in files])[0]
+                long = _run(parallel + [str(f) for f in more_files])[0]
+                shorts.append(short)
+                rates.append((len(more_files) - len(files)) / max(long - short, 1e-9))
+            row += [f"{len(files) / statistics.median(shorts):.1f}",
+                    f"{statistics.median(rates):.1f} ({min(rates):.1f}-{max(rates):.1f})"]
         rows.append(row + [load_now()])
     headers = ["detectors", "files", "in one process, warm (img/s)", "CPU ms / image", "1 check process (img/s)",
                "2 check processes, half the files each (img/s)", "2 vs 1 process"]
-    jobs_headers = ["check -j 2 (img/s)", f"check -j 2, {len(more_files)} vs {len(files)} files: scan rate (img/s)"]
+    jobs_headers = ["check -j 2 (img/s)",
+                    f"check -j 2, {len(more_files)} vs {len(files)} files: scan rate, median of {REPEATS} (range) (img/s)"]
     return headers + (jobs_headers if jobs else []) + ["load(1m)"], rows
 
 
