@@ -60,7 +60,6 @@ def export_int8(weights: str | Path, photos: Sequence[Path], samples: int = 144,
     scheme = LearnedScheme(weights, backend="onnx", int8=False)
     graphs = {"decoder": onnx_path(weights), "placements": placements_onnx_path(weights), "scorer": scorer_onnx_path(weights)}
     recorded: dict[str, list[np.ndarray]] = {name: [] for name in graphs}
-    scheme._load()
     registration = scheme._registration = scheme.new_registration()
     run, exact, fast = scheme._run, registration.score_canvases, registration.fast
 
@@ -84,17 +83,17 @@ def export_int8(weights: str | Path, photos: Sequence[Path], samples: int = 144,
         used.add(index)
         if on_progress:
             on_progress(1)
-    input_names = {"decoder": "views", "placements": "canvases", "scorer": "canvases"}
     report: dict = {"samples": samples, "photos": len(used)}
     for name, graph in graphs.items():
         inputs = recorded[name]
         if not graph.is_file() or len(inputs) < 2:
             continue
-        quantize_graph(graph, int8_path(graph), ({input_names[name]: x} for x in inputs[::2]))
-        check = inputs[1::2]
-        reference, quantised = (open_session(graph, int8) for int8 in (False, True))
-        a = np.concatenate([reference.run(None, {input_names[name]: x})[0].ravel() for x in check])
-        b = np.concatenate([quantised.run(None, {input_names[name]: x})[0].ravel() for x in check])
+        reference = open_session(graph, int8=False)
+        feed = reference.get_inputs()[0].name
+        quantize_graph(graph, int8_path(graph), ({feed: x} for x in inputs[::2]))
+        quantised, check = open_session(graph, int8=True), inputs[1::2]
+        a = np.concatenate([reference.run(None, {feed: x})[0].ravel() for x in check])
+        b = np.concatenate([quantised.run(None, {feed: x})[0].ravel() for x in check])
         report[int8_path(graph).name] = {"calibration_inputs": len(inputs[::2]), "check_inputs": len(check),
                                          "max_abs_difference": float(np.abs(a - b).max()),
                                          "correlation": float(np.corrcoef(a, b)[0, 1])}
