@@ -3,7 +3,8 @@
 Interpolation leaves the smooth, correlated pixels that the residual-based classifiers read as a
 generator's trace, and their thresholds were set on photos at native resolution. Each of ``--n``
 photos under ``--photos`` (seeded order, at least ``--crop`` px on the short side) gives one centred
-``--crop`` px crop, enlarged by each of ``--scales`` (bicubic) and saved as JPEG ``--quality``; every
+``--crop`` px crop, enlarged by each of ``--scales`` (bicubic) and saved as JPEG ``--quality`` (or
+PNG, ``--format png``: whether the re-compression or the crop itself moves the classifiers); every
 file is checked with all default detectors (in this process). The table counts labels per scale and,
 per detector, the files it called synthetic (MODERATE evidence) or left uncertain; then the photos
 behind every (likely) synthetic label.
@@ -26,13 +27,13 @@ from benchmarks.timing import capability_line, print_table
 LABELS = ("no_evidence_of_synthesis", "inconclusive", "likely_synthetic", "synthetic")
 
 
-def enlarged(photo: Image.Image, crop: int, scale: float, quality: int) -> bytes:
+def enlarged(photo: Image.Image, crop: int, scale: float, quality: int, fmt: str = "jpeg") -> bytes:
     w, h = photo.size
     left, top = (w - crop) // 2, (h - crop) // 2
     side = round(crop * scale)
     image = photo.crop((left, top, left + crop, top + crop)).resize((side, side), Image.BICUBIC)
     buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=quality)
+    image.save(buffer, "PNG") if fmt == "png" else image.save(buffer, "JPEG", quality=quality)
     return buffer.getvalue()
 
 
@@ -47,6 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scales", default="1,2,3", help="enlargements, comma-separated")
     parser.add_argument("--crop", type=int, default=384, help="side of the centred crop before enlarging (px)")
     parser.add_argument("--quality", type=int, default=90, help="JPEG quality of the enlarged files")
+    parser.add_argument("--format", choices=("jpeg", "png"), default="jpeg", help="how the enlarged files are saved")
     args = parser.parse_args(argv if argv is not None else [])
     scales = [float(v) for v in args.scales.split(",") if v.strip()]
     paths = sorted(p for p in Path(args.photos).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -61,7 +63,8 @@ def main(argv: list[str] | None = None) -> None:
                     photos.append((str(paths[i]), image.convert("RGB")))
         except OSError:
             continue
-    print(capability_line(), f"| {len(photos)} photos of {args.photos!r}, centred {args.crop} px crops, bicubic, JPEG q{args.quality}")
+    saved = "PNG" if args.format == "png" else f"JPEG q{args.quality}"
+    print(capability_line(), f"| {len(photos)} photos of {args.photos!r}, centred {args.crop} px crops, bicubic, {saved}")
     checker = Checker()
     started = time.perf_counter()
     rows, flagged = [], []
@@ -70,7 +73,8 @@ def main(argv: list[str] | None = None) -> None:
         said: Counter[str] = Counter()
         unsure: Counter[str] = Counter()
         for name, photo in photos:
-            verdict = checker.check_one(NamedBytes(f"{Path(name).stem}_x{scale:g}.jpg", enlarged(photo, args.crop, scale, args.quality)))
+            data = enlarged(photo, args.crop, scale, args.quality, args.format)
+            verdict = checker.check_one(NamedBytes(f"{Path(name).stem}_x{scale:g}.{args.format}", data))
             labels[verdict.label.value] += 1
             if verdict.label.value in ("likely_synthetic", "synthetic"):
                 flagged.append(f"x{scale:g} {verdict.label.value}: {Path(name).relative_to(args.photos)}")
