@@ -7,7 +7,10 @@ own records say which tests fire at FPR 1e-6 after its correction:
 * ``hard, 5 tests`` -- the baseline: imwatermark's bits on the reference paths, corrected for
   those 5 tests only (the detector before soft decisions);
 * ``hard`` / ``soft`` / ``either`` -- the detector now: the same hard tests plus a soft t on every
-  word and colour path, all corrected for every test.
+  word and colour path, all corrected for every test;
+* with ``--soft-before CALIBRATION`` (the calibration file shipped before column classes), also
+  ``soft, plain t (before)``: the soft t across all bit positions at once, read against that file's
+  nulls with the same correction -- the statistic a texture varying by column could fool.
 
 Rows are grouped by folder (marked roots) or by the first folder under each root (unmarked ones). Optionally (``--resave``) every marked
 file is also re-saved as JPEG (4:4:4 and 4:2:0 chroma) and read again. Prints the per-image time
@@ -81,16 +84,20 @@ def main(argv: list[str] | None = None) -> int:
     from provenance.imageio import ImageLoadError, load_image
     from provenance.precision import describe
     from provenance.watermark import fast, soft_marks, thirdparty
+    from provenance.watermark import null_model as wm_null
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--marked", action="append", default=[], help="Root of SD-script outputs (repeatable).")
     parser.add_argument("--unmarked", action="append", default=[], help="Root of images without an SD mark (repeatable).")
     parser.add_argument("--limit", type=int, default=None, help="At most this many files per root (seeded sample).")
+    parser.add_argument("--soft-before", type=Path, default=None, metavar="CALIBRATION",
+                        help="Also the soft decision before column classes, with this (earlier) calibration file.")
     parser.add_argument("--resave", type=int, default=0, metavar="Q",
                         help="Also re-save every marked file as JPEG quality Q (4:4:4 and 4:2:0) and read it again.")
     args = parser.parse_args(argv)
 
     detector = detectors.create("sd-watermark")
+    before = wm_null.Calibration(args.soft_before) if args.soft_before else None
     print(f"{machine_line()} {describe()}; sd-watermark: {len(thirdparty.tests())} hard + "
           f"{len(soft_marks.soft_tests())} soft tests, FPR {LEVEL:g} after correcting for all of them")
     rows: dict[tuple[str, str], list[dict]] = defaultdict(list)
@@ -119,17 +126,24 @@ def main(argv: list[str] | None = None) -> int:
                         start = time.perf_counter()
                         thirdparty.match_counts(thirdparty.path_votes(fast.Transforms(bgr)))
                         hard_ms.append((time.perf_counter() - start) * 1000)
-                    rows[(kind, f"{_group(root, path, kind)} ({label})")].append(outcome(evidence))
+                    result = outcome(evidence)
+                    if before is not None:
+                        plain = soft_marks.soft_statistics(fast.of_image(variant), soft_marks.unstratified_t)
+                        result["before"] = any(before.null(name).p_value(t) * soft_marks.test_count() <= LEVEL
+                                               for name, t in plain.items())
+                    rows[(kind, f"{_group(root, path, kind)} ({label})")].append(result)
 
     table = []
     for (kind, group), outcomes in rows.items():
         n = len(outcomes)
         count = lambda key: sum(o[key] for o in outcomes)  # noqa: E731
         t = np.array([o["best_t"] for o in outcomes])
-        table.append([kind, group, n, count("baseline"), count("hard"), count("soft"), count("either"),
+        table.append([kind, group, n, count("baseline"), count("hard"),
+                      *([count("before")] if before is not None else []), count("soft"), count("either"),
                       f"{np.nanmedian(t):.1f}", f"{np.nanmin(t):.1f} / {np.nanmax(t):.1f}",
                       f"{min(o['min_corrected_p'] for o in outcomes):.2g}"])
-    print_table(["set", "group", "files", "hard, 5 tests (before)", "hard", "soft", "either (detector)",
+    print_table(["set", "group", "files", "hard, 5 tests (before)", "hard",
+                 *(["soft, plain t (before)"] if before is not None else []), "soft", "either (detector)",
                  "median best t", "min / max best t", "min corrected p"], table)
     if all_ms:
         print(f"\nper image: hard tests alone (baseline, own transforms) median {np.median(hard_ms):.1f} ms; "

@@ -9,7 +9,12 @@ file is checked with all default detectors (in this process). The table counts l
 per detector, the files it called synthetic (MODERATE evidence) or left uncertain; then the photos
 behind every (likely) synthetic label.
 
-    python -m benchmarks upscaled_reals --photos CORPUS/real --n 60 --scales 1,2,3
+    python -m benchmarks upscaled_reals --photos CORPUS/real --n 60 --scales 1,2,3 [--held-out-of CORPUS]
+
+Baseline, same run and same evidence: the verdict had the toy classifiers (``cnn``, ``spectral``)
+kept the thresholds that their last ``train detector tighten`` replaced (``threshold_replaced`` in
+their ``classifier.json``; session 16 raised them on crops of real photos). ``--held-out-of CORPUS``
+leaves out the photos of the corpus's validation split, on which those thresholds were set.
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from benchmarks.real_crops import FLAGGED, held_out_photos, relabelled, replaced_thresholds
 from benchmarks.timing import capability_line, print_table
 
 LABELS = ("no_evidence_of_synthesis", "inconclusive", "likely_synthetic", "synthetic")
@@ -49,9 +55,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--crop", type=int, default=384, help="side of the centred crop before enlarging (px)")
     parser.add_argument("--quality", type=int, default=90, help="JPEG quality of the enlarged files")
     parser.add_argument("--format", choices=("jpeg", "png"), default="jpeg", help="how the enlarged files are saved")
+    parser.add_argument("--held-out-of", type=Path, default=None, metavar="CORPUS",
+                        help="leave out the photos of this corpus's validation split (the toy thresholds were set on them)")
     args = parser.parse_args(argv if argv is not None else [])
     scales = [float(v) for v in args.scales.split(",") if v.strip()]
     paths = sorted(p for p in Path(args.photos).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if args.held_out_of:
+        kept = {p.resolve() for p in held_out_photos(args.held_out_of)}
+        paths = [p for p in paths if p.resolve() in kept]
+    before = replaced_thresholds()
     order = np.random.default_rng(1).permutation(len(paths))
     photos: list[tuple[str, Image.Image]] = []
     for i in order:
@@ -64,26 +76,33 @@ def main(argv: list[str] | None = None) -> None:
         except OSError:
             continue
     saved = "PNG" if args.format == "png" else f"JPEG q{args.quality}"
-    print(capability_line(), f"| {len(photos)} photos of {args.photos!r}, centred {args.crop} px crops, bicubic, {saved}")
+    print(capability_line(), f"| {len(photos)} photos of {args.photos!r}"
+          + (" outside the corpus's validation split" if args.held_out_of else "")
+          + f", centred {args.crop} px crops, bicubic, {saved}")
+    print("baseline (same evidence): the toy classifiers at their thresholds before the last tightening: "
+          + (", ".join(f"{k} {v:.4f}" for k, v in before.items()) or "none recorded"))
     checker = Checker()
     started = time.perf_counter()
     rows, flagged = [], []
     for scale in scales:
         labels: Counter[str] = Counter()
+        flagged_before = 0
         said: Counter[str] = Counter()
         unsure: Counter[str] = Counter()
         for name, photo in photos:
             data = enlarged(photo, args.crop, scale, args.quality, args.format)
             verdict = checker.check_one(NamedBytes(f"{Path(name).stem}_x{scale:g}.{args.format}", data))
             labels[verdict.label.value] += 1
+            flagged_before += relabelled(verdict.evidence, before) in FLAGGED
             if verdict.label.value in ("likely_synthetic", "synthetic"):
                 flagged.append(f"x{scale:g} {verdict.label.value}: {Path(name).relative_to(args.photos)}")
             for evidence in verdict.evidence:
                 said[evidence.detector] += evidence.signal == Signal.SYNTHETIC
                 unsure[evidence.detector] += evidence.signal == Signal.UNCERTAIN
-        rows.append([f"x{scale:g}", len(photos)] + [labels[label] for label in LABELS]
+        rows.append([f"x{scale:g}", len(photos), flagged_before] + [labels[label] for label in LABELS]
                     + [", ".join(f"{d} {n}" for d, n in sorted(said.items()) if n) or "none",
                        ", ".join(f"{d} {n}" for d, n in sorted(unsure.items()) if n) or "none"])
-    print_table(["enlarged", "photos"] + list(LABELS) + ["detector said synthetic", "detector uncertain"], rows)
+    print_table(["enlarged", "photos", "(likely) synthetic, thresholds before"] + list(LABELS)
+                + ["detector said synthetic", "detector uncertain"], rows)
     print("\n" + "\n".join(flagged) if flagged else "\nno photo called (likely) synthetic")
     print(f"\ntotal {time.perf_counter() - started:.0f} s")

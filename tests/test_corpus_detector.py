@@ -217,3 +217,23 @@ def test_family_folds_hold_each_family_out_once_and_balance_the_fakes():
     assert max(loads) - min(loads) <= max(counts.values())  # no fold gets everything
     assert deal_folds(counts, 3) == folds  # deterministic
     assert deal_folds({"a": 1}, 2) == [["a"], []]
+
+
+def test_tighten_with_crops_also_holds_the_photos_crops_under_the_threshold(tiny_fit, tmp_path, monkeypatch):
+    from provenance.datasets.perturbations import posted_crop
+
+    result, _ = tiny_fit
+    folder = result.model.save(tmp_path / "toy")
+    reals = [s for s in result.samples if not s.label]
+    monkeypatch.setattr(corpus_detector, "corpus_samples", lambda corpus: reals)
+    monkeypatch.setattr(corpus_detector, "group_split", lambda group: "validation")
+    meta = json.loads((folder / "classifier.json").read_text())
+    meta["operating_point"]["threshold"] = 0.0
+    (folder / "classifier.json").write_text(json.dumps(meta))
+    side = result.model.tile
+    record = corpus_detector.tighten_threshold(folder, tmp_path, crops=[side])
+    assert record["crop_sides"] == [side] and sum(record["views"].values()) == 2 * sum(record["photos"].values())
+    model = load_classifier(folder)
+    for index, s in enumerate(reals):  # the same crops, drawn again with the same seed, stay under it
+        crop = posted_crop(corpus_detector.full_image(s.image.path), side, np.random.default_rng([0, index]))
+        assert model.predict_proba([crop])[0, 1] < model.operating_point.threshold

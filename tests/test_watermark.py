@@ -195,6 +195,12 @@ def test_calibration_negatives_add_trials_to_the_fixed_word_tests_only(tmp_path)
     (tmp_path / "broken.jpg").write_bytes(b"not an image")
     Image.fromarray(np.zeros((100, 100, 3), np.uint8)).save(tmp_path / "small.png")  # under 256x256: skipped
     result = calibration.run_calibration(n_images=10, n_keys=3, rivagan_images=0, workers=1, negatives=[tmp_path])
-    assert result["settings"]["negatives"] == [{"folder": str(tmp_path), "images": 3}]
+    assert result["settings"]["negatives"] == [{"source": str(tmp_path), "images": 3}]
     assert result["tests"]["sd1/uint8"]["trials"] == 13 and result["tests"]["sd2/uint8/t"]["images"] == 13
     assert result["tests"]["dwtDct/uint8"]["images"] == 10
+    # a crop per side where the photo is large enough (astronaut 512x512, coffee 400x600, rocket 427x640)
+    cropped = calibration.run_calibration(n_images=10, n_keys=3, rivagan_images=0, workers=1, negatives=[tmp_path],
+                                          negative_crops=[384, 448])
+    assert cropped["settings"]["negatives"] == [{"source": str(tmp_path), "images": 3, "crops": 4,
+                                                 "crop_sides": [384, 448]}]
+    assert cropped["tests"]["sd1/uint8"]["trials"] == 17

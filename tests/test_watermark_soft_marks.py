@@ -98,6 +98,31 @@ def test_word_t_follows_the_word_and_ignores_a_shuffled_one():
     assert soft_marks.word_t(noise + 0.5 * signs, shuffled) < soft_marks.word_t(noise + 0.5 * signs, SD1.bits) / 2
 
 
+def test_a_texture_that_varies_by_column_does_not_read_as_the_word():
+    # 48 blocks wide (a 384 px crop): SD 1.x's position i sees only columns c = i (mod 8). Columns
+    # that differ by class as the word's 1-bits do shift the plain t, never the within-class one.
+    rng = np.random.default_rng(5)
+    word = SD1.bits
+    share = np.bincount(np.arange(word.size) % 8, weights=word.astype(float)) / np.bincount(np.arange(word.size) % 8)
+    columns = np.tile(share - share.mean(), 6) * 3
+    texture = np.broadcast_to(columns, (48, 48))
+    for seed in range(5):
+        grid = texture + rng.normal(size=(48, 48))
+        assert soft_marks.unstratified_t(grid, word) > 6  # past every shipped 1e-6 threshold
+        assert abs(soft_marks.word_t(grid, word)) < 4
+    signs = np.where(word, 1.0, -1.0)[np.arange(48 * 48) % word.size].reshape(48, 48)
+    assert soft_marks.word_t(texture + rng.normal(size=(48, 48)) + 0.5 * signs, word) > 10  # a mark still reads
+
+
+@pytest.mark.parametrize("word,cols,defined", [(SD1, 48, True), (SD1, 64, True), (SD1, 17 * 4, False),
+                                                (SD2, 48, True), (SD2, 64, False), (SDXL, 128, True), (SDXL, 48, False)])
+def test_soft_t_is_undefined_where_the_word_repeats_with_the_columns(word, cols, defined):
+    rng = np.random.default_rng(0)
+    signs = np.where(word.bits, 1.0, -1.0)[np.arange(40 * cols) % word.length].reshape(40, cols)
+    t = soft_marks.word_t(rng.normal(size=(40, cols)) + signs, word.bits)
+    assert (t > 8) if defined else (t == 0.0)
+
+
 def test_shipped_soft_nulls_meet_the_target():
     from scipy import stats
 
@@ -107,12 +132,12 @@ def test_shipped_soft_nulls_meet_the_target():
     for name in tests:
         entry = calibration.data["tests"][name]
         null = calibration.null(name)
-        assert entry["kind"] == "soft" and entry["images"] >= 2000 and entry["dof"] == entry["bits"] - 2
+        assert entry["kind"] == "soft" and entry["images"] >= 2000 and entry["dof"] == soft_marks.soft_dof(entry["bits"])
         assert entry["trials_at_or_above_threshold"] == 0 and entry["max_t"] < entry["threshold_at_1e-6"]
         assert entry["tail_ratio_max"] is None or entry["tail_ratio_max"] <= 1.0  # the model dominates the measured tail
         threshold = entry["threshold_at_1e-6"]
         assert null.p_value(threshold) <= 1e-6 < null.p_value(threshold - entry["grid_step"])
-        for t in (0.5, 2.0, 4.0, threshold):  # never lighter than Student t with bits - 2 dof
+        for t in (0.5, 2.0, 4.0, threshold):  # never lighter than Student t with the reference dof
             assert null.p_value(t) >= stats.t.sf(t, entry["dof"]) * (1 - 1e-9)
 
 
@@ -126,6 +151,6 @@ def test_soft_null_reads_down_to_the_grid_and_clamps():
 def test_summarise_soft_widens_a_heavy_tail_and_keeps_the_reference():
     rng = np.random.default_rng(1)
     values = np.concatenate([rng.normal(size=1980), rng.normal(0, 4, 20)])  # a heavy 1% tail
-    entry = null_statistics.summarise_soft(values, 32, values.size)
+    entry = null_statistics.summarise_soft(values, 32, values.size, 30)
     assert entry["scale"] > entry["scale_fit"] and entry["tail_ratio_max"] <= 1.0
-    assert entry["threshold_at_1e-6"] > null_statistics.summarise_soft(rng.normal(size=2000), 32, 2000)["threshold_at_1e-6"]
+    assert entry["threshold_at_1e-6"] > null_statistics.summarise_soft(rng.normal(size=2000), 32, 2000, 30)["threshold_at_1e-6"]

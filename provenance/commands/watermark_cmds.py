@@ -13,7 +13,7 @@ from provenance.watermark import decision, payload, soft_marks
 from provenance.watermark.marking import DEFAULT_SCHEME, Mark, MarkingError, embed_mark, psnr
 from provenance.watermark.size import size_problem
 
-from .common import emit_json, fail, json_option
+from .common import EXIT_USAGE, emit_json, fail, json_option
 
 DEFAULT_DECODE_SCHEMES = decision.DEFAULT_SCHEMES
 
@@ -125,10 +125,18 @@ def decode_cmd(src, schemes, keys, as_json):
 @click.option("--out", "out", type=click.Path(dir_okay=False), default=str(wm_calibration.CALIBRATION_FILE),
               show_default=True, help="Where to write the calibration JSON.")
 @click.option("--negatives", "negatives", multiple=True, type=click.Path(exists=True, file_okay=False),
-              help="A folder of further unmarked photos for the Stable Diffusion tests (repeatable; the shipped "
-                   "file used the public corpus's ImageNet photos).")
+              help="A folder of further unmarked photos for the Stable Diffusion tests (repeatable).")
+@click.option("--corpus", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="The public corpus (`provenance dataset corpus rebuild --out`): its real photos of "
+                   "--corpus-splits are further unmarked photos for the Stable Diffusion tests.")
+@click.option("--corpus-splits", default="train,validation", show_default=True,
+              help="Which splits of the corpus's real photos (the others stay held out).")
+@click.option("--negative-crops", default="", metavar="SIDES",
+              help="Also a random crop of each further photo per side, px, comma-separated (e.g. 384,256), "
+                   "re-saved as JPEG: block grids of every width, as crops posted online have them.")
 @json_option
-def calibrate_cmd(n_images, n_keys, rivagan_images, seed, workers, out, negatives, as_json):
+def calibrate_cmd(n_images, n_keys, rivagan_images, seed, workers, out, negatives, corpus, corpus_splits,
+                  negative_crops, as_json):
     """Measure the decoders' null on unmarked photos and write the calibration file."""
     def progress(done, total):
         if not as_json:
@@ -136,7 +144,18 @@ def calibrate_cmd(n_images, n_keys, rivagan_images, seed, workers, out, negative
 
     from provenance.watermark.calibration import run_calibration
 
-    result = run_calibration(n_images, n_keys, seed, rivagan_images, workers, progress, negatives)
+    try:
+        crops = [int(v) for v in negative_crops.split(",") if v.strip()]
+    except ValueError:
+        fail("--negative-crops", f"not a list of sides in px: {negative_crops!r}", EXIT_USAGE)
+    files = {}
+    if corpus is not None:
+        from provenance.corpus_detector import corpus_samples
+
+        splits = {v.strip() for v in corpus_splits.split(",") if v.strip()}
+        files[f"{corpus} real photos, {', '.join(sorted(splits))} splits"] = sorted(
+            Path(s.image.path) for s in corpus_samples(corpus) if not s.label and s.split in splits)
+    result = run_calibration(n_images, n_keys, seed, rivagan_images, workers, progress, negatives, files, crops)
     try:
         Path(out).write_text(json.dumps(result, indent=1) + "\n")
     except OSError as exc:
@@ -152,7 +171,7 @@ def _calibration_table(result: dict) -> str:
     """One row per test. 'detector' is the threshold after the default detectors' Bonferroni
     factor (ours: 2 schemes x 1 key; SD: every hard and soft test); overdispersion at 1e-6 is the
     fit's floor, i.e. none found (the nulls are narrower than binomial: compare sd with bin.sd).
-    Soft rows give t values: the reference sd is Student t's with bits - 2 dof."""
+    Soft rows give t values: the reference sd is Student t's with the soft test's dof."""
     factors = {"keyed": len(DEFAULT_DECODE_SCHEMES), "fixed": soft_marks.test_count(), "soft": soft_marks.test_count()}
     lines = [f"{'test':19s} {'kind':5s} {'images':>6s} {'trials':>8s} {'mean':>6s} {'sd':>5s} {'bin.sd':>6s} "
              f"{'overdisp':>8s} {'max':>6s} {'thr@1e-6':>8s} {'detector':>8s} {'emp.FPR':>13s}"]

@@ -48,6 +48,20 @@ def jpeg_round_trip(rgb: np.ndarray, quality: int) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
 
 
+POSTED_CROP_QUALITY = 90
+
+
+def posted_crop(rgb: np.ndarray, side: int, rng: np.random.Generator,
+                quality: int = POSTED_CROP_QUALITY) -> np.ndarray | None:
+    """A ``side`` px square at a random position, re-saved as JPEG: a crop of a photo as it is posted
+    online. None when the image is smaller."""
+    h, w = rgb.shape[:2]
+    if min(h, w) < side:
+        return None
+    top, left = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+    return jpeg_round_trip(np.ascontiguousarray(rgb[top:top + side, left:left + side]), quality)
+
+
 @PERTURBATIONS.register("resize")
 @dataclass(frozen=True)
 class Resize(Perturbation):

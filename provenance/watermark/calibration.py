@@ -25,12 +25,12 @@ import math
 import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import cv2
 import numpy as np
 
-from provenance.datasets.perturbations import Brightness, Crop, Resize, jpeg_round_trip
+from provenance.datasets.perturbations import Brightness, Crop, Resize, jpeg_round_trip, posted_crop
 from provenance.generators.photos import IMAGE_SUFFIXES, sample_photo
 from provenance.imageio import ImageLoadError, load_image
 
@@ -116,27 +116,36 @@ def _fixed_word_scores(transforms: fast.Transforms) -> dict[str, float]:
     return scores
 
 
-def _decode_negatives(folders: Sequence[str | Path]) -> tuple[dict[str, list], list[dict]]:
-    """Fixed-word scores of every readable image of at least 256x256 under each folder, and per
-    folder how many were used."""
+def _decode_negatives(sources: Mapping[str, Sequence[Path]], crops: Sequence[int] = (),
+                      seed: int = 0) -> tuple[dict[str, list], list[dict]]:
+    """Fixed-word scores of every readable image of at least 256x256 in each source (a name and its
+    files), and of a random ``crops`` px crop of each (one per size, where the image is large enough:
+    block grids of every width, as crops posted online have them); per source how many were used."""
     out: dict[str, list] = {}
     used = []
-    for folder in map(Path, folders):
-        if not folder.is_dir():
-            raise FileNotFoundError(f"{folder}: not a directory")
-        count = 0
-        for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
+    for name, paths in sources.items():
+        count, cropped = 0, 0
+        for index, path in enumerate(paths):
             try:
                 image = load_image(path)
             except ImageLoadError:
                 continue
-            if size_problem(image.width, image.height):
-                continue
-            for name, score in _fixed_word_scores(fast.Transforms(image.bgr)).items():
-                out.setdefault(name, []).append(score)
-            count += 1
-        used.append({"folder": str(folder), "images": count})
+            whole = [] if size_problem(image.width, image.height) else [image.rgb]
+            rng = np.random.default_rng([seed, index])
+            parts = [c for side in crops if (c := posted_crop(image.rgb, side, rng)) is not None]
+            for rgb in whole + parts:
+                for test, score in _fixed_word_scores(fast.Transforms(np.ascontiguousarray(rgb[:, :, ::-1]))).items():
+                    out.setdefault(test, []).append(score)
+            count, cropped = count + len(whole), cropped + len(parts)
+        used.append({"source": name, "images": count, **({"crops": cropped, "crop_sides": list(crops)} if crops else {})})
     return out, used
+
+
+def folder_images(folder: str | Path) -> list[Path]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: not a directory")
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def calibration_keys(n_keys: int, seed: int) -> list[str]:
@@ -151,9 +160,12 @@ def run_calibration(
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     negatives: Sequence[str | Path] = (),
+    negative_files: Mapping[str, Sequence[Path]] | None = None,
+    negative_crops: Sequence[int] = (),
 ) -> dict:
     """Decode ``n_images`` unmarked variants (and, for the fixed-word tests, every image in the
-    ``negatives`` folders) and summarise every null; returns the JSON object."""
+    ``negatives`` folders and the named ``negative_files``, plus a ``negative_crops`` px crop of each)
+    and summarise every null; returns the JSON object."""
     workers = workers or min(2, os.cpu_count() or 1)
     chunk = max(10, n_images // (8 * workers))
     jobs = [(list(range(s, min(s + chunk, n_images))), seed, rivagan_images) for s in range(0, n_images, chunk)]
@@ -172,7 +184,8 @@ def run_calibration(
         if workers != 1:
             pool.shutdown()
     merged = {name: np.concatenate([p[name] for p in parts if name in p]) for name in {k for p in parts for k in p}}
-    extra, negatives_used = _decode_negatives(negatives)
+    sources = {str(folder): folder_images(folder) for folder in negatives} | dict(negative_files or {})
+    extra, negatives_used = _decode_negatives(sources, negative_crops, seed)
     for name, values in extra.items():
         merged[name] = np.concatenate([merged[name], np.asarray(values, dtype=merged[name].dtype)])
 
@@ -187,7 +200,7 @@ def run_calibration(
         mark = next(m for m in thirdparty.KNOWN_MARKS if m.name == scheme)
         if name.endswith("/" + soft_marks.STATISTIC):
             tests[name] = {"kind": "soft", "statistic": soft_marks.STATISTIC_TEXT,
-                           **summarise_soft(values, mark.length, len(values))}
+                           **summarise_soft(values, mark.length, len(values), soft_marks.soft_dof(mark.length))}
         else:
             tests[name] = {"kind": "fixed", **summarise(values, mark.length, len(values), None)}
     return {
@@ -198,7 +211,7 @@ def run_calibration(
         "sources": {"colour": list(COLOUR_PHOTOS), "grey": list(GREY_PHOTOS), "grey_share": GREY_SHARE},
         "p_value": "max(beta-binomial survival, Binomial(n, 1/2) survival, and for keyed tests the "
         "balanced-key worst case) at the observed matches, per test; soft tests: max(Student t with "
-        "bits - 2 dof, the fitted location-scale t) at the observed t; detectors multiply by their tests",
+        "bits - G - 1 dof (G: the most column classes allowed), the fitted location-scale t) at the observed t; detectors multiply by their tests",
         "tests": tests,
     }
 

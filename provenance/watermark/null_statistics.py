@@ -190,9 +190,9 @@ def soft_threshold(grid_p: np.ndarray, level: float) -> float:
     return round(float(hits[0] * SOFT_GRID_STEP), 6) if hits.size else math.inf
 
 
-def summarise_soft(values: np.ndarray, bits: int, images: int) -> dict:
-    """Null of a soft test's t on unmarked images: a location-scale Student t with ``bits - 2``
-    degrees of freedom fitted by moments, widened to dominate the measured tail, never lighter than
+def summarise_soft(values: np.ndarray, bits: int, images: int, dof: int) -> dict:
+    """Null of a soft test's t on unmarked images: a location-scale Student t with ``dof`` degrees
+    of freedom fitted by moments, widened to dominate the measured tail, never lighter than
     the reference t; tabulated for check time (no scipy needed there).
 
     Images whose t is exactly 0 (grey or flat ones: no phase varies) can never fire and are left
@@ -200,7 +200,6 @@ def summarise_soft(values: np.ndarray, bits: int, images: int) -> dict:
     values = np.asarray(values, dtype=np.float64).ravel()
     degenerate = float(np.mean(values == 0.0))
     values = values[values != 0.0]
-    dof = bits - 2
     mean, sd = float(values.mean()), float(values.std())
     fitted_scale = max(sd / math.sqrt(dof / (dof - 2)), 1e-6)
     scale = dominate_soft_tail(values, dof, mean, fitted_scale)
