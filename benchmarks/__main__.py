@@ -16,7 +16,7 @@ BENCHMARKS = ["watermark_decode", "watermark_robustness", "watermark_learned", "
 
 
 # Campaigns with their own options, run only when named: ``python -m benchmarks fuzz --inputs 10000``.
-CAMPAIGNS = ["fuzz", "tile_budget", "scan_memory", "cnn_precision", "sd_watermark_soft", "corpus_surprise", "corpus_cnn", "watermark_generated", "watermark_soft_null", "watermark_scorer", "upscaled_reals", "real_crops"]
+CAMPAIGNS = ["fuzz", "tile_budget", "scan_memory", "cnn_precision", "sd_watermark_soft", "corpus_surprise", "corpus_cnn", "watermark_generated", "watermark_soft_null", "watermark_scorer", "upscaled_reals", "real_crops", "rendered_graphics"]
 
 
 def takes_options(name: str) -> bool:
