@@ -8,7 +8,8 @@ many gave a wrong ID (the worst outcome: a false attribution).
 Generated texture is not a photo's (the GAN's output hid the mark at strength 1.0), so the photo
 table of ``benchmarks.watermark_learned`` does not speak for it. Crops are at a random position,
 then saved as JPEG q90, as a platform re-encodes an upload. Baseline in the same run: the same images
-and attacks with the family's mark at strength 1.0 (what photos get).
+and attacks with the mark at the scheme's default strength (what photos get: 1.2 since session 16, 1.0
+before).
 """
 from __future__ import annotations
 
@@ -46,7 +47,9 @@ def run(generator: str, n: int, size: int, seed: int) -> tuple[list[str], list[l
     with ImageMaker(generator, GenerateOptions(size=size, seed=seed, c2pa=False, watermark=False)) as maker:
         clean = maker.sample(0, n)
         shipped, code = maker.generator.learned_mark_strength, maker.watermark_code
-    strengths = sorted({1.0, float(shipped)})
+    from provenance.watermark.learned.scheme import DEFAULT_STRENGTH
+
+    strengths = sorted({DEFAULT_STRENGTH, float(shipped if shipped is not None else DEFAULT_STRENGTH)})
     counts = {(s, a): [0, 0, 0] for s in strengths for a in ATTACKS}  # detected, right ID, wrong ID
     for index, rgb in enumerate(clean):
         wm_id = payload.WatermarkId(code, 1000 + index)

@@ -189,11 +189,12 @@ class ImwatermarkDecoding:
 
 def contenders(weights: str, calibration_images: int, before_calibration: str | None = None,
                compare: str | None = None, hard: bool = False, imwatermark: bool = False,
-               int8: bool = False) -> list[Contender]:
+               int8: bool = False, embed_strengths: tuple[float, ...] = ()) -> list[Contender]:
     """The learned mark (and, where ``before_calibration`` is given, '' for a fresh one, the same
     weights without crop registration; where ``compare`` names other weights, those too, each with
     their own null; with ``int8``, the learned mark on its float32 and on its int8 graphs side by
-    side), dwtDctSvd and rivaGan."""
+    side; with ``embed_strengths``, the learned mark embedded at each of those residual scales too,
+    same decoder and null), dwtDctSvd and rivaGan."""
     from provenance import watermark
     from provenance.watermark import decision
     from provenance.watermark.null_model import Calibration
@@ -226,6 +227,10 @@ def contenders(weights: str, calibration_images: int, before_calibration: str | 
                                     lambda bgr, scheme: decode_learned(bgr, scheme, [KEY], cal)[0]))
         out.insert(0, Contender("learned, float32 graphs" if int8 else "learned", learned,
                                 lambda bgr, scheme: decode_learned(bgr, scheme, [KEY], cal)[0]))
+        for position, strength in enumerate(embed_strengths, start=1):  # the same decoder and null; marks scaled
+            out.insert(position, Contender(f"learned, strength {strength:g}",
+                                           watermark.get("learned", weights=weights, search=True, strength=strength),
+                                           lambda bgr, scheme: decode_learned(bgr, scheme, [KEY], cal)[0]))
         if hard:  # the same weights and views, deciding on hard sync-bit matches (the calibrated null)
             out.insert(1, Contender("learned, hard decisions", watermark.get("learned", weights=weights, soft=False),
                                     lambda bgr, scheme: decode_learned(bgr, scheme, [KEY], cal)[0]))
@@ -354,6 +359,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="also read dwtDctSvd with imwatermark's own decoder (slow at 1080p)")
     parser.add_argument("--int8", action="store_true",
                         help="the learned mark on its float32 and its int8 graphs side by side (default: as this CPU runs it)")
+    parser.add_argument("--embed-strengths", default="", metavar="S,S",
+                        help="also the learned mark embedded at these strengths (residual scales; 1 is the default)")
     parser.add_argument("--waves-strengths", default="0.2,0.4,0.6",
                         help="WAVES relative strengths in [0, 1], comma-separated ('' skips the WAVES table)")
     args = parser.parse_args(argv if argv is not None else [])
@@ -364,7 +371,7 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     strengths = [float(v) for v in args.waves_strengths.split(",") if v.strip()]
     schemes = contenders(args.weights, args.calibration_images, args.before, args.compare, args.hard, args.imwatermark,
-                         args.int8)
+                         args.int8, tuple(float(v) for v in args.embed_strengths.split(",") if v.strip()))
     for size, n in (((512, 512), args.images), ((1920, 1080), args.images_1080)):
         if n <= 0:
             continue

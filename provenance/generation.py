@@ -144,7 +144,7 @@ class ImageMaker:
         """Our watermark with ID (this model's code, the serial of image ``index``)."""
         o = self.options
         watermark_id = payload.WatermarkId(self.watermark_code, serial_for(o.seed, index))
-        strength = self.generator.learned_mark_strength if o.scheme == "learned" else 1.0
+        strength = self.generator.learned_mark_strength if o.scheme == "learned" else None
         mark = Mark(scheme=o.scheme, key=o.watermark_key, watermark_id=watermark_id, strength=strength)
         return embed_mark(rgb, mark), watermark_id
 

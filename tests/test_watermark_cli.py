@@ -35,6 +35,26 @@ def test_embed_then_decode_png_and_jpeg(tmp_path):
     assert "DETECTED" in text and "generator 9, serial 31337" in text
 
 
+def test_embed_strength_trades_psnr_for_a_stronger_learned_mark_and_is_refused_elsewhere(tmp_path):
+    src = _write(tmp_path / "in.png", photo_bgr("coffee"))
+    runner = CliRunner()
+    psnrs = []
+    for strength in ("1.0", "1.2"):
+        result = runner.invoke(watermark_group, ["embed", src, "--out", str(tmp_path / f"s{strength}.png"),
+                                                 "--strength", strength, "--json"])
+        assert result.exit_code == 0, result.output
+        record = json.loads(result.output)
+        assert record["readback"]["detected"]
+        psnrs.append(record["psnr_db"])
+    assert psnrs[0] - 2.0 < psnrs[1] < psnrs[0] - 1.0  # 20 log10(1.2) = 1.6 dB
+    default = runner.invoke(watermark_group, ["embed", src, "--out", str(tmp_path / "default.png"), "--json"])
+    assert abs(json.loads(default.output)["psnr_db"] - psnrs[1]) < 0.01  # 1.2 is the default
+    refused = runner.invoke(watermark_group, ["embed", src, "--out", str(tmp_path / "x.png"), "--scheme", "dwtDctSvd",
+                                              "--strength", "1.2"])
+    assert refused.exit_code != 0 and "no strength setting" in refused.output
+    assert "Traceback" not in refused.output
+
+
 def test_decode_unmarked_and_wrong_key(tmp_path):
     src = _write(tmp_path / "plain.png", photo_bgr("rocket"))
     result = CliRunner().invoke(watermark_group, ["decode", src, "--key", "a", "--key", "b", "--json"])

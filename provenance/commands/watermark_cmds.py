@@ -39,8 +39,11 @@ def watermark_group():
 @click.option("--generator", type=click.IntRange(0, 255), default=0, show_default=True, help="8-bit generator/issuer code.")
 @click.option("--serial", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True, help="32-bit serial.")
 @click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG/WebP quality.")
+@click.option("--strength", type=click.FloatRange(0.5, 2.0), default=None,
+              help="learned only: the residual's scale (default 1.2, PSNR ~40.1 dB; 1.0 gives ~41.7 dB and reads "
+                   "fewer crops to half the area: README).")
 @json_option
-def embed_cmd(src, out, scheme, key, generator, serial, quality, as_json):
+def embed_cmd(src, out, scheme, key, generator, serial, quality, strength, as_json):
     """Embed our keyed watermark (sync bits + BCH-protected ID) into IN, write OUT."""
     image = _load(src)
     try:
@@ -52,7 +55,7 @@ def embed_cmd(src, out, scheme, key, generator, serial, quality, as_json):
         fail(src, f"{scheme} has no room for --generator/--serial")
     wm_id = payload.WatermarkId(generator, serial) if carries_id else None
     try:
-        marked_rgb = embed_mark(image.rgb, Mark(scheme, key, wm_id))
+        marked_rgb = embed_mark(image.rgb, Mark(scheme, key, wm_id, strength))
     except MarkingError as exc:
         fail(src, str(exc))
     try:

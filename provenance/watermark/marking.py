@@ -21,14 +21,14 @@ class Mark:
     scheme: str = DEFAULT_SCHEME
     key: str = payload.DEFAULT_KEY
     watermark_id: payload.WatermarkId | None = None
-    strength: float = 1.0  # the learned scheme's residual scale (the classical schemes have none)
+    strength: float | None = None  # the learned scheme's residual scale; None: its default (the classical schemes have none)
 
 
 def embed_mark(rgb: np.ndarray, mark: Mark = Mark()) -> np.ndarray:
     """Return a marked copy of ``rgb`` (H x W x 3 uint8)."""
-    if mark.strength != 1.0 and mark.scheme != "learned":
+    if mark.strength is not None and mark.scheme != "learned":
         raise MarkingError(f"{mark.scheme} has no strength setting (only the learned scheme does)")
-    scheme = SCHEMES.create(mark.scheme, **({"strength": mark.strength} if mark.strength != 1.0 else {}))
+    scheme = SCHEMES.create(mark.scheme, **({"strength": mark.strength} if mark.strength is not None else {}))
     height, width = rgb.shape[:2]
     if height * width < scheme.min_pixels:
         raise MarkingError(size_problem(width, height))
