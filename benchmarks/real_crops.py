@@ -92,7 +92,7 @@ def view(path: Path, spec, rng: np.random.Generator):
 
 def main(argv: list[str] | None = None) -> None:
     from provenance.check import Checker
-    from provenance.generators.photos import IMAGE_SUFFIXES
+    from provenance.generators.photos import image_paths
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks real_crops")
     parser.add_argument("--corpus", type=Path, required=True, help="the public corpus (`dataset corpus rebuild --out`)")
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
     sets = [(f"real, {name}", [view(p, spec, np.random.default_rng([16, i])) for i, p in enumerate(photos)])
             for name, spec in VIEWS.items()]
     if args.own:
-        own = sorted(p for p in args.own.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        own = image_paths(args.own)
         sets.append(("ours, unmarked (synthetic)", [str(p) for p in own]))
     rows, flagged_names = [], []
     for name, sources in sets:

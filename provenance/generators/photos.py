@@ -73,13 +73,21 @@ def default_photos() -> list[Photo]:
     return photos
 
 
+def image_paths(folder: str | Path, exclude: tuple[str, ...] | list[str] = ()) -> list[Path]:
+    """The images under ``folder`` (recursively, sorted), less those whose path relative to it is in ``exclude``."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: not a directory")
+    excluded = set(exclude)
+    return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
+                  and str(p.relative_to(root)) not in excluded)
+
+
 def folder_photos(folder: str | Path, min_side: int = 64) -> list[Photo]:
     """Every readable colour image under ``folder`` (recursively); unreadable and tiny files are skipped."""
     folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: not a directory")
     photos = []
-    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
+    for path in image_paths(folder):
         try:
             rgb = load_image(path).rgb
         except ImageLoadError:

@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 
 from provenance.datasets.perturbations import Brightness, Crop, Resize, jpeg_round_trip, posted_crop
-from provenance.generators.photos import IMAGE_SUFFIXES, sample_photo
+from provenance.generators.photos import image_paths, sample_photo
 from provenance.imageio import ImageLoadError, load_image
 
 from . import fast, payload, soft_marks, thirdparty
@@ -141,13 +141,6 @@ def _decode_negatives(sources: Mapping[str, Sequence[Path]], crops: Sequence[int
     return out, used
 
 
-def folder_images(folder: str | Path) -> list[Path]:
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: not a directory")
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-
-
 def calibration_keys(n_keys: int, seed: int) -> list[str]:
     return [f"calibration-{seed}-{i}" for i in range(n_keys)]
 
@@ -184,7 +177,7 @@ def run_calibration(
         if workers != 1:
             pool.shutdown()
     merged = {name: np.concatenate([p[name] for p in parts if name in p]) for name in {k for p in parts for k in p}}
-    sources = {str(folder): folder_images(folder) for folder in negatives} | dict(negative_files or {})
+    sources = {str(folder): image_paths(folder) for folder in negatives} | dict(negative_files or {})
     extra, negatives_used = _decode_negatives(sources, negative_crops, seed)
     for name, values in extra.items():
         merged[name] = np.concatenate([merged[name], np.asarray(values, dtype=merged[name].dtype)])

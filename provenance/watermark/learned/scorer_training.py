@@ -53,16 +53,13 @@ def edited_sample(scheme, rgb: np.ndarray, rng: np.random.Generator, marked: boo
 
 
 def list_photos(photos: str | Path, exclude: tuple[str, ...] | list[str] = ()) -> list[Path]:
-    """The photos under ``photos`` (recursively, sorted), less those whose path relative to it is in ``exclude``."""
-    from provenance.generators.photos import IMAGE_SUFFIXES
+    """The photos under ``photos`` (recursively, sorted), less those whose path relative to it is in
+    ``exclude``; at least two."""
+    from provenance.generators.photos import image_paths
 
-    root = Path(photos)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: not a directory")
-    excluded = set(exclude)
-    paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and str(p.relative_to(root)) not in excluded)
+    paths = image_paths(photos, exclude)
     if len(paths) < 2:
-        raise ValueError(f"{root}: needs at least two photos (after {len(excluded)} excluded)")
+        raise ValueError(f"{photos}: needs at least two photos (after {len(set(exclude))} excluded)")
     return paths
 
 
