@@ -22,3 +22,24 @@ def test_options_for_a_benchmark_without_any_are_refused():
 def test_an_unknown_name_is_refused():
     with pytest.raises(SystemExit, match="unknown benchmark 'nope'"):
         runner.main(["nope"])
+
+
+def test_real_crops_baseline_rejudges_the_toy_classifiers_at_the_thresholds_they_replaced():
+    from benchmarks.real_crops import relabelled, replaced_thresholds
+    from detectors.learned import load_classifier
+    from detectors.results import Evidence, Signal, Strength
+    from provenance.shipped import CLASSIFIERS_DIR
+
+    before = replaced_thresholds()
+    assert set(before) == {"cnn", "spectral"}
+    for name, threshold in before.items():  # tightening only ever raised them
+        assert threshold < load_classifier(CLASSIFIERS_DIR / name).operating_point.threshold
+
+    def cnn(probability, signal):
+        return Evidence("cnn", "classifier", signal, Strength.NONE, "cnn", probability=probability,
+                        details={"band_low": 0.05, "scope": "our-generators"})
+
+    uncertain_now = [cnn(0.40, Signal.UNCERTAIN)]
+    assert relabelled(uncertain_now, {"cnn": 0.33}) == "likely_synthetic"
+    assert relabelled(uncertain_now, {"cnn": 0.54}) == "inconclusive"
+    assert relabelled([cnn(0.01, Signal.NONE)], {"cnn": 0.33}) == "no_evidence_of_synthesis"
