@@ -468,8 +468,8 @@ def tighten_threshold(folder: Path, corpus: Path, target_fpr: float = 0.01, crop
     per_source = {src: threshold_for_fpr(np.sort(p), target_fpr) for src, p in sorted(by_source.items())}
     meta = json.loads((folder / CLASSIFIER_META_FILE).read_text())
     point = meta["operating_point"]
-    before = meta["training"].get("corpus_threshold", {}).get("threshold_before", point["threshold"])
     previous = meta["training"].get("corpus_threshold", {})
+    before = previous.get("threshold_before", point["threshold"])
     # a re-run replaces nothing new: it reports the threshold the first run replaced
     current = previous.get("threshold_replaced", point["threshold"]) if previous.get("threshold") == point["threshold"] \
         else point["threshold"]

@@ -21,6 +21,14 @@ EXIT_SOME_FILES_FAILED = 4
 EXIT_USAGE = 2  # what click gives a usage error; also a missing optional extra named by a flag
 
 
+def crop_sides(ctx, param, value: str) -> list[int]:
+    """Click callback: a comma-separated list of crop sides in px ("384,256"), as a usage error if not."""
+    try:
+        return [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"not a list of sides in px: {value!r}") from None
+
+
 def error_line(source: object, problem: str) -> str:
     return f"provenance: {source}: {problem}"
 

@@ -23,7 +23,7 @@ import click
 from provenance.errors import first_line
 from provenance.threads import set_torch_threads
 
-from .common import EXIT_FAILED, EXIT_USAGE, emit_json, fail, json_option
+from .common import EXIT_FAILED, crop_sides, emit_json, fail, json_option
 from .progress import training_progress
 
 # One command per registered family, named here so that `--help` does not import torch to list
@@ -351,24 +351,20 @@ def _export_corpus_classifier(result, family: str, own: Path | None, out: Path, 
 @click.option("--corpus", required=True, type=click.Path(file_okay=False, exists=True, path_type=Path),
               help="The public corpus, as `provenance dataset corpus rebuild --out` wrote it.")
 @click.option("--target-fpr", default=0.01, show_default=True, help="Per real source, on validation photos.")
-@click.option("--crops", default="", metavar="SIDES",
+@click.option("--crops", default="", metavar="SIDES", callback=crop_sides,
               help="Also a random crop of each validation photo per side, px, comma-separated (e.g. 384,256), "
                    "re-saved as JPEG as a posted crop is.")
 @json_option
-def tighten_command(names, corpus: Path, target_fpr: float, crops: str, as_json: bool) -> None:
+def tighten_command(names, corpus: Path, target_fpr: float, crops: list[int], as_json: bool) -> None:
     """Raise shipped classifiers' thresholds (NAMES: shipped names or folders) so that every real source of
     the corpus's validation split stays at or under TARGET_FPR false positives. Never lowers one."""
     from provenance.corpus_detector import tighten_threshold
     from provenance.shipped import classifier_dir
 
-    try:
-        sides = [int(v) for v in crops.split(",") if v.strip()]
-    except ValueError:
-        fail("--crops", f"not a list of sides in px: {crops!r}", EXIT_USAGE)
     records = {}
     for name in names:
         try:
-            records[name] = tighten_threshold(classifier_dir(name), corpus, target_fpr, sides)
+            records[name] = tighten_threshold(classifier_dir(name), corpus, target_fpr, crops)
         except (FileNotFoundError, ValueError, KeyError) as exc:
             fail(name, first_line(exc), EXIT_FAILED)
         if not as_json:

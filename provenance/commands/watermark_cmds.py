@@ -13,7 +13,7 @@ from provenance.watermark import decision, payload, soft_marks
 from provenance.watermark.marking import DEFAULT_SCHEME, Mark, MarkingError, embed_mark, psnr
 from provenance.watermark.size import size_problem
 
-from .common import EXIT_USAGE, emit_json, fail, json_option
+from .common import crop_sides, emit_json, fail, json_option
 
 DEFAULT_DECODE_SCHEMES = decision.DEFAULT_SCHEMES
 
@@ -134,7 +134,7 @@ def decode_cmd(src, schemes, keys, as_json):
                    "--corpus-splits are further unmarked photos for the Stable Diffusion tests.")
 @click.option("--corpus-splits", default="train,validation", show_default=True,
               help="Which splits of the corpus's real photos (the others stay held out).")
-@click.option("--negative-crops", default="", metavar="SIDES",
+@click.option("--negative-crops", default="", metavar="SIDES", callback=crop_sides,
               help="Also a random crop of each further photo per side, px, comma-separated (e.g. 384,256), "
                    "re-saved as JPEG: block grids of every width, as crops posted online have them.")
 @json_option
@@ -147,10 +147,6 @@ def calibrate_cmd(n_images, n_keys, rivagan_images, seed, workers, out, negative
 
     from provenance.watermark.calibration import run_calibration
 
-    try:
-        crops = [int(v) for v in negative_crops.split(",") if v.strip()]
-    except ValueError:
-        fail("--negative-crops", f"not a list of sides in px: {negative_crops!r}", EXIT_USAGE)
     files = {}
     if corpus is not None:
         from provenance.corpus_detector import corpus_samples
@@ -158,7 +154,7 @@ def calibrate_cmd(n_images, n_keys, rivagan_images, seed, workers, out, negative
         splits = {v.strip() for v in corpus_splits.split(",") if v.strip()}
         files[f"{corpus} real photos, {', '.join(sorted(splits))} splits"] = sorted(
             Path(s.image.path) for s in corpus_samples(corpus) if not s.label and s.split in splits)
-    result = run_calibration(n_images, n_keys, seed, rivagan_images, workers, progress, negatives, files, crops)
+    result = run_calibration(n_images, n_keys, seed, rivagan_images, workers, progress, negatives, files, negative_crops)
     try:
         Path(out).write_text(json.dumps(result, indent=1) + "\n")
     except OSError as exc:
