@@ -10,7 +10,8 @@
    files against 1x: start-up cancels out), printed with its range.
 
 Every figure is a median of repeats, taken in interleaved rounds (each contender once per round),
-so that a burst of load on a shared machine falls on the baseline and the check alike; the machine's load and the CPU capability (which precision
+so that a burst of load on a shared machine falls on the baseline and the check alike (warm: each
+checker in rounds of its own with the decode, as a process with one checker runs); the machine's load and the CPU capability (which precision
 torch work would use, what runs the CNN and the learned mark) are printed with the tables, since other processes on
 a shared machine move these numbers. ``PROVENANCE_BENCH_REPEATS`` and ``PROVENANCE_BENCH_FILES``
 shrink the run.
@@ -147,6 +148,22 @@ def pillow_decode(path: Path) -> None:
         img.load()
 
 
+def paired_with_decode(path: Path, checkers: dict) -> dict[str, tuple[float, ...]]:
+    """Each checker's (wall, CPU) medians in its own interleaved rounds with Pillow's decode, as a
+    process that runs one checker sees them: calls of several checkers in turn evict each other's
+    weights from the caches (measured at 1080p: 64 ms alone, 70 ms with two more checkers in the
+    rounds). "decode": the median of the decodes timed beside them."""
+    decode = wall_cpu_ms(lambda: pillow_decode(path))
+    medians, decodes = {}, []
+    for label, checker in checkers.items():
+        pair = interleaved_medians({"decode": decode, label: wall_cpu_ms(lambda checker=checker: checker.check_one(path))},
+                                   WARM_ROUNDS)
+        medians[label] = pair[label]
+        decodes.append(pair["decode"])
+    medians["decode"] = tuple(statistics.median(column) for column in zip(*decodes))
+    return medians
+
+
 def warm_rows(files: list[Path]) -> list[list[object]]:
     from provenance.check import DECLARED_SIGNAL_DETECTORS, CheckConfig, Checker
     from provenance.imageio import load_image
@@ -161,12 +178,10 @@ def warm_rows(files: list[Path]) -> list[list[object]]:
     without_learned = Checker(CheckConfig(threads=detector_threads(), detector_options=classical))
     rows = []
     for path in files:
-        medians = interleaved_medians({
-            "decode": wall_cpu_ms(lambda: pillow_decode(path)), "check": wall_cpu_ms(lambda: full.check_one(path)),
-            "threads": wall_cpu_ms(lambda: side_by_side.check_one(path)), "fast": wall_cpu_ms(lambda: fast.check_one(path)),
-            "fast threads": wall_cpu_ms(lambda: fast_side_by_side.check_one(path)),
-            "classical": wall_cpu_ms(lambda: without_learned.check_one(path)),
-        }, WARM_ROUNDS)
+        medians = paired_with_decode(path, {
+            "check": full, "threads": side_by_side, "fast": fast, "fast threads": fast_side_by_side,
+            "classical": without_learned,
+        })
         floor, total, threaded, quick = medians["decode"], medians["check"], medians["threads"], medians["fast"]
         quick_threaded = medians["fast threads"][0]
         image = load_image(path)
