@@ -1,13 +1,22 @@
-"""Computer-rendered graphics that no AI made: charts and text images drawn here with Pillow, as a
-platform sees in screenshots, infographics and memes. How does ``check`` label them, and which
-detectors say what? The trained classifiers learnt photographs against generator output, so these
-are outside what they were trained on: a known gap (README "Trained classifiers"), measured here so
-that a fix can be shown against it.
+"""Computer-rendered graphics that no AI made: how does ``check`` label them, with the rendered-graphic
+gate (the trained classifiers abstain where it fires) and without it (the baseline, same images,
+same run)? And what does the gate cost on the corpus's held-out pictures?
 
-Each image is drawn from a seeded generator: a line, bar or scatter chart with axes and labels, or
-a page of text lines with a coloured box, at 600-1400 x 400-900 px, saved as PNG or JPEG q85 in turn.
+- Pillow drawings made here (a renderer the gate was not trained on): a line, bar or scatter chart
+  with axes and labels, or a page of text lines with a coloured box, at 600-1400 x 400-900 px, saved
+  as PNG or JPEG q85 in turn;
+- ``--graphics DIR``: graphics from elsewhere, one folder per kind (e.g. public repositories'
+  charts, screenshots, diagrams and text images), each checked as it is and re-saved as JPEG q80;
+  ``benchmarks/rendered_graphics_index.csv`` pins 587 such images from 11 public repositories
+  (repository, commit, path, SHA-256, licence); ``--rebuild-graphics DIR --mirror-dir MIRRORS``
+  writes them from fetched snapshots of those repositories (as ``dataset corpus rebuild`` does);
+- ``--corpus CORPUS``: the test split of the public corpus (photos and generated images, as stored):
+  how many the gate calls rendered, and whether any generated image loses its flag; with
+  ``--pasted 0.25,0.5,0.75`` also each generated image inside a drawn page (a screenshot of a post)
+  filling that share of it, where a gated screenshot costs the classifiers' say on the picture.
 
-    python -m benchmarks rendered_graphics [--n 60] [--seed 0]
+    python -m benchmarks rendered_graphics [--n 60] [--seed 0] [--graphics DIR] [--corpus CORPUS [--pasted SHARES]]
+    python -m benchmarks rendered_graphics --rebuild-graphics DIR --mirror-dir /work/.mirror
 """
 from __future__ import annotations
 
@@ -15,6 +24,8 @@ import argparse
 import io
 import time
 from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -85,33 +96,149 @@ def images(n: int, seed: int):
         yield kind, fmt, f"{kind}_{i}.{'png' if fmt == 'png' else 'jpg'}", buffer.getvalue()
 
 
-def main(argv: list[str] | None = None) -> None:
+def labelled(checker, sources) -> tuple[Counter, list[str], list[str]]:
+    """Label counts, the images every classifier abstained on as rendered, and the flagged ones (names)."""
     from detectors.results import Signal
-    from provenance.check import Checker, NamedBytes
+
+    labels, gated, flagged = Counter(), [], []
+    for start in range(0, len(sources), 16):
+        for verdict in checker.check(sources[start:start + 16]):
+            labels[verdict.label.value] += 1
+            name = Path(str(verdict.source)).name
+            classifiers = [e for e in verdict.evidence if e.family == "classifier"]
+            if classifiers and all(e.signal == Signal.SKIPPED and "rendered_graphic_probability" in e.details
+                                   for e in classifiers):
+                gated.append(name)
+            if verdict.label.value in LABELS[2:]:
+                said = [e.detector for e in verdict.evidence if e.signal == Signal.SYNTHETIC]
+                flagged.append(f"{name} ({', '.join(said)})")
+    return labels, gated, flagged
+
+
+def folder_sets(folder: Path) -> list[tuple[str, list]]:
+    """One set per sub-folder of ``folder`` as the files are, and one of their JPEG q80 re-saves."""
+    from provenance.check import NamedBytes
+    from provenance.generators.photos import image_paths
+
+    sets = []
+    for kind in sorted(p for p in folder.iterdir() if p.is_dir()):
+        paths = image_paths(kind)
+        resaved = []
+        for path in paths:
+            with Image.open(path) as image:
+                buffer = io.BytesIO()
+                image.convert("RGB").save(buffer, "JPEG", quality=80)
+            resaved.append(NamedBytes(f"{path.stem}_q80.jpg", buffer.getvalue()))
+        sets += [(f"{folder.name}/{kind.name}, as stored", [str(p) for p in paths]),
+                 (f"{folder.name}/{kind.name}, JPEG q80", resaved)]
+    return sets
+
+
+def corpus_sets(corpus: Path, pasted: list[float], seed: int) -> list[tuple[str, list]]:
+    """The corpus's test photos and generated images as stored; with ``pasted``, also each generated
+    image inside a drawn page (a screenshot of a post), filling that share of the page's area."""
+    from provenance.check import NamedBytes
+    from provenance.corpus_detector import corpus_samples
+    from provenance.datasets.graphics import page, posted
+
+    test = [s for s in corpus_samples(corpus) if s.split == "test"]
+    generated = [s.image.path for s in test if s.label]
+    sets = [("corpus test photos, as stored", [s.image.path for s in test if not s.label]),
+            ("corpus test generated, as stored", generated)]
+    rng = np.random.default_rng(seed)
+    for share in pasted:
+        screenshots = []
+        for path in generated:
+            with Image.open(path) as picture:
+                canvas = page(rng)
+                scale = min(np.sqrt(share * canvas.width * canvas.height / (picture.width * picture.height)),
+                            canvas.width / picture.width, canvas.height / picture.height)
+                size = (max(16, int(picture.width * scale)), max(16, int(picture.height * scale)))
+                canvas.paste(picture.convert("RGB").resize(size, Image.Resampling.LANCZOS),
+                             ((canvas.width - size[0]) // 2, (canvas.height - size[1]) // 2))
+            data, suffix = posted(rng, canvas)
+            screenshots.append(NamedBytes(f"{Path(path).stem}_in_page{suffix}", data))
+        sets.append((f"corpus test generated, in a drawn page ({share:.0%} of it)", screenshots))
+    return sets
+
+
+INDEX = Path(__file__).with_name("rendered_graphics_index.csv")
+
+
+@dataclass(frozen=True)
+class IndexedGraphic:
+    """A row of the index, shaped as :func:`provenance.datasets.corpus.rebuild` reads rows."""
+
+    kind: str
+    repo: str
+    commit: str
+    path: str
+    sha256: str
+    licence: str
+    file: str
+
+    def out_path(self, out: Path) -> Path:
+        return Path(out) / self.file
+
+
+def rebuild_graphics(out: Path, mirror_dir: Path) -> None:
+    import csv
+
+    from provenance.datasets.corpus import rebuild
+
+    with INDEX.open(newline="") as handle:
+        rows = [IndexedGraphic(**row) for row in csv.DictReader(handle)]
+    report = rebuild(mirror_dir, out, rows)
+    print(f"{out}: {report.written} written, {report.already_present} already there, {len(report.missing)} missing")
+    for problem in report.missing[:10]:
+        print(f"  {problem['repo']} {problem['path']}: {problem['problem']}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    from provenance.check import CheckConfig, Checker, NamedBytes, default_detectors
+    from provenance.shipped import shipped_classifiers
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks rendered_graphics")
-    parser.add_argument("--n", type=int, default=60, help="images (half charts, half text pages)")
+    parser.add_argument("--n", type=int, default=60, help="Pillow drawings (half charts, half text pages)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--graphics", type=Path, action="append", default=[],
+                        help="a folder of graphics, one sub-folder per kind (repeatable)")
+    parser.add_argument("--corpus", type=Path, default=None, help="the public corpus: its test split's cost")
+    parser.add_argument("--pasted", default="", metavar="SHARES",
+                        help="with --corpus: also its generated images inside drawn pages at these area shares, e.g. 0.25,0.5,0.75")
+    parser.add_argument("--rebuild-graphics", type=Path, default=None, metavar="DIR",
+                        help="write the indexed public graphics to DIR from --mirror-dir, and stop")
+    parser.add_argument("--mirror-dir", type=Path, default=Path("/work/.mirror"))
     args = parser.parse_args(argv if argv is not None else [])
-    print(capability_line(), f"| {args.n} rendered charts and text pages (seed {args.seed}), PNG and JPEG q85")
-    checker = Checker()
-    started = time.perf_counter()
-    groups: dict[tuple[str, str], Counter] = {}
-    said: dict[tuple[str, str], Counter] = {}
-    flagged = []
+    if args.rebuild_graphics:
+        rebuild_graphics(args.rebuild_graphics, args.mirror_dir)
+        return
+    print(capability_line(), f"| {args.n} Pillow drawings (seed {args.seed})"
+          + "".join(f" | {folder}" for folder in args.graphics) + (f" | corpus {args.corpus}" if args.corpus else ""))
+    gated = Checker()
+    ungated = Checker(CheckConfig(detector_options={name: {"rendered_gate": False} for name in shipped_classifiers()
+                                                    if name in default_detectors()}))
+    drawn: dict[str, list] = {}
     for kind, fmt, name, data in images(args.n, args.seed):
-        verdict = checker.check_one(NamedBytes(name, data))
-        groups.setdefault((kind, fmt), Counter())[verdict.label.value] += 1
-        for e in verdict.evidence:
-            if e.signal in (Signal.SYNTHETIC, Signal.UNCERTAIN):
-                said.setdefault((kind, fmt), Counter())[f"{e.detector} {e.signal.value}"] += 1
-        if verdict.label.value in ("likely_synthetic", "synthetic"):
-            flagged.append(f"{name}: " + "; ".join(r for r in verdict.reasons[:1]))
-    rows = [[f"{kind}, {fmt}", sum(c.values())] + [c[label] for label in LABELS]
-            + [", ".join(f"{k} {v}" for k, v in sorted(said.get((kind, fmt), Counter()).items())) or "none"]
-            for (kind, fmt), c in sorted(groups.items())]
-    print_table(["images", "n"] + list(LABELS) + ["detectors: synthetic / uncertain"], rows)
-    print("\n" + "\n".join(flagged) if flagged else "\nnone called (likely) synthetic")
+        drawn.setdefault(f"Pillow {kind}, {fmt}", []).append(NamedBytes(name, data))
+    sets = list(drawn.items()) + [s for folder in args.graphics for s in folder_sets(folder)]
+    pasted = [float(share) for share in args.pasted.split(",") if share.strip()]
+    sets += corpus_sets(args.corpus, pasted, args.seed) if args.corpus else []
+    started = time.perf_counter()
+    rows, notes = [], []
+    for name, sources in sets:
+        with_gate, rendered, named = labelled(gated, sources)
+        without, _, named_before = labelled(ungated, sources)
+        rows.append([name, len(sources), len(rendered)]
+                    + [f"{without[label]} -> {with_gate[label]}" for label in LABELS])
+        if name.startswith("corpus"):  # pictures: which the gate took, and which flags it cost
+            notes += [f"{name}: gated {n}" for n in rendered]
+            notes += [f"{name}: flag lost {n}" for n in sorted(set(named_before) - set(named))]
+        else:  # graphics: every flag is a false one
+            notes += [f"{name}: {n} (with the gate)" for n in named] + [f"{name}: {n} (without)" for n in named_before]
+    print_table(["images", "n", "gated (classifiers abstain)"] + [f"{label}: without -> with the gate" for label in LABELS],
+                rows)
+    print("\n" + "\n".join(notes) if notes else "\nno graphic called (likely) synthetic, no picture gated")
     print(f"\ntotal {time.perf_counter() - started:.0f} s")
 
 

@@ -3,21 +3,25 @@
 A classifier is never decisive. Above its operating point (<= 1% false positives on held-out real
 photos) it is MODERATE evidence, so alone it yields at most "likely synthetic"; in the uncertain
 band just below, it abstains (UNCERTAIN); below that it reports the score but claims nothing,
-because a low score is not proof of authenticity. Images smaller than one tile are skipped.
+because a low score is not proof of authenticity. Images smaller than one tile are skipped, and so
+are images the rendered-graphic gate (``detectors/learned/rendered.py``) calls computer-rendered.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar, Sequence
+from typing import TYPE_CHECKING, ClassVar, Sequence
 
 import numpy as np
 
 from provenance.imageio import LoadedImage
-from provenance.shipped import CLASSIFIER_META_FILE, CLASSIFIERS_DIR
+from provenance.shipped import CLASSIFIER_META_FILE, CLASSIFIERS_DIR, RENDERED_GATE_DIR
 
 from . import register
 from .base import Detector
 from .results import Evidence, Signal, Strength
+
+if TYPE_CHECKING:
+    from .learned.rendered import RenderedGraphicGate
 
 # What a classifier was trained on, as "+"-joined parts; weights that do not say were trained on our
 # own generators only (the toy-scale cnn and spectral). Fusion reads it: a classifier's confident
@@ -30,9 +34,23 @@ class ClassifierDetector(Detector):
     relative_cost = 10
     default_weights: ClassVar[str]
 
-    def __init__(self, weights: str | Path | None = None):
+    def __init__(self, weights: str | Path | None = None, rendered_gate: bool | str | Path = True):
         self.weights = Path(weights) if weights else CLASSIFIERS_DIR / self.default_weights
         self._model = None
+        # True: the shipped rendered-graphic gate (when shipped); False: none; a folder: that gate
+        self.rendered_gate = rendered_gate
+        self._gate: RenderedGraphicGate | None | bool = None  # False: looked, there is none
+
+    @property
+    def gate(self) -> RenderedGraphicGate | None:
+        """The gate that makes this classifier abstain on computer-rendered images (loaded once)."""
+        if self._gate is None:
+            from .learned.rendered import GATE_FILE, RenderedGraphicGate
+
+            folder = RENDERED_GATE_DIR if self.rendered_gate is True else self.rendered_gate
+            shipped_but_absent = self.rendered_gate is True and not (RENDERED_GATE_DIR / GATE_FILE).is_file()
+            self._gate = False if folder is False or shipped_but_absent else RenderedGraphicGate.load(Path(folder))
+        return self._gate or None
 
     @property
     def model(self):
@@ -120,6 +138,16 @@ class ClassifierDetector(Detector):
             return self.evidence(Signal.SKIPPED, Strength.NONE,
                                  f"{self.name}: image smaller than one {model.tile}px tile; the classifier abstains",
                                  error=f"image is {image.width}x{image.height}, under {model.tile}px")
+        gate = self.gate
+        if gate is not None:
+            # computed once per image and gate, for every classifier that asks
+            probability = image.derived(("rendered-graphic", gate.source), lambda: gate.probability(image.rgb))
+            if probability >= gate.threshold:
+                why = (f"it looks computer-rendered (a chart, text, screenshot or diagram: P(rendered) = "
+                       f"{probability:.2f}), unlike the photographs and generator output the classifiers learnt")
+                return self.evidence(Signal.SKIPPED, Strength.NONE, f"{self.name}: {why}; the classifier abstains",
+                                     error=why, details={"rendered_graphic_probability": probability,
+                                                         "rendered_gate_threshold": gate.threshold})
         return None
 
     def score(self, rgb: np.ndarray) -> Evidence:

@@ -12,6 +12,9 @@ _ROOT = Path(__file__).resolve().parent.parent
 
 CLASSIFIERS_DIR = _ROOT / "detectors" / "weights"
 CLASSIFIER_META_FILE = "classifier.json"
+# the gate that makes the classifiers abstain on computer-rendered images (detectors/learned/rendered.py):
+# a folder beside the classifiers' with gate.json, not classifier.json, so it is no classifier itself
+RENDERED_GATE_DIR = CLASSIFIERS_DIR / "rendered-graphic"
 # family -> weights file inside a classifier folder
 CLASSIFIER_WEIGHTS_FILES = {"cnn": "cnn.safetensors", "spectral": "spectral.safetensors",
                             "surprise": "surprise.safetensors"}

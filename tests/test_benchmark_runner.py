@@ -43,3 +43,18 @@ def test_real_crops_baseline_rejudges_the_toy_classifiers_at_the_thresholds_they
     assert relabelled(uncertain_now, {"cnn": 0.33}) == "likely_synthetic"
     assert relabelled(uncertain_now, {"cnn": 0.54}) == "inconclusive"
     assert relabelled([cnn(0.01, Signal.NONE)], {"cnn": 0.33}) == "no_evidence_of_synthesis"
+
+
+def test_rendered_graphics_index_pins_each_public_graphic_with_its_licence(tmp_path):
+    import csv
+    import re
+
+    from benchmarks.rendered_graphics import INDEX, IndexedGraphic
+
+    with INDEX.open(newline="") as handle:
+        rows = [IndexedGraphic(**row) for row in csv.DictReader(handle)]
+    assert len(rows) > 500 and {r.kind for r in rows} == {"charts", "screenshots", "diagrams", "text"}
+    assert len({r.repo for r in rows}) >= 10 and len({r.file for r in rows}) == len(rows)
+    for row in rows:
+        assert re.fullmatch(r"[0-9a-f]{40}", row.commit) and re.fullmatch(r"[0-9a-f]{64}", row.sha256), row
+        assert row.licence and row.out_path(tmp_path) == tmp_path / row.file

@@ -58,6 +58,7 @@ LAYERS: dict[str, int] = {
     "provenance.corpus_card": ORCHESTRATION,
     "provenance.corpus_cnn": ORCHESTRATION,  # trains the cnn-corpus classifier
     "provenance.early_stop": ORCHESTRATION,  # measures a tile classifier's early stop on the corpus
+    "provenance.rendered_gate": ORCHESTRATION,  # trains the rendered-graphic gate on drawn graphics and the corpus
     "provenance.generators.model_card": ORCHESTRATION,
     "provenance.generation": ORCHESTRATION,
     "provenance.heatmap": ORCHESTRATION,

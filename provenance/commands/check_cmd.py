@@ -60,6 +60,9 @@ LABEL_COLOUR = {
 @click.option("-v", "--verbose", is_flag=True, help="Show every detector's evidence, not only the reasons.")
 @click.option("--classifier", "classifier_dirs", multiple=True, type=click.Path(file_okay=False, exists=True, path_type=Path),
               help="Use this trained classifier folder (from `provenance train detector`) instead of the shipped one.")
+@click.option("--no-rendered-gate", is_flag=True,
+              help="Let the trained classifiers score images that look computer-rendered (charts, text, "
+                   "screenshots, diagrams); by default they abstain on those.")
 @click.option("--heatmap", type=click.Path(dir_okay=False, path_type=Path),
               help="Write a PNG of a classifier's per-tile scores (one input image; the --classifier one, "
                    "else cnn, else spectral).")
@@ -70,7 +73,7 @@ LABEL_COLOUR = {
 @click.option("--out-format", type=click.Choice(["parquet", "jsonl"]), default="parquet", show_default=True,
               help="--engine ray: format of the OUT files.")
 def check_command(paths, as_json, trust_anchors, no_trust_store, detector_names, fast_profile, watermark_keys,
-                  schemes, max_mb, max_megapixels, jobs, timeout, max_memory_gb, verbose, classifier_dirs, heatmap, engine, address, num_workers, out,
+                  schemes, max_mb, max_megapixels, jobs, timeout, max_memory_gb, verbose, classifier_dirs, no_rendered_gate, heatmap, engine, address, num_workers, out,
                   out_format):
     """Check images, video, audio and PDFs (files or folders, recursively) for evidence of AI generation.
 
@@ -105,6 +108,14 @@ def check_command(paths, as_json, trust_anchors, no_trust_store, detector_names,
         family = _classifier_family(folder)
         options[family] = {"weights": folder}
         names = names if family in names else names + (family,)
+    if no_rendered_gate:
+        from detectors import REGISTRY as DETECTORS
+        from detectors.classifiers import ClassifierDetector
+
+        for name in names:
+            factory = DETECTORS.factory(name) if name in DETECTORS else None
+            if isinstance(factory, type) and issubclass(factory, ClassifierDetector):
+                options.setdefault(name, {})["rendered_gate"] = False
     config = CheckConfig(
         detectors=names,
         detector_options=options,
