@@ -58,6 +58,8 @@ def test_statistics_tell_flat_rendered_blocks_from_noisy_ones():
     assert np.isclose(drawn[:9].sum(), 1.0) and np.isclose(noisy[:9].sum(), 1.0)  # the range histogram
     tiny = rendering_features(chart()[:8, :8])  # one block still gives every statistic
     assert np.all(np.isfinite(tiny))
+    with pytest.raises(ValueError, match="at least 8x8"):
+        rendering_features(chart()[:7])
 
 
 def _fitted_gate() -> RenderedGraphicGate:

@@ -43,6 +43,8 @@ def sampled_planes(rgb: np.ndarray) -> np.ndarray:
 
 def rendering_features(rgb: np.ndarray) -> np.ndarray:
     """The gate's statistics of an HxWx3 uint8 image (at least 8x8), in ``FEATURE_NAMES`` order."""
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or min(rgb.shape[:2]) < BLOCK:
+        raise ValueError(f"expected an HxWx3 image of at least {BLOCK}x{BLOCK} pixels, got shape {rgb.shape}")
     planes = sampled_planes(rgb)
     n = planes.shape[1]
     flat = planes.reshape(3, n, BLOCK * BLOCK)
