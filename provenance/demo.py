@@ -1,5 +1,5 @@
 """The end-to-end demo: local keys, a marked and signed "generated" image, an unlabelled image from
-our GAN, and six checks.
+our GAN, a rendered chart, and eight checks.
 
 Uses a photo shipped by scikit-image, so it runs offline on a fresh install.
 """
@@ -63,6 +63,9 @@ def run_demo(directory: Path) -> list[DemoCase]:
     unlabelled = directory / "gan_unlabelled.jpg"
     unlabelled.write_bytes(encode_image(_unlabelled_gan_sample(), "JPEG", quality=85))
 
+    chart = directory / "chart.png"
+    chart.write_bytes(_chart_png())
+
     checker = Checker(CheckConfig(detector_options={"c2pa": {"trust_anchors": [keys.root_cert],
                                                              "use_trust_store": False}}))
     cases = [
@@ -73,6 +76,7 @@ def run_demo(directory: Path) -> list[DemoCase]:
         (cropped, "the re-saved copy cropped to 56% of its area and saved again: the learned mark is found"),
         (tampered, "that copy edited after signing, manifest carried over"),
         (unlabelled, "our GAN's output with no watermark and no manifest: only the classifiers can tell"),
+        (chart, "a bar chart drawn by matplotlib: computer-rendered, so the classifiers abstain"),
     ]
     verdicts = checker.check([path for path, _ in cases])
     return [DemoCase(path, what, verdict) for (path, what), verdict in zip(cases, verdicts)]
@@ -82,6 +86,22 @@ def _unlabelled_gan_sample() -> np.ndarray:
     from .generators import load_generator
 
     return load_generator("gan").sample(1, size=256, seed=2026)[0]
+
+
+def _chart_png() -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.bar(["North", "South", "East", "West"], [42, 35, 27, 31], color="#3a6ea5")
+    ax.set_title("Votes by region")
+    ax.set_ylabel("thousands")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    return buffer.getvalue()
 
 
 def _sample_photo() -> np.ndarray:

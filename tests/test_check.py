@@ -45,6 +45,10 @@ def test_demo_verdicts(demo):
     unlabelled = verdicts["gan_unlabelled.jpg"]  # no mark, no manifest: the shipped classifiers alone
     assert unlabelled.label == Label.LIKELY_SYNTHETIC, unlabelled.reasons
     assert {e.family for e in unlabelled.evidence if e.signal.value == "synthetic"} == {"classifier"}
+    chart = verdicts["chart.png"]  # computer-rendered: the classifiers abstain and say why
+    assert chart.label == Label.NO_EVIDENCE, chart.reasons
+    assert any(r.startswith("not examined by cnn, cnn-corpus, spectral, spectral-corpus: it looks computer-rendered")
+               for r in chart.reasons)
 
 
 def test_detectors_side_by_side_give_what_they_give_one_after_another(demo):

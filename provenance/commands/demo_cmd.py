@@ -15,7 +15,7 @@ from .common import emit_json, json_option
               help="Where to write the demo keys and images (default: a new temporary folder, kept).")
 @json_option
 def demo_command(directory, as_json):
-    """Make demo keys, mark and sign a sample photo, make an unlabelled GAN image, then check six files."""
+    """Make demo keys, mark and sign a sample photo, make an unlabelled GAN image and a chart, then check them."""
     from provenance.demo import run_demo
 
     directory = directory or Path(tempfile.mkdtemp(prefix="provenance-demo-"))
