@@ -61,14 +61,14 @@ def collect(corpus: Path, graphics: int, seed: int, on_progress: Callable[[int, 
     def add(kind: str, split: str, data: bytes | str) -> None:
         nonlocal done
         done += 1
+        if on_progress:
+            on_progress(done, total)
         try:
             rgb = load_image(data).rgb
         except ImageLoadError:
             return
         if min(rgb.shape[:2]) >= 8:
             out.append(GateSample(kind, split, rendering_features(rgb)))
-        if on_progress:
-            on_progress(done, total)
 
     for sample in pictures:
         add("generated" if sample.label else "photo", sample.split, sample.image.path)
