@@ -6,7 +6,8 @@ same run)? And what does the gate cost on the corpus's held-out pictures?
   with axes and labels, or a page of text lines with a coloured box, at 600-1400 x 400-900 px, saved
   as PNG or JPEG q85 in turn;
 - ``--graphics DIR``: graphics from elsewhere, one folder per kind (e.g. public repositories'
-  charts, screenshots, diagrams and text images), each checked as it is and re-saved as JPEG q80;
+  charts, screenshots, diagrams and text images), each checked as it is and re-saved as JPEG q80
+  (``--dithered``: and as a PNG on the fixed web palette, dithered, like an 8-bit screenshot);
   ``benchmarks/rendered_graphics_index.csv`` pins 587 such images from 11 public repositories
   (repository, commit, path, SHA-256, licence); ``--rebuild-graphics DIR --mirror-dir MIRRORS``
   writes them from fetched snapshots of those repositories (as ``dataset corpus rebuild`` does);
@@ -15,7 +16,7 @@ same run)? And what does the gate cost on the corpus's held-out pictures?
   ``--pasted 0.25,0.5,0.75`` also each generated image inside a drawn page (a screenshot of a post)
   filling that share of it, where a gated screenshot costs the classifiers' say on the picture.
 
-    python -m benchmarks rendered_graphics [--n 60] [--seed 0] [--graphics DIR] [--corpus CORPUS [--pasted SHARES]]
+    python -m benchmarks rendered_graphics [--n 60] [--seed 0] [--graphics DIR] [--corpus CORPUS [--pasted SHARES]] [--dithered]
     python -m benchmarks rendered_graphics --rebuild-graphics DIR --mirror-dir /work/.mirror
 """
 from __future__ import annotations
@@ -115,36 +116,51 @@ def labelled(checker, sources) -> tuple[Counter, list[str], list[str]]:
     return labels, gated, flagged
 
 
-def folder_sets(folder: Path) -> list[tuple[str, list]]:
-    """One set per sub-folder of ``folder`` as the files are, and one of their JPEG q80 re-saves."""
+def resaved(paths: list, how: str) -> list:
+    """The images re-saved as JPEG q80 ("q80") or as a PNG on the fixed web palette, dithered ("dithered":
+    an 8-bit screenshot, an old web GIF)."""
     from provenance.check import NamedBytes
+
+    out = []
+    for path in paths:
+        with Image.open(path) as image:
+            buffer = io.BytesIO()
+            if how == "q80":
+                image.convert("RGB").save(buffer, "JPEG", quality=80)
+            else:
+                image.convert("RGB").convert("P", palette=Image.Palette.WEB, dither=Image.Dither.FLOYDSTEINBERG).save(buffer, "PNG")
+        out.append(NamedBytes(f"{Path(path).stem}_{how}.{'jpg' if how == 'q80' else 'png'}", buffer.getvalue()))
+    return out
+
+
+def folder_sets(folder: Path, dithered: bool) -> list[tuple[str, list]]:
+    """One set per sub-folder of ``folder`` as the files are, one of their JPEG q80 re-saves (and of their
+    dithered re-saves)."""
     from provenance.generators.photos import image_paths
 
     sets = []
     for kind in sorted(p for p in folder.iterdir() if p.is_dir()):
         paths = image_paths(kind)
-        resaved = []
-        for path in paths:
-            with Image.open(path) as image:
-                buffer = io.BytesIO()
-                image.convert("RGB").save(buffer, "JPEG", quality=80)
-            resaved.append(NamedBytes(f"{path.stem}_q80.jpg", buffer.getvalue()))
         sets += [(f"{folder.name}/{kind.name}, as stored", [str(p) for p in paths]),
-                 (f"{folder.name}/{kind.name}, JPEG q80", resaved)]
+                 (f"{folder.name}/{kind.name}, JPEG q80", resaved(paths, "q80"))]
+        sets += [(f"{folder.name}/{kind.name}, web palette dithered", resaved(paths, "dithered"))] if dithered else []
     return sets
 
 
-def corpus_sets(corpus: Path, pasted: list[float], seed: int) -> list[tuple[str, list]]:
-    """The corpus's test photos and generated images as stored; with ``pasted``, also each generated
-    image inside a drawn page (a screenshot of a post), filling that share of the page's area."""
+def corpus_sets(corpus: Path, pasted: list[float], seed: int, dithered: bool) -> list[tuple[str, list]]:
+    """The corpus's test photos and generated images as stored (and dithered); with ``pasted``, also each
+    generated image inside a drawn page (a screenshot of a post), filling that share of the page's area."""
     from provenance.check import NamedBytes
     from provenance.corpus_detector import corpus_samples
     from provenance.datasets.graphics import page, posted
 
     test = [s for s in corpus_samples(corpus) if s.split == "test"]
     generated = [s.image.path for s in test if s.label]
-    sets = [("corpus test photos, as stored", [s.image.path for s in test if not s.label]),
-            ("corpus test generated, as stored", generated)]
+    photos = [s.image.path for s in test if not s.label]
+    sets = [("corpus test photos, as stored", photos), ("corpus test generated, as stored", generated)]
+    if dithered:
+        sets += [("corpus test photos, web palette dithered", resaved(photos, "dithered")),
+                 ("corpus test generated, web palette dithered", resaved(generated, "dithered"))]
     rng = np.random.default_rng(seed)
     for share in pasted:
         screenshots = []
@@ -206,6 +222,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--corpus", type=Path, default=None, help="the public corpus: its test split's cost")
     parser.add_argument("--pasted", default="", metavar="SHARES",
                         help="with --corpus: also its generated images inside drawn pages at these area shares, e.g. 0.25,0.5,0.75")
+    parser.add_argument("--dithered", action="store_true",
+                        help="also every graphic and corpus picture re-saved on the fixed web palette, dithered")
     parser.add_argument("--rebuild-graphics", type=Path, default=None, metavar="DIR",
                         help="write the indexed public graphics to DIR from --mirror-dir, and stop")
     parser.add_argument("--mirror-dir", type=Path, default=Path("/work/.mirror"))
@@ -221,9 +239,9 @@ def main(argv: list[str] | None = None) -> None:
     drawn: dict[str, list] = {}
     for kind, fmt, name, data in images(args.n, args.seed):
         drawn.setdefault(f"Pillow {kind}, {fmt}", []).append(NamedBytes(name, data))
-    sets = list(drawn.items()) + [s for folder in args.graphics for s in folder_sets(folder)]
+    sets = list(drawn.items()) + [s for folder in args.graphics for s in folder_sets(folder, args.dithered)]
     pasted = [float(share) for share in args.pasted.split(",") if share.strip()]
-    sets += corpus_sets(args.corpus, pasted, args.seed) if args.corpus else []
+    sets += corpus_sets(args.corpus, pasted, args.seed, args.dithered) if args.corpus else []
     started = time.perf_counter()
     rows, notes = [], []
     for name, sources in sets:
