@@ -97,11 +97,12 @@ def images(n: int, seed: int):
         yield kind, fmt, f"{kind}_{i}.{'png' if fmt == 'png' else 'jpg'}", buffer.getvalue()
 
 
-def labelled(checker, sources) -> tuple[Counter, list[str], list[str]]:
-    """Label counts, the images every classifier abstained on as rendered, and the flagged ones (names)."""
+def labelled(checker, sources) -> tuple[Counter, list[str], dict[str, str]]:
+    """Label counts, the images every classifier abstained on as rendered, and the flagged ones (name ->
+    the detectors that said synthetic)."""
     from detectors.results import Signal
 
-    labels, gated, flagged = Counter(), [], []
+    labels, gated, flagged = Counter(), [], {}
     for start in range(0, len(sources), 16):
         for verdict in checker.check(sources[start:start + 16]):
             labels[verdict.label.value] += 1
@@ -111,8 +112,7 @@ def labelled(checker, sources) -> tuple[Counter, list[str], list[str]]:
                                    for e in classifiers):
                 gated.append(name)
             if verdict.label.value in LABELS[2:]:
-                said = [e.detector for e in verdict.evidence if e.signal == Signal.SYNTHETIC]
-                flagged.append(f"{name} ({', '.join(said)})")
+                flagged[name] = ", ".join(e.detector for e in verdict.evidence if e.signal == Signal.SYNTHETIC)
     return labels, gated, flagged
 
 
@@ -251,9 +251,10 @@ def main(argv: list[str] | None = None) -> None:
                     + [f"{without[label]} -> {with_gate[label]}" for label in LABELS])
         if name.startswith("corpus"):  # pictures: which the gate took, and which flags it cost
             notes += [f"{name}: gated {n}" for n in rendered]
-            notes += [f"{name}: flag lost {n}" for n in sorted(set(named_before) - set(named))]
+            notes += [f"{name}: flag lost {n} ({named_before[n]})" for n in sorted(set(named_before) - set(named))]
         else:  # graphics: every flag is a false one
-            notes += [f"{name}: {n} (with the gate)" for n in named] + [f"{name}: {n} (without)" for n in named_before]
+            notes += [f"{name}: {n} ({said}) (with the gate)" for n, said in named.items()]
+            notes += [f"{name}: {n} ({said}) (without)" for n, said in named_before.items()]
     print_table(["images", "n", "gated (classifiers abstain)"] + [f"{label}: without -> with the gate" for label in LABELS],
                 rows)
     print("\n" + "\n".join(notes) if notes else "\nno graphic called (likely) synthetic, no picture gated")

@@ -1,8 +1,8 @@
 """Is an image computer-rendered (a chart, text, a screenshot, a diagram) rather than a photograph
 or a generator's picture? The trained classifiers learnt photographs against generator output; on
-rendered graphics their scores mean nothing (they landed in the uncertain band on most charts and
-text pages, and past their thresholds on a few), so a classifier abstains on an image this gate
-calls rendered.
+rendered graphics their scores mean nothing (in the uncertain band on most public charts, diagrams
+and screenshots, and past their thresholds on 36 of 200 charts: ``benchmarks/rendered_graphics.py``),
+so a classifier abstains on an image this gate calls rendered.
 
 The gate is a logistic regression on cheap statistics of up to 1,024 8x8 blocks sampled on a grid
 (about 1 ms at 1080p): how many blocks are exactly flat or nearly so (rendering leaves exact flats,
